@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` (run the example DAGs against the local emulator) and
+# `make test` (lint, type-check, and the test suite on Airflow 3.3 and on Airflow 2.11).
+# Both create their virtual environments on first use.
+
+PYTHON ?= python3.11
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW2_VERSION ?= 2.11.2
+VENV := .venv
+VENV2 := .venv-airflow2
+UV := $(VENV)/bin/uv
+UV_INSTALL = $(UV) pip install -q --compile-bytecode
+
+.PHONY: test demo lint typecheck test-airflow3 test-airflow2 clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q "uv>=0.13,<0.14"
+	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test]" "apache-airflow==$(AIRFLOW_VERSION)"
+	touch $@
+
+$(VENV2)/.installed: pyproject.toml Makefile $(VENV)/.installed
+	rm -rf $(VENV2)
+	$(UV) venv -q --python $(PYTHON) $(VENV2)
+	$(UV_INSTALL) --python $(VENV2)/bin/python -e ".[test]" "apache-airflow==$(AIRFLOW2_VERSION)"
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+test-airflow3: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+test-airflow2: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest -q
+
+test: lint typecheck test-airflow3 test-airflow2
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python scripts/demo.py
+
+clean:
+	rm -rf $(VENV) $(VENV2) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""Apache Airflow provider for Cloudflare AI Search (formerly AutoRAG) indexing jobs.
+
+This module is the provider's entry point. It must stay cheap to import: nothing from Airflow,
+``requests`` or the rest of the package is imported here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+PACKAGE_NAME = "airflow-provider-aisearch"
+CONN_TYPE = "cloudflare_aisearch"
+_INTEGRATION = "Cloudflare AI Search"
+
+
+def _ui_field_behaviour() -> dict[str, Any]:
+    """Standard-field behaviour of the connection form (snake_case keys, as the hook classmethod returns)."""
+    return {
+        "hidden_fields": ["schema", "port"],
+        "relabeling": {
+            "host": "API base URL",
+            "login": "Account email (Global API Key only)",
+            "password": "API token (or Global API Key)",
+        },
+        "placeholders": {
+            "host": "https://api.cloudflare.com/client/v4",
+            "login": "leave empty when using an API token",
+            "password": "API token with AI Search:Edit and AI Search:Run",
+            "account_id": "32-character account id from the Cloudflare dashboard",
+            "namespace": "default",
+        },
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's providers manager (``apache_airflow_provider`` entry point)."""
+    behaviour = _ui_field_behaviour()
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": _INTEGRATION,
+        "description": "Run, list and wait on Cloudflare AI Search (formerly AutoRAG) indexing jobs.",
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://developers.cloudflare.com/ai-search/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.hooks"]}],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": "airflow_provider_aisearch.hooks.AISearchHook",
+                "hook-name": _INTEGRATION,
+                "ui-field-behaviour": {
+                    "hidden-fields": behaviour["hidden_fields"],
+                    "relabeling": behaviour["relabeling"],
+                    "placeholders": behaviour["placeholders"],
+                },
+                "conn-fields": {
+                    "account_id": {
+                        "label": "Account ID",
+                        "description": "Cloudflare account id (required).",
+                        "schema": {"type": "string"},
+                    },
+                    "namespace": {
+                        "label": "Namespace",
+                        "description": "AI Search namespace; every account has 'default'.",
+                        "schema": {"type": "string", "default": "default"},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,593 @@
+"""The Cloudflare AI Search jobs API without a transport: paths, validation, retries, error mapping.
+
+Everything here is shared by the sync :class:`~airflow_provider_aisearch.hooks.AISearchHook` and
+the async trigger, so each rule lives in exactly one place:
+
+* :func:`jobs_path` and the ``validate_*`` helpers build every URL (input checked before any request);
+* :class:`ConnectionInfo` reads an Airflow connection (base URL, account, namespace, auth headers);
+* :class:`RetryPolicy` decides how long to wait between attempts (``Retry-After`` honoured, capped);
+* :func:`evaluate` turns one HTTP answer, or one transport failure, into a payload or an exception,
+  and says whether it may be retried;
+* :func:`parse_job`, :func:`parse_job_page`, :func:`parse_log_page` read the envelopes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_provider_aisearch import __version__
+from airflow_provider_aisearch.exceptions import (
+    AISearchAuthError,
+    AISearchCooldownError,
+    AISearchCreateAmbiguousError,
+    AISearchError,
+    AISearchNotFoundError,
+    AISearchRateLimitError,
+    AISearchResponseError,
+)
+from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Connection
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_NAMESPACE",
+    "UNSET",
+    "ConnectionInfo",
+    "RetryPolicy",
+    "TransportFailure",
+    "Verdict",
+    "evaluate",
+    "jobs_path",
+    "parse_job",
+    "parse_job_page",
+    "parse_log_page",
+]
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+DEFAULT_NAMESPACE = "default"
+CONN_TYPE = "cloudflare_aisearch"
+JOBS_MAX_PER_PAGE = 50
+LOGS_MAX_PER_PAGE = 500
+DESCRIPTION_MAX_LENGTH = 255
+SEGMENT_MAX_LENGTH = 256
+COOLDOWN_CODE = 7020
+USER_AGENT = f"airflow-provider-aisearch/{__version__}"
+
+_INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Sentinel for "use the connection's namespace" (``None`` means the legacy un-namespaced paths).
+UNSET = _Unset.UNSET
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and URL building (the only place paths are made)
+# --------------------------------------------------------------------------------------------
+
+
+def validate_instance_id(instance_id: object) -> str:
+    """
+    Check an AI Search instance id: lowercase alphanumeric, ``-``, ``_``, 1-64 characters.
+
+    :raises ValueError: naming ``instance_id``.
+    """
+    if not isinstance(instance_id, str) or not _INSTANCE_ID_RE.fullmatch(instance_id):
+        raise ValueError(
+            f"instance_id must be 1-64 characters of lowercase letters, digits, '-' or '_', got {_preview(instance_id)}"
+        )
+    return instance_id
+
+
+def path_segment(name: str, value: object) -> str:
+    """
+    Percent-encode ``value`` as exactly one URL path segment.
+
+    Empty, whitespace-only, over-long values and the dot segments ``.`` / ``..`` (which HTTP
+    clients collapse) are rejected, so no value can change the path's shape.
+
+    :param name: Parameter name, for the error message.
+    :raises ValueError: naming the parameter.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty or whitespace, got {value!r}")
+    if value in (".", ".."):
+        raise ValueError(f"{name} must not be {value!r}")
+    if len(value) > SEGMENT_MAX_LENGTH:
+        raise ValueError(f"{name} is {len(value)} characters long; at most {SEGMENT_MAX_LENGTH} are allowed")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return quote(value, safe="")
+
+
+def validate_per_page(per_page: object, maximum: int, name: str = "per_page") -> int:
+    """:raises ValueError: unless ``per_page`` is an int in ``1..maximum``."""
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= maximum:
+        raise ValueError(f"{name} must be an integer from 1 to {maximum}, got {per_page!r}")
+    return per_page
+
+
+def validate_page(page: object) -> int:
+    """:raises ValueError: unless ``page`` is an int >= 1."""
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ValueError(f"page must be an integer >= 1, got {page!r}")
+    return page
+
+
+def validate_description(description: object) -> str | None:
+    """:raises ValueError: unless ``description`` is ``None`` or a string of at most 255 characters."""
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        raise ValueError(f"description must be a string or None, got {type(description).__name__}")
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise ValueError(
+            f"description is {len(description)} characters long; Cloudflare allows at most {DESCRIPTION_MAX_LENGTH}"
+        )
+    return description
+
+
+def jobs_path(
+    account_id: str,
+    namespace: str | None,
+    instance_id: str,
+    job_id: str | None = None,
+    *,
+    logs: bool = False,
+) -> str:
+    """
+    Build a jobs API path (relative to the base URL), validating every part.
+
+    With a namespace: ``/accounts/{a}/ai-search/namespaces/{ns}/instances/{i}/jobs[/{job}[/logs]]``;
+    with ``namespace=None`` the legacy ``/accounts/{a}/ai-search/instances/{i}/jobs[...]``.
+
+    :raises ValueError: naming the first invalid parameter.
+    """
+    path = f"/accounts/{path_segment('account_id', account_id)}/ai-search"
+    if namespace is not None:
+        path += f"/namespaces/{path_segment('namespace', namespace)}"
+    path += f"/instances/{validate_instance_id(instance_id)}/jobs"
+    if job_id is not None:
+        path += f"/{path_segment('job_id', job_id)}"
+        if logs:
+            path += "/logs"
+    elif logs:
+        raise ValueError("job_id is required for the logs path")
+    return path
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Connection
+# --------------------------------------------------------------------------------------------
+
+
+def _extra_value(extra: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    for candidate in (key, f"extra__{CONN_TYPE}__{key}"):
+        if candidate in extra:
+            return True, extra[candidate]
+    return False, None
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """
+    What a request needs from an Airflow connection. Built without network access.
+
+    ``repr`` never shows the secret.
+
+    :param conn_id: The Airflow connection id (named in error messages).
+    :param base_url: API base URL including its path, without a trailing slash.
+    :param account_id: Cloudflare account id.
+    :param namespace: AI Search namespace, or ``None`` for the legacy un-namespaced paths.
+    :param email: Account email for the legacy Global API Key scheme, else ``None``.
+    """
+
+    conn_id: str
+    base_url: str
+    account_id: str | None
+    namespace: str | None
+    email: str | None
+    secret: str = field(repr=False)
+
+    @classmethod
+    def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> ConnectionInfo:
+        """
+        Read a ``cloudflare_aisearch`` connection.
+
+        :param conn: The Airflow connection.
+        :param extra: The connection's parsed extra, when already available (async lookups).
+        """
+        if extra is None:
+            extra = conn.extra_dejson
+        conn_id = conn.conn_id or "<unnamed>"
+        host = (conn.host or "").strip()
+        base_url = (host or DEFAULT_BASE_URL).rstrip("/")
+        if "://" not in base_url:
+            base_url = "https://" + base_url
+        found, account_id = _extra_value(extra, "account_id")
+        account = str(account_id).strip() if found and account_id not in (None, "") else None
+        found, namespace = _extra_value(extra, "namespace")
+        if not found or namespace == "":
+            ns: str | None = DEFAULT_NAMESPACE
+        elif namespace is None:
+            ns = None
+        else:
+            ns = str(namespace).strip()
+        email = (conn.login or "").strip() or None
+        secret = (conn.password or "").strip()
+        return cls(conn_id=conn_id, base_url=base_url, account_id=account, namespace=ns, email=email, secret=secret)
+
+    @property
+    def auth_scheme(self) -> str:
+        """``"global_key"`` when an email is set, else ``"token"``."""
+        return "global_key" if self.email else "token"
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers of exactly one auth scheme: Bearer token, or X-Auth-Email + X-Auth-Key."""
+        if self.email:
+            return {"X-Auth-Email": self.email, "X-Auth-Key": self.secret}
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    def require_account_id(self) -> str:
+        """:raises AISearchError: the connection has no ``account_id`` extra."""
+        if not self.account_id:
+            raise AISearchError(
+                f"Connection {self.conn_id!r} has no account_id: set the 'account_id' field "
+                '(extra {"account_id": "..."}) to your Cloudflare account id'
+            )
+        return self.account_id
+
+    def require_secret(self) -> str:
+        """:raises AISearchError: the connection has no token / key."""
+        if not self.secret:
+            what = "Global API Key" if self.email else "API token"
+            raise AISearchError(f"Connection {self.conn_id!r} has no {what}: set it in the password field")
+        return self.secret
+
+
+# --------------------------------------------------------------------------------------------
+# Retry policy and response evaluation (shared by the sync hook and the async trigger)
+# --------------------------------------------------------------------------------------------
+
+
+class TransportFailure(str, Enum):
+    """Why no HTTP answer arrived."""
+
+    #: The request never left (connection refused, DNS failure, connect timeout): always safe to retry.
+    NOT_SENT = "not_sent"
+    #: The request may have reached the server (read timeout, reset, truncated answer).
+    LOST = "lost"
+    #: A local problem retrying cannot fix (bad URL, TLS setup).
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """
+    Which failures are retried and how long to wait between attempts.
+
+    Retried: connection errors, timeouts, 5xx, 429 and malformed 2xx answers. Never retried:
+    other 4xx. ``create`` (POST of a job) is retried only when the answer proves no job was
+    started: 429, a ``sync_in_cooldown`` (7020) body, or a request that was never sent.
+
+    :param max_retries: Retries after the first attempt.
+    :param backoff: First backoff in seconds; doubled each retry, with jitter, up to ``max_backoff``.
+    :param max_backoff: Longest computed backoff.
+    :param max_retry_after: Cap on a server-given ``Retry-After`` (Cloudflare's lockout is 300 s).
+    """
+
+    max_retries: int = 3
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    max_retry_after: float = 300.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
+        for name in ("backoff", "max_backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+    def delay(self, retry_number: int, retry_after: float | None, rng: random.Random | None = None) -> float:
+        """
+        Seconds to wait before retry ``retry_number`` (0-based).
+
+        A server ``Retry-After`` wins (capped at ``max_retry_after``); otherwise exponential
+        backoff with jitter in ``[0.5, 1.0]`` of the step.
+        """
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        step = min(self.max_backoff, self.backoff * (2**retry_number))
+        return step * (0.5 + 0.5 * (rng or random).random())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Result of :func:`evaluate`: a payload, or an error and whether to retry it."""
+
+    payload: dict[str, Any] | None = None
+    error: AISearchError | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # requests/httpx headers are case-insensitive; a plain dict may not be.
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, val in headers.items():
+            if key.lower() == lowered:
+                return val
+    return value
+
+
+def _errors_of(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, Mapping):
+        return []
+    raw = body.get("errors")
+    if not isinstance(raw, list):
+        return []
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            entry: dict[str, Any] = {"code": item.get("code"), "message": str(item.get("message", ""))[:500]}
+            chain = item.get("error_chain")
+            if isinstance(chain, list):
+                entry["error_chain"] = _errors_of({"errors": chain})
+            out.append(entry)
+        elif isinstance(item, str):
+            out.append({"code": None, "message": item[:500]})
+    return out
+
+
+def _describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    for e in errors:
+        text = f"[{e.get('code')}] {e.get('message')}" if e.get("code") is not None else str(e.get("message"))
+        chain = e.get("error_chain")
+        if chain:
+            text += " (" + _describe_errors(chain) + ")"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+def evaluate(
+    *,
+    conn_id: str,
+    method: str,
+    path: str,
+    status: int | None,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    failure: TransportFailure | None = None,
+    failure_detail: str = "",
+    create: bool = False,
+    description: str | None = None,
+) -> Verdict:
+    """
+    Classify one attempt: the parsed envelope on success, or the error and whether to retry it.
+
+    :param conn_id: Connection id, named in messages.
+    :param method: HTTP method.
+    :param path: API path (relative to the base URL; no secrets).
+    :param status: HTTP status, or ``None`` when no answer arrived (then ``failure`` is set).
+    :param headers: Response headers.
+    :param body: Raw response body.
+    :param failure: Why no answer arrived.
+    :param failure_detail: Short text describing the transport failure (exception type).
+    :param create: The request is a job create (POST), which must never run twice.
+    :param description: The description sent with a create, carried by the ambiguity error.
+    """
+    where = f"{method} {path} (connection {conn_id!r})"
+    headers = headers or {}
+    if status is None:
+        failure = failure or TransportFailure.LOST
+        if failure is TransportFailure.FATAL:
+            return Verdict(
+                error=AISearchError(f"{where} could not be sent: {failure_detail}", method=method, path=path)
+            )
+        text = f"{where} got no answer: {failure_detail or failure.value}"
+        if create and failure is TransportFailure.LOST:
+            return Verdict(error=_ambiguous(text, description, None, [], method, path))
+        return Verdict(error=AISearchError(text, method=method, path=path), retryable=True)
+
+    parsed = _decode_json(body)
+    errors = _errors_of(parsed)
+    codes = {e.get("code") for e in errors}
+
+    if 200 <= status < 300:
+        problem = None
+        if parsed is _NOT_JSON:
+            ctype = _header(headers, "content-type") or "unknown type"
+            problem = f"answered HTTP {status} with a body that is not JSON ({ctype}, {len(body)} bytes)"
+        elif not isinstance(parsed, dict):
+            problem = f"answered HTTP {status} with JSON that is not an object"
+        elif parsed.get("success") is False:
+            detail = _describe_errors(errors) or "no error details"
+            problem = f"answered HTTP {status} with success=false: {detail}"
+        elif "result" not in parsed:
+            problem = f"answered HTTP {status} without a 'result'"
+        if problem is None:
+            assert isinstance(parsed, dict)
+            return Verdict(payload=parsed)
+        if create:
+            return Verdict(error=_ambiguous(f"{where} {problem}", description, status, errors, method, path))
+        return Verdict(
+            error=AISearchResponseError(
+                f"{where} {problem}", status_code=status, errors=errors, method=method, path=path
+            ),
+            retryable=True,
+        )
+
+    detail = _describe_errors(errors)
+    if not detail:
+        if parsed is _NOT_JSON:
+            ctype = _header(headers, "content-type") or "unknown type"
+            detail = f"non-JSON body ({ctype}, {len(body)} bytes)"
+        else:
+            detail = "no error details"
+    text = f"{where} failed with HTTP {status}: {detail}"
+    kwargs: dict[str, Any] = {"status_code": status, "errors": errors, "method": method, "path": path}
+    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    cooldown = COOLDOWN_CODE in codes or "sync_in_cooldown" in detail
+
+    if status in (401, 403):
+        hint = (
+            f". Check the API token (or email + Global API Key) and account_id of connection {conn_id!r}; "
+            "the token needs AI Search:Edit and AI Search:Run"
+        )
+        return Verdict(error=AISearchAuthError(text + hint, **kwargs))
+    if status == 404:
+        return Verdict(error=AISearchNotFoundError(text, **kwargs))
+    if cooldown and (status == 429 or status >= 500):
+        # Cloudflare answered 5xx for the cooldown before 2026-07-18; either way nothing was created.
+        return Verdict(error=AISearchCooldownError(text, **kwargs), retryable=True, retry_after=retry_after)
+    if status == 429:
+        return Verdict(error=AISearchRateLimitError(text, **kwargs), retryable=True, retry_after=retry_after)
+    if status >= 500 or status == 408:
+        if create:
+            return Verdict(error=_ambiguous(text, description, status, errors, method, path))
+        return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
+    return Verdict(error=AISearchError(text, **kwargs))
+
+
+def _ambiguous(
+    text: str,
+    description: str | None,
+    status: int | None,
+    errors: Sequence[Mapping[str, Any]],
+    method: str,
+    path: str,
+) -> AISearchCreateAmbiguousError:
+    return AISearchCreateAmbiguousError(
+        text
+        + "; a job may or may not have been started, so the request was not re-sent"
+        + (f" (find it by description {description!r})" if description else ""),
+        description=description,
+        status_code=status,
+        errors=errors,
+        method=method,
+        path=path,
+    )
+
+
+def result_of(payload: Mapping[str, Any], kind: type, *, method: str, path: str) -> Any:
+    """Return ``payload["result"]`` if it is a ``kind`` (dict or list), else raise AISearchResponseError."""
+    result = payload.get("result")
+    if not isinstance(result, kind):
+        raise AISearchResponseError(
+            f"{method} {path} answered with a 'result' that is not a {'list' if kind is list else 'object'}",
+            method=method,
+            path=path,
+        )
+    return result
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_job_page(payload: Mapping[str, Any], *, page: int, per_page: int, method: str, path: str) -> JobPage:
+    """Build a :class:`JobPage` from a list-jobs envelope."""
+    items = result_of(payload, list, method=method, path=path)
+    try:
+        jobs = tuple(Job.from_api(item) for item in items)
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed job: {exc}", method=method, path=path
+        ) from None
+    info = payload.get("result_info")
+    info = info if isinstance(info, Mapping) else {}
+    return JobPage(
+        jobs=jobs,
+        page=_int_or_none(info.get("page")) or page,
+        per_page=_int_or_none(info.get("per_page")) or per_page,
+        count=len(jobs),
+        total_count=_int_or_none(info.get("total_count")),
+    )
+
+
+def parse_job(payload: Mapping[str, Any], *, method: str, path: str) -> Job:
+    """Build a :class:`Job` from a single-job envelope."""
+    raw = result_of(payload, dict, method=method, path=path)
+    try:
+        return Job.from_api(raw)
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed job: {exc}", method=method, path=path
+        ) from None
+
+
+def is_last_page(items_on_page: int, page: int, per_page: int, total_count: int | None) -> bool:
+    """Whether no request past ``page`` is needed (shared by job and log pagination)."""
+    if items_on_page < per_page:
+        return True
+    return total_count is not None and page * per_page >= total_count
+
+
+def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[JobLog], int | None]:
+    """Read a job-logs envelope: the entries and ``result_info.total_count`` (if reported)."""
+    items = result_of(payload, list, method=method, path=path)
+    try:
+        entries = [JobLog.from_api(item) for item in items]
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed log entry: {exc}", method=method, path=path
+        ) from None
+    info = payload.get("result_info")
+    total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
+    return entries, total

@@ -1,0 +1,122 @@
+"""Exceptions raised by the Cloudflare AI Search provider.
+
+Every error that comes from the API is an :class:`AISearchError` carrying the HTTP status and
+Cloudflare's ``errors`` list (``code`` + ``message``). Messages name the connection id, the HTTP
+method and the path; they never contain a token or key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+
+class AISearchError(AirflowException):
+    """
+    An error from the Cloudflare AI Search API, or a response that could not be understood.
+
+    :param message: Human-readable description.
+    :param status_code: HTTP status of the answer, or ``None`` when no answer arrived.
+    :param errors: Cloudflare's ``errors`` entries, each with ``code`` and ``message``.
+    :param method: HTTP method of the failed request.
+    :param path: API path of the failed request (relative to the base URL).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException types it HTTPStatus
+        self.errors: list[dict[str, Any]] = [dict(e) for e in errors]
+        self.method = method
+        self.path = path
+
+    @property
+    def codes(self) -> list[int]:
+        """Cloudflare error codes carried by this error (may be empty)."""
+        return [e["code"] for e in self.errors if isinstance(e.get("code"), int)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep keyword-only attributes when pickled (Airflow may pickle exceptions across processes).
+        return (
+            _rebuild,
+            (type(self), self.message, self.status_code, self.errors, self.method, self.path),
+        )
+
+
+def _rebuild(
+    cls: type[AISearchError],
+    message: str,
+    status_code: int | None,
+    errors: list[dict[str, Any]],
+    method: str | None,
+    path: str | None,
+) -> AISearchError:
+    return cls(message, status_code=status_code, errors=errors, method=method, path=path)
+
+
+class AISearchAuthError(AISearchError):
+    """Authentication or permission failure (HTTP 401 or 403). Never retried."""
+
+
+class AISearchNotFoundError(AISearchError):
+    """The account, namespace, instance or job does not exist (HTTP 404). Never retried."""
+
+
+class AISearchRateLimitError(AISearchError):
+    """HTTP 429 still returned after every retry (the account is throttled)."""
+
+
+class AISearchCooldownError(AISearchRateLimitError):
+    """A create was refused with ``sync_in_cooldown`` (code 7020) after every retry; no job was created."""
+
+
+class AISearchResponseError(AISearchError):
+    """The API answered with something that is not a valid Cloudflare envelope (HTML, bad JSON, missing fields)."""
+
+
+class AISearchCreateAmbiguousError(AISearchError):
+    """
+    A create request failed in a way that does not tell whether a job was started.
+
+    Raised instead of re-sending the POST (which could start a second job that supersedes the
+    first). The caller resolves it by listing jobs and matching :attr:`description`.
+
+    :param description: The description sent with the create request, for matching.
+    """
+
+    def __init__(self, message: str, *, description: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.description = description
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_ambiguous,
+            (self.message, self.description, self.status_code, self.errors, self.method, self.path),
+        )
+
+
+def _rebuild_ambiguous(
+    message: str,
+    description: str | None,
+    status_code: int | None,
+    errors: list[dict[str, Any]],
+    method: str | None,
+    path: str | None,
+) -> AISearchCreateAmbiguousError:
+    return AISearchCreateAmbiguousError(
+        message, description=description, status_code=status_code, errors=errors, method=method, path=path
+    )
+
+
+class AISearchJobFailedError(AirflowFailException):
+    """An indexing job ended with a failing end reason (failed, cancelled, or a refused supersede)."""

@@ -1,0 +1,450 @@
+"""AISearchHook: the Cloudflare AI Search jobs API over one keep-alive ``requests.Session``.
+
+Paths, validation, the retry policy and error mapping come from :mod:`airflow_provider_aisearch.api`,
+which the async trigger shares; this module adds the connection lookup, the session and the
+synchronous retry loop.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_aisearch.api import (
+    CONN_TYPE,
+    JOBS_MAX_PER_PAGE,
+    LOGS_MAX_PER_PAGE,
+    UNSET,
+    USER_AGENT,
+    ConnectionInfo,
+    RetryPolicy,
+    TransportFailure,
+    _describe_errors,
+    _Unset,
+    evaluate,
+    is_last_page,
+    jobs_path,
+    parse_job,
+    parse_job_page,
+    parse_log_page,
+    path_segment,
+    result_of,
+    validate_description,
+    validate_instance_id,
+    validate_page,
+    validate_per_page,
+)
+from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
+from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["AISearchHook"]
+
+
+class _CloudflareAuth:
+    """``requests`` auth: adds the auth headers at send time (keeps them out of reprs; stops ``.netrc``)."""
+
+    def __init__(self, info: ConnectionInfo) -> None:
+        self._headers = info.auth_headers()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+    def __repr__(self) -> str:
+        return "<CloudflareAuth ***>"
+
+
+def _classify_requests_error(exc: Exception) -> tuple[TransportFailure, str]:
+    import requests
+    from urllib3.exceptions import NewConnectionError
+
+    detail = type(exc).__name__
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TransportFailure.NOT_SENT, detail
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
+        seen: set[int] = set()
+        cause: BaseException | None = exc
+        while cause is not None and id(cause) not in seen:
+            seen.add(id(cause))
+            if isinstance(cause, NewConnectionError):
+                return TransportFailure.NOT_SENT, detail + " (connection refused or host unreachable)"
+            nxt = getattr(cause, "reason", None)
+            if not isinstance(nxt, BaseException):
+                nxt = (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None) or (
+                    cause.__cause__ or cause.__context__
+                )
+            cause = nxt
+        return TransportFailure.LOST, detail
+    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)):
+        return TransportFailure.LOST, detail
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return TransportFailure.LOST, detail
+    return TransportFailure.FATAL, detail
+
+
+class AISearchHook(BaseHook):
+    """
+    Interact with the Cloudflare AI Search jobs API.
+
+    Credentials come from an Airflow connection of type ``cloudflare_aisearch``: the API token in
+    ``password`` (sent as ``Authorization: Bearer``), or an account email in ``login`` with the
+    Global API Key in ``password`` (sent as ``X-Auth-Email`` / ``X-Auth-Key``). Extra
+    ``account_id`` is required; extra ``namespace`` defaults to ``"default"`` (``null`` selects
+    the legacy un-namespaced paths). ``host`` overrides the base URL.
+
+    Requests reuse one keep-alive ``requests.Session``, have connect and read timeouts, and are
+    retried by :class:`RetryPolicy`. Every argument is validated before any request.
+
+    :param aisearch_conn_id: The Airflow connection id.
+    :param namespace: Namespace for every call (default: the connection's; ``None`` = legacy paths).
+    :param timeout: Seconds: one number for both, or ``(connect, read)``.
+    :param max_retries: Retries after the first attempt.
+    :param retry_backoff: First retry delay in seconds (doubles each retry, with jitter).
+    """
+
+    conn_name_attr = "aisearch_conn_id"
+    default_conn_name = "aisearch_default"
+    conn_type = CONN_TYPE
+    hook_name = "Cloudflare AI Search"
+
+    DEFAULT_TIMEOUT: ClassVar[tuple[float, float]] = (10.0, 60.0)
+
+    def __init__(
+        self,
+        aisearch_conn_id: str = default_conn_name,
+        *,
+        namespace: str | _Unset | None = UNSET,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(aisearch_conn_id, str) or not aisearch_conn_id:
+            raise ValueError(f"aisearch_conn_id must be a non-empty string, got {aisearch_conn_id!r}")
+        if namespace is not UNSET and namespace is not None:
+            path_segment("namespace", namespace)
+        self.aisearch_conn_id = aisearch_conn_id
+        self.namespace = namespace
+        self.timeout = _validate_timeout(timeout)
+        self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        self._rng = random.Random()
+
+    # -- connection ------------------------------------------------------------------------
+
+    @cached_property
+    def conn_info(self) -> ConnectionInfo:
+        """The connection's settings (looked up once, on first use)."""
+        return ConnectionInfo.from_connection(self.get_connection(self.aisearch_conn_id))
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The hook's keep-alive session (one TCP connection reused across calls)."""
+        import requests
+
+        info = self.conn_info
+        info.require_secret()
+        session = requests.Session()
+        session.auth = _CloudflareAuth(info)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        return session
+
+    def get_conn(self) -> requests.Session:
+        """Return the hook's ``requests.Session``."""
+        return self.session
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        if "session" in self.__dict__:
+            self.__dict__.pop("session").close()
+
+    def __enter__(self) -> AISearchHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _namespace(self, namespace: str | _Unset | None) -> str | None:
+        if namespace is not UNSET:
+            return namespace
+        if self.namespace is not UNSET:
+            return self.namespace
+        return self.conn_info.namespace
+
+    def _path(
+        self, instance_id: str, job_id: str | None = None, *, logs: bool = False, namespace: str | _Unset | None = UNSET
+    ) -> str:
+        # Validate the caller's arguments first, so a bad value fails before any connection lookup.
+        validate_instance_id(instance_id)
+        if job_id is not None:
+            path_segment("job_id", job_id)
+        if namespace is not UNSET and namespace is not None:
+            path_segment("namespace", namespace)
+        info = self.conn_info
+        return jobs_path(info.require_account_id(), self._namespace(namespace), instance_id, job_id, logs=logs)
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        create: bool = False,
+        description: str | None = None,
+        max_retries: int | None = None,
+    ) -> dict[str, Any]:
+        session = self.session
+        url = self.conn_info.base_url + path
+        retries = self.retry_policy.max_retries if max_retries is None else max_retries
+        attempt = 0
+        while True:
+            try:
+                response = session.request(method, url, params=params, json=json_body, timeout=self.timeout)
+            except Exception as exc:  # requests raises many types; classify, never leak
+                failure, detail = _classify_requests_error(exc)
+                verdict = evaluate(
+                    conn_id=self.aisearch_conn_id,
+                    method=method,
+                    path=path,
+                    status=None,
+                    failure=failure,
+                    failure_detail=detail,
+                    create=create,
+                    description=description,
+                )
+                if failure is TransportFailure.FATAL:
+                    raise verdict.error from None  # type: ignore[misc]
+            else:
+                verdict = evaluate(
+                    conn_id=self.aisearch_conn_id,
+                    method=method,
+                    path=path,
+                    status=response.status_code,
+                    headers=response.headers,
+                    body=response.content,
+                    create=create,
+                    description=description,
+                )
+            if verdict.payload is not None:
+                return verdict.payload
+            assert verdict.error is not None
+            if not verdict.retryable or attempt >= retries:
+                if attempt:
+                    verdict.error.message += f" (after {attempt + 1} attempts)"
+                    verdict.error.args = (verdict.error.message,)
+                raise verdict.error
+            delay = self.retry_policy.delay(attempt, verdict.retry_after, self._rng)
+            self.log.warning(
+                "%s; retrying in %.1f s (retry %d of %d)", verdict.error.message, delay, attempt + 1, retries
+            )
+            time.sleep(delay)
+            attempt += 1
+
+    # -- jobs API --------------------------------------------------------------------------
+
+    def list_jobs(
+        self,
+        instance_id: str,
+        *,
+        page: int = 1,
+        per_page: int = JOBS_MAX_PER_PAGE,
+        namespace: str | _Unset | None = UNSET,
+    ) -> JobPage:
+        """
+        List one page of an instance's indexing jobs.
+
+        :param instance_id: AI Search instance id.
+        :param page: Page number, from 1.
+        :param per_page: Jobs per page, 1-50.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        validate_page(page)
+        validate_per_page(per_page, JOBS_MAX_PER_PAGE)
+        path = self._path(instance_id, namespace=namespace)
+        payload = self._request("GET", path, params={"page": page, "per_page": per_page})
+        return parse_job_page(payload, page=page, per_page=per_page, method="GET", path=path)
+
+    def iter_jobs(
+        self, instance_id: str, *, per_page: int = JOBS_MAX_PER_PAGE, namespace: str | _Unset | None = UNSET
+    ) -> Iterator[Job]:
+        """
+        Iterate over all of an instance's jobs, fetching pages lazily.
+
+        Stops at ``total_count`` or a short page, so N jobs cost ``ceil(N / per_page)`` requests
+        (one request when there are none).
+
+        :param instance_id: AI Search instance id.
+        :param per_page: Jobs per page, 1-50.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        validate_per_page(per_page, JOBS_MAX_PER_PAGE)
+        self._path(instance_id, namespace=namespace)  # validate now, not on first next()
+        return self._iter_jobs(instance_id, per_page, namespace)
+
+    def _iter_jobs(self, instance_id: str, per_page: int, namespace: str | _Unset | None) -> Iterator[Job]:
+        page = 1
+        while True:
+            result = self.list_jobs(instance_id, page=page, per_page=per_page, namespace=namespace)
+            yield from result.jobs
+            if is_last_page(result.count, page, per_page, result.total_count):
+                return
+            page += 1
+
+    def get_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Job:
+        """
+        Get one job.
+
+        :param instance_id: AI Search instance id.
+        :param job_id: Job id.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        path = self._path(instance_id, job_id, namespace=namespace)
+        return parse_job(self._request("GET", path), method="GET", path=path)
+
+    def create_job(
+        self, instance_id: str, *, description: str | None = None, namespace: str | _Unset | None = UNSET
+    ) -> Job:
+        """
+        Start an indexing job (POST). Never sends the POST twice when it might have succeeded.
+
+        Retried only on answers proving no job was started (429, ``sync_in_cooldown``, connection
+        refused). After an ambiguous failure (5xx, timeout, reset) it raises
+        :class:`~airflow_provider_aisearch.exceptions.AISearchCreateAmbiguousError`.
+
+        :param instance_id: AI Search instance id.
+        :param description: Up to 255 characters, stored on the job (used to find it again).
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        validate_description(description)
+        path = self._path(instance_id, namespace=namespace)
+        body = {} if description is None else {"description": description}
+        payload = self._request("POST", path, json_body=body, create=True, description=description)
+        return parse_job(payload, method="POST", path=path)
+
+    def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Job:
+        """
+        Cancel a running job (PATCH ``{"action": "cancel"}``).
+
+        :param instance_id: AI Search instance id.
+        :param job_id: Job id.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        path = self._path(instance_id, job_id, namespace=namespace)
+        payload = self._request("PATCH", path, json_body={"action": "cancel"})
+        return parse_job(payload, method="PATCH", path=path)
+
+    def iter_job_logs(
+        self,
+        instance_id: str,
+        job_id: str,
+        *,
+        per_page: int = LOGS_MAX_PER_PAGE,
+        namespace: str | _Unset | None = UNSET,
+    ) -> Iterator[JobLog]:
+        """
+        Iterate over a job's log entries in the order the API returns them, fetching pages lazily.
+
+        :param instance_id: AI Search instance id.
+        :param job_id: Job id.
+        :param per_page: Entries per page, 1-500.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        validate_per_page(per_page, LOGS_MAX_PER_PAGE)
+        path = self._path(instance_id, job_id, logs=True, namespace=namespace)
+        return self._iter_logs(path, per_page)
+
+    def _iter_logs(self, path: str, per_page: int) -> Iterator[JobLog]:
+        page = 1
+        while True:
+            payload = self._request("GET", path, params={"page": page, "per_page": per_page})
+            entries, total = parse_log_page(payload, method="GET", path=path)
+            yield from entries
+            if is_last_page(len(entries), page, per_page, total):
+                return
+            page += 1
+
+    # -- connection test -------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        Check the credentials with one or two cheap GETs (no retries).
+
+        Token: ``/accounts/{account_id}/tokens/verify``, falling back to ``/user/tokens/verify``
+        for user-owned tokens. Email + Global API Key: ``/user``.
+        """
+        try:
+            info = self.conn_info
+            account = info.require_account_id()
+            info.require_secret()
+            path_segment("account_id", account)
+        except (AISearchError, ValueError) as exc:
+            return False, str(exc)
+        except Exception as exc:  # connection not found, etc.
+            return False, f"Cannot read connection {self.aisearch_conn_id!r}: {type(exc).__name__}: {exc}"
+        try:
+            if info.email:
+                result = result_of(self._request("GET", "/user", max_retries=0), dict, method="GET", path="/user")
+                return True, f"Global API Key accepted for {result.get('email') or info.email}."
+            attempts: list[str] = []
+            for path, owner in (
+                (f"/accounts/{path_segment('account_id', account)}/tokens/verify", "account"),
+                ("/user/tokens/verify", "user"),
+            ):
+                try:
+                    payload = self._request("GET", path, max_retries=0)
+                except (AISearchAuthError, AISearchNotFoundError) as exc:
+                    attempts.append(_describe_errors(exc.errors) or f"HTTP {exc.status_code}")
+                    continue
+                result = result_of(payload, dict, method="GET", path=path)
+                token_status = result.get("status")
+                if token_status not in (None, "active"):
+                    return False, f"The API token is {token_status} ({owner}-owned token)."
+                return True, f"API token is active ({owner}-owned token); account {account}."
+            return False, (
+                "The API token was rejected by both /accounts/{account_id}/tokens/verify and "
+                f"/user/tokens/verify: {' | '.join(attempts)}"
+            )
+        except AISearchError as exc:
+            return False, str(exc)
+
+    # -- connection form (Airflow < 3.2; 3.2+ reads get_provider_info()) ---------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel and hide the standard connection fields (Airflow < 3.2)."""
+        from airflow_provider_aisearch import _ui_field_behaviour
+
+        return _ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Form fields for ``account_id`` and ``namespace`` (Airflow < 3.2)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
+            "namespace": StringField(lazy_gettext("Namespace"), widget=BS3TextFieldWidget(), default="default"),
+        }
+
+
+def _validate_timeout(timeout: object) -> float | tuple[float, float]:
+    def ok(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+    if ok(timeout):
+        return float(timeout)  # type: ignore[arg-type]
+    if isinstance(timeout, tuple) and len(timeout) == 2 and all(ok(v) for v in timeout):
+        return (float(timeout[0]), float(timeout[1]))
+    raise ValueError(f"timeout must be a positive number of seconds or a (connect, read) pair, got {timeout!r}")
