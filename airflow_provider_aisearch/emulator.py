@@ -276,6 +276,8 @@ class AISearchEmulator:
         self.list_order = list_order
         self.clock = clock
         self.verbose = verbose
+        #: When false, list answers omit ``result_info.total_count`` (clients must stop on a short page).
+        self.report_total_count = True
         self.requests: list[RequestRecord] = []
         self.connections = 0
         self._rng = random.Random(seed)
@@ -298,7 +300,9 @@ class AISearchEmulator:
             return self
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="aisearch-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="aisearch-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -729,7 +733,9 @@ class AISearchEmulator:
             return self._error(400, {"code": 7001, "message": f"per_page must be 0-{max_per_page}, page >= 1"})
         per_page = per_page or 20
         chunk = items[(page - 1) * per_page : page * per_page]
-        info = {"count": len(chunk), "page": page, "per_page": per_page, "total_count": len(items)}
+        info: dict[str, int] = {"count": len(chunk), "page": page, "per_page": per_page}
+        if self.report_total_count:
+            info["total_count"] = len(items)
         return self._ok(chunk, result_info=info)
 
     def _list(

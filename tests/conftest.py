@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Airflow reads its configuration at import time: point it at a throwaway home first.
+REPO = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="aisearch-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+for _key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
+    del os.environ[_key]
+
+from airflow_provider_aisearch.emulator import AISearchEmulator  # noqa: E402
+from airflow_provider_aisearch.hooks import AISearchHook  # noqa: E402
+
+TOKEN = "tok-Sekrit-4f9a2c"  # recognisable, so tests can search for leaks
+EMAIL = "ops@example.com"
+GLOBAL_KEY = "gk-Sekrit-77b1e0"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., AISearchEmulator]]:
+    """Start emulators (fast defaults: no cooldown, long jobs) and stop them after the test."""
+    started: list[AISearchEmulator] = []
+
+    def factory(**kwargs: Any) -> AISearchEmulator:
+        kwargs.setdefault("token", TOKEN)
+        kwargs.setdefault("email", EMAIL)
+        kwargs.setdefault("global_key", GLOBAL_KEY)
+        kwargs.setdefault("cooldown", 0.0)
+        kwargs.setdefault("job_duration", 3600.0)
+        emu = AISearchEmulator(**kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield factory
+    for emu in started:
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[..., AISearchEmulator]) -> AISearchEmulator:
+    return make_emulator()
+
+
+@pytest.fixture
+def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Register an emulator as an ``AIRFLOW_CONN_*`` connection (JSON form, no metadata DB)."""
+
+    def _connect(
+        emu: AISearchEmulator, conn_id: str = "aisearch_default", *, global_key: bool = False, **overrides: Any
+    ) -> None:
+        import json
+
+        conn = json.loads(emu.connection_json(global_key=global_key))
+        extra = conn["extra"]
+        for key in ("account_id", "namespace"):
+            if key in overrides:
+                extra[key] = overrides.pop(key)
+        conn.update(overrides)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+    return _connect
+
+
+@pytest.fixture
+def hook(emulator: AISearchEmulator, connect: Callable[..., None]) -> Iterator[AISearchHook]:
+    connect(emulator)
+    h = AISearchHook(retry_backoff=0.001)
+    yield h
+    h.close()

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_aisearch.jobs import (
+    DEFAULT_END_REASON_POLICY,
+    EndReasonPolicy,
+    Job,
+    JobLog,
+    JobStatus,
+    MalformedJobError,
+    parse_timestamp,
+)
+
+ENDED = datetime(2026, 7, 16, 19, 29, 59, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("ended_at", "end_reason", "status"),
+    [
+        (None, None, JobStatus.RUNNING),
+        (None, "completed", JobStatus.RUNNING),
+        (None, "new_job_has_started", JobStatus.RUNNING),
+        (ENDED, None, JobStatus.SUCCEEDED),
+        (ENDED, "", JobStatus.SUCCEEDED),
+        (ENDED, "completed", JobStatus.SUCCEEDED),
+        (ENDED, "job_completed", JobStatus.SUCCEEDED),
+        (ENDED, "done", JobStatus.SUCCEEDED),
+        (ENDED, "finished", JobStatus.SUCCEEDED),
+        (ENDED, "success", JobStatus.SUCCEEDED),
+        (ENDED, "Succeeded", JobStatus.SUCCEEDED),
+        (ENDED, " COMPLETED ", JobStatus.SUCCEEDED),
+        (ENDED, "new_job_has_started", JobStatus.SUPERSEDED),
+        (ENDED, "cancelled", JobStatus.CANCELLED),
+        (ENDED, "canceled_by_user", JobStatus.CANCELLED),
+        (ENDED, "error", JobStatus.FAILED),
+        (ENDED, "failed", JobStatus.FAILED),
+        (ENDED, "indexing_error: source unreachable", JobStatus.FAILED),
+        (ENDED, "timeout", JobStatus.FAILED),
+        (ENDED, "something_unexpected", JobStatus.FAILED),
+    ],
+)
+def test_default_classification(ended_at: datetime | None, end_reason: str | None, status: JobStatus) -> None:
+    assert DEFAULT_END_REASON_POLICY.classify(ended_at, end_reason) is status
+    job = Job(id="j", ended_at=ended_at, end_reason=end_reason)
+    assert job.status is status
+    assert job.is_running is (ended_at is None)
+
+
+def test_explicit_sets_add_to_defaults_and_win_over_patterns() -> None:
+    policy = EndReasonPolicy.build(
+        success_end_reasons=["Something_Unexpected", "new_job_has_started"],
+        failure_end_reasons={"completed", "partial_cancel"},
+    )
+    assert policy.classify(ENDED, "something_unexpected") is JobStatus.SUCCEEDED
+    assert policy.classify(ENDED, "new_job_has_started") is JobStatus.SUCCEEDED
+    assert policy.classify(ENDED, "COMPLETED") is JobStatus.FAILED
+    assert policy.classify(ENDED, "partial_cancel") is JobStatus.FAILED
+    # defaults still apply to everything else
+    assert policy.classify(ENDED, "done") is JobStatus.SUCCEEDED
+    assert policy.classify(ENDED, "cancelled") is JobStatus.CANCELLED
+    assert policy.classify(None, "something_unexpected") is JobStatus.RUNNING
+    assert Job(id="x", ended_at=ENDED, end_reason="something_unexpected").classify(policy) is JobStatus.SUCCEEDED
+
+
+def test_reason_in_both_sets_is_an_error() -> None:
+    with pytest.raises(ValueError, match="overlap.*'done'"):
+        EndReasonPolicy.build(success_end_reasons=["done"], failure_end_reasons=["DONE "])
+
+
+@pytest.mark.parametrize("bad", ["completed", [1], [None]])
+def test_end_reason_sets_must_be_collections_of_strings(bad: object) -> None:
+    with pytest.raises(ValueError, match="success_end_reasons"):
+        EndReasonPolicy.build(success_end_reasons=bad)  # type: ignore[arg-type]
+
+
+def test_unrecognised_end_reason_message_says_how_to_declare_success() -> None:
+    job = Job(id="j1", ended_at=ENDED, end_reason="Something_Unexpected")
+    text = DEFAULT_END_REASON_POLICY.explain(job)
+    assert "failed" in text
+    assert "not recognised" in text
+    assert "success_end_reasons={'something_unexpected'}" in text
+    # a known failure does not get the hint
+    assert "not recognised" not in DEFAULT_END_REASON_POLICY.explain(Job(id="j2", ended_at=ENDED, end_reason="error"))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2026-07-16 19:29:59",
+        "2026-07-16T19:29:59",
+        "2026-07-16T19:29:59Z",
+        "2026-07-16T19:29:59+00:00",
+        "2026-07-16T21:29:59+02:00",
+        "2026-07-16 19:29:59.000000",
+    ],
+)
+def test_timestamps_in_both_formats_are_utc(raw: str) -> None:
+    parsed = parse_timestamp(raw)
+    assert parsed == ENDED
+    assert parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("raw", ["yesterday", "2026-13-01 00:00:00", 1700000000, ["x"]])
+def test_bad_timestamps_raise_malformed(raw: object) -> None:
+    with pytest.raises(MalformedJobError):
+        parse_timestamp(raw, name="ended_at")
+
+
+def test_job_from_api_to_dict_round_trip_is_json_safe() -> None:
+    raw = {
+        "id": "abc",
+        "source": "user",
+        "description": "airflow run",
+        "end_reason": None,
+        "started_at": "2026-07-16 19:00:00",
+        "ended_at": "2026-07-16 19:29:59",
+        "last_seen_at": "2026-07-16 19:29:59",
+        "unknown_extra": 1,
+    }
+    job = Job.from_api(raw)
+    data = job.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["status"] == "succeeded"
+    assert data["ended_at"] == "2026-07-16T19:29:59+00:00"
+    assert Job.from_dict(data) == job
+
+
+@pytest.mark.parametrize(
+    "raw", [None, [], "job", {}, {"id": ""}, {"id": 5}, {"id": "a", "source": 3}, {"id": "a", "ended_at": "x"}]
+)
+def test_malformed_jobs_raise(raw: object) -> None:
+    with pytest.raises(MalformedJobError):
+        Job.from_api(raw)
+
+
+def test_job_log_from_epoch_seconds() -> None:
+    log = JobLog.from_api({"id": 7, "created_at": 1700000000, "message": "Starting", "message_type": 0})
+    assert log.created_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert log.to_dict()["created_at"] == "2023-11-14T22:13:20+00:00"
+    with pytest.raises(MalformedJobError):
+        JobLog.from_api({"id": "7", "created_at": 1})
+    with pytest.raises(MalformedJobError):
+        JobLog.from_api({"id": 7, "created_at": "yesterday"})
