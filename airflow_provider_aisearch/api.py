@@ -530,7 +530,7 @@ def result_of(payload: Mapping[str, Any], kind: type, *, method: str, path: str)
     result = payload.get("result")
     if not isinstance(result, kind):
         raise AISearchResponseError(
-            f"{method} {path} answered with a 'result' that is not a {'list' if kind is list else 'object'}",
+            f"{method} {path} answered with a 'result' that is not {'a list' if kind is list else 'an object'}",
             method=method,
             path=path,
         )

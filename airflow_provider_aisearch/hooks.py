@@ -179,16 +179,22 @@ class AISearchHook(BaseHook):
         return self.conn_info.namespace
 
     def _path(
-        self, instance_id: str, job_id: str | None = None, *, logs: bool = False, namespace: str | _Unset | None = UNSET
+        self,
+        instance_id: str,
+        job_id: str | _Unset = UNSET,
+        *,
+        logs: bool = False,
+        namespace: str | _Unset | None = UNSET,
     ) -> str:
         # Validate the caller's arguments first, so a bad value fails before any connection lookup.
         validate_instance_id(instance_id)
-        if job_id is not None:
-            path_segment("job_id", job_id)
+        job = None if job_id is UNSET else job_id
+        if job_id is not UNSET:
+            path_segment("job_id", job_id)  # None is rejected here too
         if namespace is not UNSET and namespace is not None:
             path_segment("namespace", namespace)
         info = self.conn_info
-        return jobs_path(info.require_account_id(), self._namespace(namespace), instance_id, job_id, logs=logs)
+        return jobs_path(info.require_account_id(), self._namespace(namespace), instance_id, job, logs=logs)
 
     # -- transport -------------------------------------------------------------------------
 

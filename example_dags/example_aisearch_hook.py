@@ -63,7 +63,7 @@ def example_aisearch_hook() -> None:
 
     check = check_connection()
     check >> recent_jobs()
-    check >> wait_for_job(start_indexing())
+    check >> wait_for_job(start_indexing())  # type: ignore[arg-type]  # an XComArg resolves to str at run time
 
 
 example_aisearch_hook()
