@@ -61,9 +61,9 @@ def example_aisearch_hook() -> None:
                 print(f"[job {job_id}] {entry.message}")
             return job.to_dict()
 
-    check = check_connection()
-    check >> recent_jobs()
-    check >> wait_for_job(start_indexing())  # type: ignore[arg-type]  # an XComArg resolves to str at run time
+    job_id = start_indexing()
+    check_connection() >> [recent_jobs(), job_id]
+    wait_for_job(job_id)  # type: ignore[arg-type]  # an XComArg resolves to str at run time
 
 
 example_aisearch_hook()

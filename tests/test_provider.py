@@ -105,16 +105,23 @@ def test_airflow_connections_test_uses_our_hook(emulator: AISearchEmulator) -> N
 
 
 @pytest.mark.parametrize("conn_id", ["aisearch_default", "other_cf"])
-def test_connection_from_env_json_without_metadata_db(
-    emulator: AISearchEmulator, monkeypatch: pytest.MonkeyPatch, conn_id: str
-) -> None:
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", emulator.connection_json())
-    hook = AISearchHook(conn_id)
-    assert hook.conn_info.base_url == emulator.url
-    assert hook.conn_info.account_id == emulator.account_id
-    assert hook.conn_info.namespace == "default"
-    assert hook.list_jobs("docs").jobs == ()
-    assert not (Path(os.environ["AIRFLOW_HOME"]) / "airflow.db").exists()
+def test_connection_from_env_json_without_metadata_db(emulator: AISearchEmulator, tmp_path: Path, conn_id: str) -> None:
+    """A fresh Airflow home with no database: the hook works from AIRFLOW_CONN_* alone."""
+    code = (
+        "import sys; from airflow_provider_aisearch.hooks import AISearchHook; "
+        "h = AISearchHook(sys.argv[1]); i = h.conn_info; "
+        "print(i.base_url, i.account_id, i.namespace, len(h.list_jobs('docs').jobs))"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        f"AIRFLOW_CONN_{conn_id.upper()}": emulator.connection_json(),
+    }
+    result = subprocess.run([sys.executable, "-c", code, conn_id], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-4:] == [emulator.url, emulator.account_id, "default", "0"]
+    assert [r.route for r in emulator.requests] == ["jobs"]
+    assert not (tmp_path / "airflow.db").exists()
 
 
 def test_connection_defaults_and_legacy_extra_keys(monkeypatch: pytest.MonkeyPatch) -> None:
