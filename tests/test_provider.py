@@ -136,3 +136,28 @@ def test_connection_defaults_and_legacy_extra_keys(monkeypatch: pytest.MonkeyPat
     assert (info.account_id, info.namespace, info.secret) == ("acc", "ns1", "tok")
     assert info.auth_headers() == {"Authorization": "Bearer tok"}
     assert "tok" not in repr(info)
+
+
+def test_connection_form_fields_are_registered() -> None:
+    """3.2+ reads conn-fields from provider info; 2.11 calls the hook's get_connection_form_widgets()."""
+    widgets = _cli("providers", "widgets", "-o", "json")
+    assert widgets.returncode == 0, widgets.stderr[-2000:]
+    names = {row["connection_parameter_name"] for row in _json_rows(widgets.stdout)}
+    assert {"extra__cloudflare_aisearch__account_id", "extra__cloudflare_aisearch__namespace"} <= names
+
+
+def test_provider_modules_import_without_deprecation_warnings() -> None:
+    import airflow
+
+    if not airflow.__version__.startswith("3"):
+        pytest.skip("Airflow 2.11 itself emits RemovedInAirflow3Warning on import")
+    code = (
+        "import airflow_provider_aisearch.hooks, airflow_provider_aisearch.exceptions, "
+        "airflow_provider_aisearch.jobs, airflow_provider_aisearch.emulator"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-W", "error::DeprecationWarning", "-c", code],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
