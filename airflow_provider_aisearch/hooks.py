@@ -39,7 +39,13 @@ from airflow_provider_aisearch.api import (
     validate_page,
     validate_per_page,
 )
-from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
+from airflow_provider_aisearch.exceptions import (
+    AISearchAuthError,
+    AISearchCreateAmbiguousError,
+    AISearchError,
+    AISearchNotFoundError,
+    AISearchResponseError,
+)
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 
 if TYPE_CHECKING:
@@ -335,7 +341,18 @@ class AISearchHook(BaseHook):
         path = self._path(instance_id, namespace=namespace)
         body = {} if description is None else {"description": description}
         payload = self._request("POST", path, json_body=body, create=True, description=description)
-        return parse_job(payload, method="POST", path=path)
+        try:
+            return parse_job(payload, method="POST", path=path)
+        except AISearchResponseError as exc:
+            # A job was started but its id is unreadable: the caller must find it by description.
+            raise AISearchCreateAmbiguousError(
+                f"{exc.message}; the job was probably started"
+                + (f" (find it by description {description!r})" if description else ""),
+                description=description,
+                status_code=exc.status_code,
+                method="POST",
+                path=path,
+            ) from None
 
     def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Job:
         """

@@ -389,6 +389,13 @@ def test_ambiguous_create_failure_is_not_resent(hook: AISearchHook, emulator: AI
     assert len(emulator.jobs("docs")) == expected_jobs
 
 
+def test_create_with_unreadable_job_is_ambiguous(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    emulator.inject(Fault.http(200, {"success": True, "result": {"id": None}}), method="POST")
+    with pytest.raises(AISearchCreateAmbiguousError, match="malformed job.*description 'x-1'"):
+        hook.create_job("docs", description="x-1")
+    assert len(emulator.requests_to(method="POST")) == 1
+
+
 def test_create_read_timeout_is_ambiguous_and_job_exists_once(emulator: AISearchEmulator, connect: Connect) -> None:
     connect(emulator)
     emulator.inject(Fault("delay", delay=0.6), method="POST")
