@@ -17,11 +17,11 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from airflow_provider_aisearch import __version__
@@ -41,6 +41,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "Answer",
+    "Backoff",
+    "Call",
+    "JobsAPI",
+    "Plan",
+    "run_async",
+    "run_sync",
+    "with_retries",
     "DEFAULT_NAMESPACE",
     "UNSET",
     "ConnectionInfo",
@@ -591,3 +599,256 @@ def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tup
     info = payload.get("result_info")
     total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
     return entries, total
+
+
+# --------------------------------------------------------------------------------------------
+# Plans: each API operation as a generator that yields what to do and receives the results.
+# The sync hook and the async trigger drive the same plans (run_sync / run_async), so the retry
+# loop, paths and parsing exist once.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """
+    One HTTP request a plan wants sent; the driver answers with an :class:`Answer`.
+
+    :param method: HTTP method.
+    :param path: Path relative to the base URL (already validated and encoded).
+    :param params: Query parameters.
+    :param json_body: JSON body, if any.
+    :param create: A job create, which must never be re-sent after an ambiguous failure.
+    :param description: The create's description (carried by the ambiguity error).
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json_body: Any = None
+    create: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What came back for a :class:`Call`: an HTTP answer, or a transport failure (``status=None``)."""
+
+    status: int | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    failure: TransportFailure | None = None
+    failure_detail: str = ""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """A wait a plan asks for before retrying; the driver sleeps ``seconds`` and sends ``None``."""
+
+    seconds: float
+    message: str
+
+
+T = TypeVar("T")
+#: A plan: yields :class:`Call` (send back an :class:`Answer`) or :class:`Backoff` (send back ``None``).
+Plan = Generator[Call | Backoff, Answer | None, T]
+
+
+def run_sync(plan: Plan[T], send: Callable[[Call], Answer], sleep: Callable[[Backoff], None]) -> T:
+    """Drive ``plan`` with blocking ``send`` / ``sleep`` callables and return its result."""
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, Call):
+                step = plan.send(send(step))
+            else:
+                sleep(step)
+                step = plan.send(None)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def run_async(
+    plan: Plan[T], send: Callable[[Call], Awaitable[Answer]], sleep: Callable[[Backoff], Awaitable[None]]
+) -> T:
+    """Drive ``plan`` with awaitable ``send`` / ``sleep`` callables and return its result."""
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, Call):
+                step = plan.send(await send(step))
+            else:
+                await sleep(step)
+                step = plan.send(None)
+    except StopIteration as stop:
+        return stop.value
+
+
+def with_retries(
+    call: Call, *, conn_id: str, policy: RetryPolicy, max_retries: int | None = None, rng: random.Random | None = None
+) -> Plan[dict[str, Any]]:
+    """
+    The retry loop: send ``call`` until :func:`evaluate` gives a payload or a final error.
+
+    :param call: The request.
+    :param conn_id: Connection id, for messages.
+    :param policy: Which waits to take.
+    :param max_retries: Overrides ``policy.max_retries``.
+    :param rng: Jitter source.
+    :raises AISearchError: the final error (its message says how many attempts were made).
+    """
+    retries = policy.max_retries if max_retries is None else max_retries
+    attempt = 0
+    while True:
+        answer = yield call
+        assert answer is not None
+        verdict = evaluate(
+            conn_id=conn_id,
+            method=call.method,
+            path=call.path,
+            status=answer.status,
+            headers=answer.headers,
+            body=answer.body,
+            failure=answer.failure,
+            failure_detail=answer.failure_detail,
+            create=call.create,
+            description=call.description,
+        )
+        if verdict.payload is not None:
+            return verdict.payload
+        error = verdict.error
+        assert error is not None
+        if not verdict.retryable or attempt >= retries:
+            if attempt:
+                error.message += f" (after {attempt + 1} attempts)"
+                error.args = (error.message,)
+            raise error
+        delay = policy.delay(attempt, verdict.retry_after, rng)
+        yield Backoff(delay, f"{error.message}; retrying in {delay:.1f} s (retry {attempt + 1} of {retries})")
+        attempt += 1
+
+
+class JobsAPI:
+    """
+    The jobs endpoints as plans, for one connection. No I/O happens here.
+
+    Every method validates its arguments when called (before any request) and returns a
+    :data:`Plan` to drive with :func:`run_sync` or :func:`run_async`.
+
+    :param info: The connection's settings.
+    :param policy: Retry policy.
+    :param namespace: Default namespace (``UNSET``: the connection's; ``None``: legacy paths).
+    """
+
+    def __init__(self, info: ConnectionInfo, policy: RetryPolicy, namespace: str | _Unset | None = UNSET) -> None:
+        self.info = info
+        self.policy = policy
+        self.namespace = namespace
+        self.rng = random.Random()
+
+    def resolve_namespace(self, namespace: str | _Unset | None = UNSET) -> str | None:
+        """The namespace a call uses: the argument, else the default, else the connection's."""
+        if namespace is not UNSET:
+            return namespace
+        if self.namespace is not UNSET:
+            return self.namespace
+        return self.info.namespace
+
+    def path(
+        self,
+        instance_id: str,
+        job_id: str | _Unset = UNSET,
+        *,
+        logs: bool = False,
+        namespace: str | _Unset | None = UNSET,
+    ) -> str:
+        """Validate the arguments and build the path (``job_id=None`` is rejected, not ignored)."""
+        validate_instance_id(instance_id)
+        if job_id is not UNSET:
+            path_segment("job_id", job_id)
+        if namespace is not UNSET and namespace is not None:
+            path_segment("namespace", namespace)
+        job = None if job_id is UNSET else job_id
+        return jobs_path(self.info.require_account_id(), self.resolve_namespace(namespace), instance_id, job, logs=logs)
+
+    def request(self, call: Call, max_retries: int | None = None) -> Plan[dict[str, Any]]:
+        """Send one call with retries; the plan returns the envelope."""
+        return with_retries(call, conn_id=self.info.conn_id, policy=self.policy, max_retries=max_retries, rng=self.rng)
+
+    def list_jobs(
+        self,
+        instance_id: str,
+        *,
+        page: int = 1,
+        per_page: int = JOBS_MAX_PER_PAGE,
+        namespace: str | _Unset | None = UNSET,
+    ) -> Plan[JobPage]:
+        """One page of jobs."""
+        validate_page(page)
+        validate_per_page(per_page, JOBS_MAX_PER_PAGE)
+        path = self.path(instance_id, namespace=namespace)
+        return self._list_jobs(path, page, per_page)
+
+    def _list_jobs(self, path: str, page: int, per_page: int) -> Plan[JobPage]:
+        payload = yield from self.request(Call("GET", path, params={"page": page, "per_page": per_page}))
+        return parse_job_page(payload, page=page, per_page=per_page, method="GET", path=path)
+
+    def get_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[Job]:
+        """One job."""
+        path = self.path(instance_id, job_id, namespace=namespace)
+        return self._get_job(path)
+
+    def _get_job(self, path: str) -> Plan[Job]:
+        payload = yield from self.request(Call("GET", path))
+        return parse_job(payload, method="GET", path=path)
+
+    def create_job(
+        self, instance_id: str, *, description: str | None = None, namespace: str | _Unset | None = UNSET
+    ) -> Plan[Job]:
+        """Start a job (never re-sent after an ambiguous failure)."""
+        validate_description(description)
+        path = self.path(instance_id, namespace=namespace)
+        return self._create_job(path, description)
+
+    def _create_job(self, path: str, description: str | None) -> Plan[Job]:
+        body = {} if description is None else {"description": description}
+        payload = yield from self.request(Call("POST", path, json_body=body, create=True, description=description))
+        try:
+            return parse_job(payload, method="POST", path=path)
+        except AISearchResponseError as exc:
+            # A job was started but its id is unreadable: the caller must find it by description.
+            raise AISearchCreateAmbiguousError(
+                f"{exc.message}; the job was probably started"
+                + (f" (find it by description {description!r})" if description else ""),
+                description=description,
+                status_code=exc.status_code,
+                method="POST",
+                path=path,
+            ) from None
+
+    def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[Job]:
+        """Cancel a job (PATCH ``{"action": "cancel"}``)."""
+        path = self.path(instance_id, job_id, namespace=namespace)
+        return self._cancel_job(path)
+
+    def _cancel_job(self, path: str) -> Plan[Job]:
+        payload = yield from self.request(Call("PATCH", path, json_body={"action": "cancel"}))
+        return parse_job(payload, method="PATCH", path=path)
+
+    def job_logs_page(
+        self,
+        instance_id: str,
+        job_id: str,
+        *,
+        page: int = 1,
+        per_page: int = LOGS_MAX_PER_PAGE,
+        namespace: str | _Unset | None = UNSET,
+    ) -> Plan[tuple[list[JobLog], int | None]]:
+        """One page of a job's logs, with ``total_count`` when reported."""
+        validate_page(page)
+        validate_per_page(per_page, LOGS_MAX_PER_PAGE)
+        path = self.path(instance_id, job_id, logs=True, namespace=namespace)
+        return self._logs_page(path, page, per_page)
+
+    def _logs_page(self, path: str, page: int, per_page: int) -> Plan[tuple[list[JobLog], int | None]]:
+        payload = yield from self.request(Call("GET", path, params={"page": page, "per_page": per_page}))
+        return parse_log_page(payload, method="GET", path=path)

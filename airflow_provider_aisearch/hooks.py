@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -21,37 +21,30 @@ from airflow_provider_aisearch.api import (
     LOGS_MAX_PER_PAGE,
     UNSET,
     USER_AGENT,
+    Answer,
+    Backoff,
+    Call,
     ConnectionInfo,
+    JobsAPI,
+    Plan,
     RetryPolicy,
     TransportFailure,
     _describe_errors,
     _Unset,
-    evaluate,
     is_last_page,
-    jobs_path,
-    parse_job,
-    parse_job_page,
-    parse_log_page,
     path_segment,
     result_of,
-    validate_description,
-    validate_instance_id,
-    validate_page,
-    validate_per_page,
+    run_sync,
 )
-from airflow_provider_aisearch.exceptions import (
-    AISearchAuthError,
-    AISearchCreateAmbiguousError,
-    AISearchError,
-    AISearchNotFoundError,
-    AISearchResponseError,
-)
+from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 
 if TYPE_CHECKING:
     import requests
 
 __all__ = ["AISearchHook"]
+
+T = TypeVar("T")
 
 
 class _CloudflareAuth:
@@ -177,90 +170,34 @@ class AISearchHook(BaseHook):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _namespace(self, namespace: str | _Unset | None) -> str | None:
-        if namespace is not UNSET:
-            return namespace
-        if self.namespace is not UNSET:
-            return self.namespace
-        return self.conn_info.namespace
+    @cached_property
+    def api(self) -> JobsAPI:
+        """The jobs endpoints as plans (paths, validation, retries, parsing), for this connection."""
+        api = JobsAPI(self.conn_info, self.retry_policy, self.namespace)
+        api.rng = self._rng
+        return api
 
-    def _path(
-        self,
-        instance_id: str,
-        job_id: str | _Unset = UNSET,
-        *,
-        logs: bool = False,
-        namespace: str | _Unset | None = UNSET,
-    ) -> str:
-        # Validate the caller's arguments first, so a bad value fails before any connection lookup.
-        validate_instance_id(instance_id)
-        job = None if job_id is UNSET else job_id
-        if job_id is not UNSET:
-            path_segment("job_id", job_id)  # None is rejected here too
-        if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
-        info = self.conn_info
-        return jobs_path(info.require_account_id(), self._namespace(namespace), instance_id, job, logs=logs)
+    def run(self, plan: Plan[T]) -> T:
+        """Drive a :class:`~airflow_provider_aisearch.api.JobsAPI` plan over the hook's session."""
+        return run_sync(plan, self._send, self._sleep)
 
-    # -- transport -------------------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        create: bool = False,
-        description: str | None = None,
-        max_retries: int | None = None,
-    ) -> dict[str, Any]:
-        session = self.session
-        url = self.conn_info.base_url + path
-        retries = self.retry_policy.max_retries if max_retries is None else max_retries
-        attempt = 0
-        while True:
-            try:
-                response = session.request(method, url, params=params, json=json_body, timeout=self.timeout)
-            except Exception as exc:  # requests raises many types; classify, never leak
-                failure, detail = _classify_requests_error(exc)
-                verdict = evaluate(
-                    conn_id=self.aisearch_conn_id,
-                    method=method,
-                    path=path,
-                    status=None,
-                    failure=failure,
-                    failure_detail=detail,
-                    create=create,
-                    description=description,
-                )
-                if failure is TransportFailure.FATAL:
-                    raise verdict.error from None  # type: ignore[misc]
-            else:
-                verdict = evaluate(
-                    conn_id=self.aisearch_conn_id,
-                    method=method,
-                    path=path,
-                    status=response.status_code,
-                    headers=response.headers,
-                    body=response.content,
-                    create=create,
-                    description=description,
-                )
-            if verdict.payload is not None:
-                return verdict.payload
-            assert verdict.error is not None
-            if not verdict.retryable or attempt >= retries:
-                if attempt:
-                    verdict.error.message += f" (after {attempt + 1} attempts)"
-                    verdict.error.args = (verdict.error.message,)
-                raise verdict.error
-            delay = self.retry_policy.delay(attempt, verdict.retry_after, self._rng)
-            self.log.warning(
-                "%s; retrying in %.1f s (retry %d of %d)", verdict.error.message, delay, attempt + 1, retries
+    def _send(self, call: Call) -> Answer:
+        try:
+            response = self.session.request(
+                call.method,
+                self.conn_info.base_url + call.path,
+                params=call.params,
+                json=call.json_body,
+                timeout=self.timeout,
             )
-            time.sleep(delay)
-            attempt += 1
+        except Exception as exc:  # requests raises many types; classify them, never leak them
+            failure, detail = _classify_requests_error(exc)
+            return Answer(None, failure=failure, failure_detail=detail)
+        return Answer(response.status_code, response.headers, response.content)
+
+    def _sleep(self, backoff: Backoff) -> None:
+        self.log.warning("%s", backoff.message)
+        time.sleep(backoff.seconds)
 
     # -- jobs API --------------------------------------------------------------------------
 
@@ -280,11 +217,7 @@ class AISearchHook(BaseHook):
         :param per_page: Jobs per page, 1-50.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        validate_page(page)
-        validate_per_page(per_page, JOBS_MAX_PER_PAGE)
-        path = self._path(instance_id, namespace=namespace)
-        payload = self._request("GET", path, params={"page": page, "per_page": per_page})
-        return parse_job_page(payload, page=page, per_page=per_page, method="GET", path=path)
+        return self.run(self.api.list_jobs(instance_id, page=page, per_page=per_page, namespace=namespace))
 
     def iter_jobs(
         self, instance_id: str, *, per_page: int = JOBS_MAX_PER_PAGE, namespace: str | _Unset | None = UNSET
@@ -299,18 +232,18 @@ class AISearchHook(BaseHook):
         :param per_page: Jobs per page, 1-50.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        validate_per_page(per_page, JOBS_MAX_PER_PAGE)
-        self._path(instance_id, namespace=namespace)  # validate now, not on first next()
-        return self._iter_jobs(instance_id, per_page, namespace)
+        first = self.api.list_jobs(instance_id, page=1, per_page=per_page, namespace=namespace)  # validates now
+        return self._iter_jobs(first, instance_id, per_page, namespace)
 
-    def _iter_jobs(self, instance_id: str, per_page: int, namespace: str | _Unset | None) -> Iterator[Job]:
-        page = 1
+    def _iter_jobs(
+        self, first: Plan[JobPage], instance_id: str, per_page: int, namespace: str | _Unset | None
+    ) -> Iterator[Job]:
+        result = self.run(first)
         while True:
-            result = self.list_jobs(instance_id, page=page, per_page=per_page, namespace=namespace)
             yield from result.jobs
-            if is_last_page(result.count, page, per_page, result.total_count):
+            if is_last_page(result.count, result.page, per_page, result.total_count):
                 return
-            page += 1
+            result = self.list_jobs(instance_id, page=result.page + 1, per_page=per_page, namespace=namespace)
 
     def get_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Job:
         """
@@ -320,8 +253,7 @@ class AISearchHook(BaseHook):
         :param job_id: Job id.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        path = self._path(instance_id, job_id, namespace=namespace)
-        return parse_job(self._request("GET", path), method="GET", path=path)
+        return self.run(self.api.get_job(instance_id, job_id, namespace=namespace))
 
     def create_job(
         self, instance_id: str, *, description: str | None = None, namespace: str | _Unset | None = UNSET
@@ -337,22 +269,7 @@ class AISearchHook(BaseHook):
         :param description: Up to 255 characters, stored on the job (used to find it again).
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        validate_description(description)
-        path = self._path(instance_id, namespace=namespace)
-        body = {} if description is None else {"description": description}
-        payload = self._request("POST", path, json_body=body, create=True, description=description)
-        try:
-            return parse_job(payload, method="POST", path=path)
-        except AISearchResponseError as exc:
-            # A job was started but its id is unreadable: the caller must find it by description.
-            raise AISearchCreateAmbiguousError(
-                f"{exc.message}; the job was probably started"
-                + (f" (find it by description {description!r})" if description else ""),
-                description=description,
-                status_code=exc.status_code,
-                method="POST",
-                path=path,
-            ) from None
+        return self.run(self.api.create_job(instance_id, description=description, namespace=namespace))
 
     def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Job:
         """
@@ -362,9 +279,7 @@ class AISearchHook(BaseHook):
         :param job_id: Job id.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        path = self._path(instance_id, job_id, namespace=namespace)
-        payload = self._request("PATCH", path, json_body={"action": "cancel"})
-        return parse_job(payload, method="PATCH", path=path)
+        return self.run(self.api.cancel_job(instance_id, job_id, namespace=namespace))
 
     def iter_job_logs(
         self,
@@ -382,19 +297,27 @@ class AISearchHook(BaseHook):
         :param per_page: Entries per page, 1-500.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        validate_per_page(per_page, LOGS_MAX_PER_PAGE)
-        path = self._path(instance_id, job_id, logs=True, namespace=namespace)
-        return self._iter_logs(path, per_page)
+        first = self.api.job_logs_page(instance_id, job_id, per_page=per_page, namespace=namespace)
+        return self._iter_logs(first, instance_id, job_id, per_page, namespace)
 
-    def _iter_logs(self, path: str, per_page: int) -> Iterator[JobLog]:
+    def _iter_logs(
+        self,
+        first: Plan[tuple[list[JobLog], int | None]],
+        instance_id: str,
+        job_id: str,
+        per_page: int,
+        namespace: str | _Unset | None,
+    ) -> Iterator[JobLog]:
         page = 1
+        entries, total = self.run(first)
         while True:
-            payload = self._request("GET", path, params={"page": page, "per_page": per_page})
-            entries, total = parse_log_page(payload, method="GET", path=path)
             yield from entries
             if is_last_page(len(entries), page, per_page, total):
                 return
             page += 1
+            entries, total = self.run(
+                self.api.job_logs_page(instance_id, job_id, page=page, per_page=per_page, namespace=namespace)
+            )
 
     # -- connection test -------------------------------------------------------------------
 
@@ -416,7 +339,8 @@ class AISearchHook(BaseHook):
             return False, f"Cannot read connection {self.aisearch_conn_id!r}: {type(exc).__name__}: {exc}"
         try:
             if info.email:
-                result = result_of(self._request("GET", "/user", max_retries=0), dict, method="GET", path="/user")
+                payload = self.run(self.api.request(Call("GET", "/user"), max_retries=0))
+                result = result_of(payload, dict, method="GET", path="/user")
                 return True, f"Global API Key accepted for {result.get('email') or info.email}."
             attempts: list[str] = []
             for path, owner in (
@@ -424,7 +348,7 @@ class AISearchHook(BaseHook):
                 ("/user/tokens/verify", "user"),
             ):
                 try:
-                    payload = self._request("GET", path, max_retries=0)
+                    payload = self.run(self.api.request(Call("GET", path), max_retries=0))
                 except (AISearchAuthError, AISearchNotFoundError) as exc:
                     attempts.append(_describe_errors(exc.errors) or f"HTTP {exc.status_code}")
                     continue
