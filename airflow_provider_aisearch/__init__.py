@@ -49,6 +49,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.hooks"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.sensors"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.triggers"]}],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

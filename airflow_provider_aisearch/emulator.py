@@ -401,6 +401,23 @@ class AISearchEmulator:
             for i in range(count)
         ]
 
+    def start_job(
+        self,
+        instance_id: str,
+        *,
+        namespace: str = "default",
+        source: str = "schedule",
+        description: str | None = None,
+        duration: float | None = None,
+        end_reason: str | None = "completed",
+    ) -> EmulatedJob:
+        """Start a job as Cloudflare would (ignoring the cooldown): a running job ends with ``new_job_has_started``."""
+        with self._lock:
+            inst = self._instance(namespace, instance_id)
+            if inst is None:
+                raise KeyError(f"no instance {namespace}/{instance_id}")
+            return self._start(inst, source, description, duration, end_reason)
+
     def plan_next_job(self, *, duration: float | None = None, end_reason: str | None = "completed") -> None:
         """Set duration and end reason for the next job created through the API (FIFO)."""
         with self._lock:
@@ -755,13 +772,20 @@ class AISearchEmulator:
         latest = max((j.started_at for j in inst.jobs), default=None)
         if latest is not None and now - latest < self.cooldown:
             return 429, {"success": False, "errors": [COOLDOWN], "result": {}}, {}
-        for job in inst.jobs:
-            job.settle(now)
-            job.end(now, "new_job_has_started")
         duration, end_reason = self._planned.pop(0) if self._planned else (None, self.end_reason)
+        job = self._start(inst, "user", description, duration, end_reason)
+        return self._ok(self._job_json(job))
+
+    def _start(
+        self, inst: _Instance, source: str, description: str | None, duration: float | None, end_reason: str | None
+    ) -> EmulatedJob:
+        now = self.clock()
+        for running in inst.jobs:
+            running.settle(now)
+            running.end(now, "new_job_has_started")
         job = EmulatedJob(
             id=self._new_id(),
-            source="user",
+            source=source,
             description=description,
             started_at=now,
             duration=self.job_duration if duration is None else duration,
@@ -769,7 +793,7 @@ class AISearchEmulator:
         )
         inst.jobs.append(job)
         inst.last_create = now
-        return self._ok(self._job_json(job))
+        return job
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,7 @@ from airflow_provider_aisearch.api import (
     is_last_page,
     path_segment,
     result_of,
+    run_async,
     run_sync,
 )
 from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
@@ -42,7 +43,7 @@ from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["AISearchHook"]
+__all__ = ["AISearchAsyncClient", "AISearchHook"]
 
 T = TypeVar("T")
 
@@ -319,6 +320,32 @@ class AISearchHook(BaseHook):
                 self.api.job_logs_page(instance_id, job_id, page=page, per_page=per_page, namespace=namespace)
             )
 
+    def tail_job_logs(
+        self, instance_id: str, job_id: str, lines: int = 20, *, namespace: str | _Unset | None = UNSET
+    ) -> list[JobLog]:
+        """
+        The last ``lines`` log entries of a job, oldest first, in one request (two for very long logs).
+
+        :param instance_id: AI Search instance id.
+        :param job_id: Job id.
+        :param lines: How many entries.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0:
+            raise ValueError(f"lines must be an integer >= 0, got {lines!r}")
+        first = self.api.job_logs_page(instance_id, job_id, per_page=LOGS_MAX_PER_PAGE, namespace=namespace)
+        if lines == 0:
+            return []
+        entries, total = self.run(first)
+        ascending = len(entries) >= 2 and entries[0].id < entries[-1].id
+        if ascending and total is not None and total > len(entries):
+            # Oldest first and longer than a page: the newest entries are on the last page.
+            last = -(-total // LOGS_MAX_PER_PAGE)
+            entries, _ = self.run(
+                self.api.job_logs_page(instance_id, job_id, page=last, per_page=LOGS_MAX_PER_PAGE, namespace=namespace)
+            )
+        return sorted(entries, key=lambda e: e.id)[-lines:]
+
     # -- connection test -------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -395,3 +422,117 @@ def _validate_timeout(timeout: object) -> float | tuple[float, float]:
     if isinstance(timeout, tuple) and len(timeout) == 2 and all(ok(v) for v in timeout):
         return (float(timeout[0]), float(timeout[1]))
     raise ValueError(f"timeout must be a positive number of seconds or a (connect, read) pair, got {timeout!r}")
+
+
+def _classify_httpx_error(exc: Exception) -> tuple[TransportFailure, str]:
+    import httpx
+
+    detail = type(exc).__name__
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return TransportFailure.FATAL, detail
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return TransportFailure.NOT_SENT, detail + " (connection refused or host unreachable)"
+    if isinstance(exc, httpx.TransportError):
+        return TransportFailure.LOST, detail
+    return TransportFailure.FATAL, detail
+
+
+class AISearchAsyncClient:
+    """
+    Async access to the jobs API for triggers: one ``httpx.AsyncClient`` (one keep-alive connection) per use.
+
+    The connection is looked up with ``get_async_connection`` (never a blocking call on the event
+    loop). Plans come from the same :class:`~airflow_provider_aisearch.api.JobsAPI` as the sync
+    hook, so retries, paths, validation and error mapping are identical::
+
+        async with AISearchAsyncClient("aisearch_default") as client:
+            job = await client.run(client.api.get_job("docs", job_id))
+
+    :param aisearch_conn_id: The Airflow connection id.
+    :param namespace: Default namespace (``UNSET``: the connection's; ``None``: legacy paths).
+    :param timeout: Seconds, or ``(connect, read)``.
+    :param max_retries: Retries after the first attempt.
+    :param retry_backoff: First retry delay in seconds.
+    :param log: Logger for retry warnings.
+    """
+
+    def __init__(
+        self,
+        aisearch_conn_id: str = AISearchHook.default_conn_name,
+        *,
+        namespace: str | _Unset | None = UNSET,
+        timeout: float | tuple[float, float] = AISearchHook.DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+        log: Any = None,
+    ) -> None:
+        self.aisearch_conn_id = aisearch_conn_id
+        self.namespace = namespace
+        self.timeout = _validate_timeout(timeout)
+        self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        self.log = log
+        self._client: Any = None
+        self._api: JobsAPI | None = None
+
+    async def __aenter__(self) -> AISearchAsyncClient:
+        import httpx
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.aisearch_conn_id)
+        extra = await get_async_extra_dejson(conn)
+        info = ConnectionInfo.from_connection(conn, extra)
+        info.require_secret()
+        headers = info.auth_headers()
+
+        def add_auth(request: httpx.Request) -> httpx.Request:
+            request.headers.update(headers)
+            return request
+
+        if isinstance(self.timeout, tuple):
+            connect, read = self.timeout
+        else:
+            connect = read = self.timeout
+        self._api = JobsAPI(info, self.retry_policy, self.namespace)
+        self._client = httpx.AsyncClient(
+            auth=add_auth,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            timeout=httpx.Timeout(read, connect=connect),
+            follow_redirects=False,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def api(self) -> JobsAPI:
+        """The jobs API plans (available inside ``async with``)."""
+        if self._api is None:
+            raise RuntimeError("use AISearchAsyncClient inside 'async with'")
+        return self._api
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Drive a plan over the async client."""
+        return await run_async(plan, self._send, self._sleep)
+
+    async def _send(self, call: Call) -> Answer:
+        try:
+            response = await self._client.request(
+                call.method,
+                self.api.info.base_url + call.path,
+                params=call.params,
+                json=call.json_body,
+            )
+        except Exception as exc:  # httpx raises many types; classify them, never leak them
+            failure, detail = _classify_httpx_error(exc)
+            return Answer(None, failure=failure, failure_detail=detail)
+        return Answer(response.status_code, response.headers, response.content)
+
+    async def _sleep(self, backoff: Backoff) -> None:
+        import asyncio
+
+        if self.log is not None:
+            self.log.warning("%s", backoff.message)
+        await asyncio.sleep(backoff.seconds)

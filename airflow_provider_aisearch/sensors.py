@@ -1,0 +1,245 @@
+"""AISearchJobSensor: wait until an AI Search indexing job ends; fail on a failing end reason."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_aisearch.api import DEFAULT_BASE_URL, UNSET, _Unset
+from airflow_provider_aisearch.exceptions import (
+    AISearchAuthError,
+    AISearchError,
+    AISearchJobFailedError,
+    AISearchNotFoundError,
+)
+from airflow_provider_aisearch.hooks import AISearchHook
+from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event, validate_event
+from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, validate_on_superseded
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+__all__ = ["AISearchJobSensor"]
+
+#: Below this poke interval against the real API, a warning points at Cloudflare's rate limit.
+MIN_RECOMMENDED_POKE_INTERVAL = 10.0
+
+
+class AISearchJobSensor(BaseSensorOperator):
+    """
+    Wait until a Cloudflare AI Search indexing job ends.
+
+    Each poke is one GET of the job. When it has ended successfully the sensor is done and pushes
+    the job's dict (plus ``"followed_from"``) as its XCom ``return_value``. A failing end reason
+    (``failed`` or ``cancelled`` after the overrides) raises
+    :class:`~airflow_provider_aisearch.exceptions.AISearchJobFailedError` after writing the last
+    ``log_tail`` log lines to the task log; with ``soft_fail=True`` that becomes a skip.
+
+    Transient API errors (after the hook's retries) are logged and the next poke tries again;
+    authentication and not-found errors fail at once. With ``deferrable=True`` the sensor checks
+    once and then waits in the triggerer (:class:`~airflow_provider_aisearch.triggers.AISearchJobTrigger`),
+    with the same logic and the sensor's ``timeout`` as an absolute deadline.
+
+    :param instance_id: AI Search instance id (templated).
+    :param job_id: Job to wait on (templated).
+    :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.
+    :param aisearch_conn_id: The Airflow connection id.
+    :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param poke_interval: Seconds between polls.
+    :param on_superseded: When the job ends with ``new_job_has_started``: ``"follow"`` the job that
+        replaced it (default), ``"fail"``, or ``"succeed"``.
+    :param success_end_reasons: Extra end reasons meaning success (case-insensitive).
+    :param failure_end_reasons: Extra end reasons meaning failure (case-insensitive).
+    :param log_tail: How many of the job's last log lines to write to the task log on failure.
+    :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for
+        :class:`~airflow_provider_aisearch.hooks.AISearchHook` (also used by the trigger).
+    """
+
+    template_fields: Sequence[str] = ("instance_id", "job_id", "namespace")
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        job_id: str,
+        namespace: str | _Unset | None = UNSET,
+        aisearch_conn_id: str = AISearchHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float = 60,
+        on_superseded: str = "follow",
+        success_end_reasons: Iterable[str] | None = None,
+        failure_end_reasons: Iterable[str] | None = None,
+        log_tail: int = 20,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.instance_id = instance_id
+        self.job_id = job_id
+        self.namespace = namespace
+        self.aisearch_conn_id = aisearch_conn_id
+        self.deferrable = deferrable
+        self.on_superseded = validate_on_superseded(on_superseded)
+        self.success_end_reasons = None if success_end_reasons is None else sorted(success_end_reasons)
+        self.failure_end_reasons = None if failure_end_reasons is None else sorted(failure_end_reasons)
+        self.policy = EndReasonPolicy.build(self.success_end_reasons, self.failure_end_reasons)
+        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 0:
+            raise ValueError(f"log_tail must be an integer >= 0, got {log_tail!r}")
+        self.log_tail = log_tail
+        self.hook_params = dict(hook_params or {})
+        unknown = set(self.hook_params) - {"timeout", "max_retries", "retry_backoff"}
+        if unknown:
+            raise ValueError(f"hook_params accepts timeout, max_retries and retry_backoff; got {sorted(unknown)}")
+
+    @cached_property
+    def hook(self) -> AISearchHook:
+        """The hook (one session for every poke of this task try)."""
+        return AISearchHook(self.aisearch_conn_id, **self.hook_params)
+
+    @cached_property
+    def watch(self) -> JobWatch:
+        """The wait state (built after templates are rendered)."""
+        return JobWatch(
+            self.hook.api,
+            self.instance_id,
+            self.job_id,
+            namespace=self.namespace,
+            policy=self.policy,
+            on_superseded=self.on_superseded,
+        )
+
+    # -- poke path ---------------------------------------------------------------------------
+
+    def _warn_fast_polling(self) -> None:
+        if self.poke_interval < MIN_RECOMMENDED_POKE_INTERVAL and self.hook.conn_info.base_url == DEFAULT_BASE_URL:
+            self.log.warning(
+                "poke_interval=%s s against the Cloudflare API: every poll counts against the account's "
+                "limit of 1200 requests per 5 minutes (shared with the dashboard and other tools); "
+                "consider %s s or more, or deferrable=True",
+                self.poke_interval,
+                int(MIN_RECOMMENDED_POKE_INTERVAL),
+            )
+
+    def _poll(self) -> PollResult | None:
+        """One poll; ``None`` when a transient error made it inconclusive."""
+        watch = self.watch
+        try:
+            result = self.hook.run(watch.poll())
+        except (AISearchAuthError, AISearchNotFoundError):
+            raise
+        except AISearchError as exc:
+            self.log.warning("Could not get job %s (will try again at the next poke): %s", watch.job_id, exc)
+            return None
+        if result.done:
+            return result
+        if result.status is JobStatus.SUPERSEDED:
+            self.log.info("Job %s was superseded; the job that replaced it is not listed yet", result.job.id)
+        else:
+            self.log.info(
+                "Job %s on instance %s is still running (started %s, last seen %s)",
+                result.job.id,
+                self.instance_id,
+                result.job.started_at,
+                result.job.last_seen_at,
+            )
+        return result
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One GET of the job: not done while it runs; done with its dict once it has ended."""
+        if not hasattr(self, "_warned"):
+            self._warned = True
+            self._warn_fast_polling()
+        result = self._poll()
+        if result is None or not result.done:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(result.job, result.followed_from))
+
+    def _finish(self, job: Job, followed_from: Sequence[str]) -> dict[str, Any]:
+        """Turn an ended job into the XCom value, or raise for a failing end reason (both paths)."""
+        status = job.classify(self.policy)
+        if followed_from:
+            self.log.info("Followed superseded job(s) %s to job %s", ", ".join(followed_from), job.id)
+        if status is JobStatus.SUCCEEDED or (status is JobStatus.SUPERSEDED and self.on_superseded == "succeed"):
+            self.log.info("%s", self.policy.explain(job))
+            return result_dict(job, followed_from)
+        where = f"AI Search job {job.id!r} on instance {self.instance_id!r}"
+        if status is JobStatus.SUPERSEDED:
+            raise AISearchJobFailedError(
+                f"{where} was superseded by a newer job (end_reason={job.end_reason!r}) and on_superseded='fail'"
+            )
+        self._log_tail(job)
+        raise AISearchJobFailedError(f"{where}: {self.policy.explain(job)}")
+
+    def _log_tail(self, job: Job) -> None:
+        if not self.log_tail:
+            return
+        try:
+            entries = self.hook.tail_job_logs(self.instance_id, job.id, self.log_tail, namespace=self.namespace)
+        except (AISearchError, ValueError) as exc:
+            self.log.warning("Could not fetch the logs of job %s: %s", job.id, exc)
+            return
+        self.log.error("Last %d log lines of job %s:", len(entries), job.id)
+        for entry in entries:
+            stamp = entry.created_at.isoformat() if entry.created_at else "-"
+            self.log.error("  %s [%s] %s", stamp, entry.message_type, entry.message)
+
+    # -- deferrable path ---------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Poke (classic), or check once and defer to :class:`AISearchJobTrigger`."""
+        if not self.deferrable:
+            return super().execute(context)
+        self._warned = True
+        self._warn_fast_polling()
+        try:
+            result = self._poll()
+            if result is not None and result.done:
+                return self._finish(result.job, result.followed_from)
+        except AISearchJobFailedError as exc:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+            raise
+        watch = self.watch
+        hook = self.hook
+        self.defer(
+            trigger=AISearchJobTrigger(
+                instance_id=self.instance_id,
+                job_id=watch.job_id,
+                aisearch_conn_id=self.aisearch_conn_id,
+                namespace=hook.api.resolve_namespace(self.namespace),
+                poll_interval=self.poke_interval,
+                deadline=time.time() + self.timeout,
+                on_superseded=self.on_superseded,
+                success_end_reasons=self.success_end_reasons,
+                failure_end_reasons=self.failure_end_reasons,
+                followed_from=watch.followed_from,
+                timeout=hook.timeout,
+                max_retries=hook.retry_policy.max_retries,
+                retry_backoff=hook.retry_policy.backoff,
+            ),
+            method_name="execute_complete",
+            # A backstop only: the trigger reports the timeout itself after one last poll.
+            timeout=timedelta(seconds=self.timeout + self.poke_interval + 60),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: return the job dict, or raise what the poke path would."""
+        event = validate_event(event)
+        if event["status"] == "done":
+            return self._finish(Job.from_dict(event["job"]), event.get("followed_from", []))
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(f"Sensor timed out: {event['message']}")
+        raise error_from_event(event)

@@ -1,0 +1,212 @@
+"""AISearchJobTrigger: wait on an indexing job in the triggerer, without blocking its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_aisearch import exceptions
+from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
+from airflow_provider_aisearch.hooks import AISearchAsyncClient
+from airflow_provider_aisearch.jobs import EndReasonPolicy
+from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_on_superseded
+
+__all__ = ["EVENT_STATUSES", "AISearchJobTrigger", "validate_event"]
+
+#: The ``status`` values an event can carry. Exactly one event is yielded per run.
+EVENT_STATUSES = frozenset({"done", "timeout", "error"})
+
+
+def _error_info(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, AISearchError):
+        return {"type": type(exc).__name__, "status_code": exc.status_code, "errors": exc.errors}
+    return {"type": type(exc).__name__, "status_code": None, "errors": []}
+
+
+def validate_event(event: Any) -> dict[str, Any]:
+    """
+    Check a trigger event payload and return it.
+
+    :raises AISearchError: the payload is missing, not a dict, or has an unknown status or bad fields.
+    """
+    if not isinstance(event, Mapping):
+        raise AISearchError(f"AISearchJobTrigger sent an invalid event: {event!r}")
+    status = event.get("status")
+    if status not in EVENT_STATUSES:
+        raise AISearchError(f"AISearchJobTrigger sent an event with unknown status {status!r}")
+    if status == "done" and not isinstance(event.get("job"), Mapping):
+        raise AISearchError("AISearchJobTrigger sent a 'done' event without a job")
+    followed = event.get("followed_from", [])
+    if not isinstance(followed, list) or not all(isinstance(i, str) for i in followed):
+        raise AISearchError("AISearchJobTrigger sent an event with an invalid 'followed_from'")
+    return dict(event)
+
+
+def error_from_event(event: Mapping[str, Any]) -> AISearchError:
+    """Rebuild the exception a trigger reported (same class as the poke path raises)."""
+    info = event.get("error") or {}
+    cls = getattr(exceptions, str(info.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, AISearchError)) or cls is exceptions.AISearchCreateAmbiguousError:
+        cls = AISearchError
+    return cls(
+        str(event.get("message") or "AISearchJobTrigger failed"),
+        status_code=info.get("status_code"),
+        errors=info.get("errors") or [],
+    )
+
+
+class AISearchJobTrigger(BaseTrigger):
+    """
+    Poll an AI Search job until it ends, then yield exactly one event.
+
+    Uses one HTTP connection for the whole wait, the same retry policy, end-reason
+    classification and ``on_superseded`` handling as :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor`
+    (both drive :class:`~airflow_provider_aisearch.watch.JobWatch`). Transient API errors are
+    logged and polled again; auth and not-found errors end the wait with an ``error`` event. When
+    ``deadline`` passes it polls one last time, then yields a ``timeout`` event.
+
+    Event payload: ``{"status": "done"|"timeout"|"error", "instance_id", "job_id", "job",
+    "followed_from", "message", "error"}``.
+
+    :param instance_id: AI Search instance id.
+    :param job_id: Job to wait on.
+    :param aisearch_conn_id: The Airflow connection id.
+    :param namespace: Namespace (``None``: legacy un-namespaced paths).
+    :param poll_interval: Seconds between polls.
+    :param deadline: Wall-clock epoch seconds after which the wait times out (``None``: never).
+    :param on_superseded: ``"follow"``, ``"fail"`` or ``"succeed"``.
+    :param success_end_reasons: Extra end reasons meaning success.
+    :param failure_end_reasons: Extra end reasons meaning failure.
+    :param followed_from: Superseded job ids already followed before deferring.
+    :param timeout: Request timeout: seconds, or ``[connect, read]``.
+    :param max_retries: Retries per request after the first attempt.
+    :param retry_backoff: First retry delay in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        job_id: str,
+        aisearch_conn_id: str = "aisearch_default",
+        namespace: str | None = "default",
+        poll_interval: float = 60.0,
+        deadline: float | None = None,
+        on_superseded: str = "follow",
+        success_end_reasons: Sequence[str] | None = None,
+        failure_end_reasons: Sequence[str] | None = None,
+        followed_from: Sequence[str] = (),
+        timeout: float | Sequence[float] = (10.0, 60.0),
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.instance_id = instance_id
+        self.job_id = job_id
+        self.aisearch_conn_id = aisearch_conn_id
+        self.namespace = namespace
+        self.poll_interval = float(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.on_superseded = validate_on_superseded(on_superseded)
+        self.success_end_reasons = None if success_end_reasons is None else list(success_end_reasons)
+        self.failure_end_reasons = None if failure_end_reasons is None else list(failure_end_reasons)
+        self.policy = EndReasonPolicy.build(self.success_end_reasons, self.failure_end_reasons)
+        self.followed_from = list(followed_from)
+        self.timeout: float | tuple[float, float] = (
+            float(timeout) if isinstance(timeout, (int, float)) else (float(timeout[0]), float(timeout[1]))
+        )
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-safe kwargs; rebuilding from them resumes the same wait."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "instance_id": self.instance_id,
+                "job_id": self.job_id,
+                "aisearch_conn_id": self.aisearch_conn_id,
+                "namespace": self.namespace,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "on_superseded": self.on_superseded,
+                "success_end_reasons": self.success_end_reasons,
+                "failure_end_reasons": self.failure_end_reasons,
+                "followed_from": list(self.followed_from),
+                "timeout": list(self.timeout) if isinstance(self.timeout, tuple) else self.timeout,
+                "max_retries": self.max_retries,
+                "retry_backoff": self.retry_backoff,
+            },
+        )
+
+    def _event(
+        self, status: str, watch: JobWatch | None, result: PollResult | None, message: str, error: Any = None
+    ) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "instance_id": self.instance_id,
+                "job_id": watch.job_id if watch else self.job_id,
+                "job": result.job.to_dict() if result else None,
+                "followed_from": list(watch.followed_from) if watch else list(self.followed_from),
+                "message": message,
+                "error": error,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the job ends, the deadline passes, or a non-transient error occurs."""
+        watch: JobWatch | None = None
+        result: PollResult | None = None
+        try:
+            async with AISearchAsyncClient(
+                self.aisearch_conn_id,
+                namespace=self.namespace,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                retry_backoff=self.retry_backoff,
+                log=self.log,
+            ) as client:
+                watch = JobWatch(
+                    client.api,
+                    self.instance_id,
+                    self.job_id,
+                    namespace=self.namespace,
+                    policy=self.policy,
+                    on_superseded=self.on_superseded,
+                    followed_from=self.followed_from,
+                )
+                while True:
+                    try:
+                        result = await client.run(watch.poll())
+                    except (AISearchAuthError, AISearchNotFoundError) as exc:
+                        yield self._event("error", watch, result, str(exc), _error_info(exc))
+                        return
+                    except AISearchError as exc:
+                        self.log.warning("Could not poll job %s (will poll again): %s", watch.job_id, exc)
+                    else:
+                        if result.done:
+                            yield self._event("done", watch, result, f"job {result.job.id!r} is {result.status.value}")
+                            return
+                    now = time.time()
+                    if self.deadline is not None and now >= self.deadline:
+                        state = result.status.value if result else "unknown"
+                        yield self._event(
+                            "timeout",
+                            watch,
+                            result,
+                            f"job {watch.job_id!r} on instance {self.instance_id!r} was still {state} "
+                            "when the sensor's timeout passed",
+                        )
+                        return
+                    wait = self.poll_interval
+                    if self.deadline is not None:
+                        wait = min(wait, max(self.deadline - now, 0.0))  # poll once more at the deadline
+                    await asyncio.sleep(wait)
+        except Exception as exc:  # never die silently: report it as an event
+            self.log.exception("AISearchJobTrigger failed")
+            yield self._event("error", watch, result, f"{type(exc).__name__}: {exc}", _error_info(exc))

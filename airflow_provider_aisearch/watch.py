@@ -1,0 +1,147 @@
+"""Waiting on a job: the one implementation behind the sensor's poke path and the trigger.
+
+:class:`JobWatch` is a small state machine over :class:`~airflow_provider_aisearch.api.JobsAPI`
+plans. Each :meth:`JobWatch.poll` is one GET of the watched job, plus one list request only when
+the job was superseded and ``on_superseded="follow"`` (the successor and any further successors
+are read from that listing, with no extra GET). The sync sensor drives it with ``run_sync`` and
+the async trigger with ``run_async``; classification, following and outcomes are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobPage, JobStatus
+
+__all__ = ["ON_SUPERSEDED", "JobWatch", "PollResult", "find_successor", "result_dict", "validate_on_superseded"]
+
+#: Allowed values of ``on_superseded``.
+ON_SUPERSEDED = ("follow", "fail", "succeed")
+#: A successor may appear to start this much before the superseded job ended (second-resolution clocks).
+SUCCESSOR_TOLERANCE = timedelta(seconds=2)
+
+
+def validate_on_superseded(value: object) -> str:
+    """:raises ValueError: unless ``value`` is one of :data:`ON_SUPERSEDED`."""
+    if value not in ON_SUPERSEDED:
+        raise ValueError(f"on_superseded must be one of {', '.join(ON_SUPERSEDED)}; got {value!r}")
+    return value
+
+
+def find_successor(superseded: Job, jobs: Iterable[Job], exclude: Iterable[str] = ()) -> Job | None:
+    """
+    The job that replaced ``superseded``: the earliest one started at or after it ended.
+
+    :param superseded: A job that ended with ``new_job_has_started``.
+    :param jobs: Candidate jobs (any order).
+    :param exclude: Ids never to return (the superseded job and jobs already followed).
+    """
+    if superseded.ended_at is None:
+        return None
+    skip = {superseded.id, *exclude}
+    earliest = superseded.ended_at - SUCCESSOR_TOLERANCE
+    candidates = [j for j in jobs if j.id not in skip and j.started_at is not None and j.started_at >= earliest]
+    # Timestamps have one-second resolution: among jobs started in the same second, one that has
+    # itself ended (superseded) came before the one still running.
+    return min(
+        candidates, key=lambda j: (j.started_at, j.ended_at is None, j.ended_at or j.started_at, j.id), default=None
+    )
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """
+    What one poll found.
+
+    :param job: The job now watched (after following any supersedes).
+    :param status: Its status under the watch's end-reason policy.
+    :param followed_from: Ids of superseded jobs followed so far, oldest first.
+    :param done: ``True`` once there is an outcome (the job ended and is not being followed).
+    """
+
+    job: Job
+    status: JobStatus
+    followed_from: tuple[str, ...]
+    done: bool
+
+
+class JobWatch:
+    """
+    Watch one job until it ends, following supersedes when asked.
+
+    :param api: The jobs API plans for the connection.
+    :param instance_id: AI Search instance id.
+    :param job_id: Job to watch.
+    :param namespace: Namespace (``UNSET``: the connection's; ``None``: legacy paths).
+    :param policy: End-reason classification.
+    :param on_superseded: ``"follow"``, ``"fail"`` or ``"succeed"``.
+    :param followed_from: Superseded job ids already followed (when resuming).
+    """
+
+    def __init__(
+        self,
+        api: JobsAPI,
+        instance_id: str,
+        job_id: str,
+        *,
+        namespace: str | _Unset | None = UNSET,
+        policy: EndReasonPolicy | None = None,
+        on_superseded: str = "follow",
+        followed_from: Sequence[str] = (),
+    ) -> None:
+        self.api = api
+        self.instance_id = instance_id
+        self.job_id = job_id
+        self.namespace = namespace
+        self.policy = policy or EndReasonPolicy()
+        self.on_superseded = validate_on_superseded(on_superseded)
+        self.followed_from: list[str] = list(followed_from)
+        # Validate the ids now, so a bad templated value fails before any request.
+        api.path(instance_id, job_id, namespace=namespace)
+
+    def poll(self) -> Plan[PollResult]:
+        """One GET of the watched job (plus one list when following a supersede)."""
+        job = yield from self.api.get_job(self.instance_id, self.job_id, namespace=self.namespace)
+        listed: list[Job] | None = None  # one listing serves a whole chain of supersedes
+        while True:
+            status = job.classify(self.policy)
+            if status is not JobStatus.SUPERSEDED or self.on_superseded != "follow":
+                return PollResult(job, status, tuple(self.followed_from), done=status is not JobStatus.RUNNING)
+            if listed is None:
+                page = yield from self.api.list_jobs(
+                    self.instance_id, per_page=JOBS_MAX_PER_PAGE, namespace=self.namespace
+                )
+                listed = list(page.jobs)
+                if find_successor(job, listed, self.followed_from) is None:
+                    listed += yield from self._last_page(page)
+            successor = find_successor(job, listed, self.followed_from)
+            if successor is None:
+                # Not listed yet (or out of reach): look again at the next poll.
+                return PollResult(job, status, tuple(self.followed_from), done=False)
+            self.followed_from.append(job.id)
+            self.job_id = successor.id
+            job = successor  # the listing already has its state: no extra GET
+
+    def _last_page(self, first: JobPage) -> Plan[tuple[Job, ...]]:
+        """When the list is oldest-first and longer than a page, the newest jobs are on the last page."""
+        total = first.total_count
+        starts = [j.started_at for j in first.jobs if j.started_at is not None]
+        ascending = len(starts) >= 2 and starts[0] < starts[-1]
+        if total is None or total <= first.per_page or not ascending:
+            return ()
+        last = -(-total // first.per_page)
+        page = yield from self.api.list_jobs(
+            self.instance_id, page=last, per_page=first.per_page, namespace=self.namespace
+        )
+        return page.jobs
+
+
+def result_dict(job: Job, followed_from: Sequence[str]) -> dict[str, Any]:
+    """XCom value of a finished wait: the job's dict plus ``followed_from``."""
+    data = job.to_dict()
+    data["followed_from"] = list(followed_from)
+    return data

@@ -1,0 +1,412 @@
+"""AISearchJobSensor and AISearchJobTrigger against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
+from airflow_provider_aisearch.exceptions import (
+    AISearchAuthError,
+    AISearchError,
+    AISearchJobFailedError,
+    AISearchNotFoundError,
+)
+from airflow_provider_aisearch.sensors import AISearchJobSensor
+from airflow_provider_aisearch.triggers import AISearchJobTrigger, validate_event
+from airflow_provider_aisearch.watch import JobWatch
+
+Connect = Callable[..., None]
+FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
+
+
+@pytest.fixture
+def emu(emulator: AISearchEmulator, connect: Connect) -> AISearchEmulator:
+    connect(emulator)
+    return emulator
+
+
+def make_sensor(**kwargs: Any) -> AISearchJobSensor:
+    kwargs.setdefault("task_id", "wait")
+    kwargs.setdefault("instance_id", "docs")
+    kwargs.setdefault("poke_interval", 0.05)
+    kwargs.setdefault("timeout", 30)
+    kwargs.setdefault("hook_params", FAST)
+    kwargs.setdefault("deferrable", False)
+    return AISearchJobSensor(**kwargs)
+
+
+def job_gets(emu: AISearchEmulator, job_id: str) -> list[Any]:
+    return [r for r in emu.requests if r.method == "GET" and r.route == "jobs" and r.segments[3:] == (job_id,)]
+
+
+def lists(emu: AISearchEmulator) -> list[Any]:
+    return [r for r in emu.requests if r.method == "GET" and r.route == "jobs" and len(r.segments) == 3]
+
+
+def run_trigger(trigger: AISearchJobTrigger, limit: float = 20) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), limit))
+
+
+def defer(sensor: AISearchJobSensor) -> AISearchJobTrigger:
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute({})
+    trigger = info.value.trigger
+    assert isinstance(trigger, AISearchJobTrigger)
+    assert info.value.method_name == "execute_complete"
+    return trigger
+
+
+# ---------------------------------------------------------------------------------------------
+# Poke path
+# ---------------------------------------------------------------------------------------------
+
+
+def test_poke_waits_then_returns_job_dict(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0.4, end_reason="completed", source="user")
+    result = make_sensor(job_id=job.id).execute({})
+    assert result["id"] == job.id
+    assert result["status"] == "succeeded"
+    assert result["followed_from"] == []
+    gets = job_gets(emu, job.id)
+    assert len(gets) >= 2  # it polled while the job ran
+    assert len(gets) == len(emu.requests)  # nothing but GETs of the job (no logs, no list)
+
+
+def test_each_poke_is_exactly_one_get(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    sensor = make_sensor(job_id=job.id)
+    assert [sensor.poke({}) for _ in range(3)] == [False, False, False]
+    assert len(emu.requests) == 3
+    assert job_gets(emu, job.id) == emu.requests
+
+
+@pytest.mark.parametrize(
+    "end_reason",
+    ["error", "failed", "indexing_error: source unreachable", "timeout", "cancelled", "canceled_by_user", "weird_one"],
+)
+def test_failing_end_reason_raises_with_log_tail(
+    emu: AISearchEmulator, end_reason: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    job = emu.add_job("docs", duration=0, end_reason=end_reason)
+    with pytest.raises(AISearchJobFailedError) as info:
+        make_sensor(job_id=job.id, log_tail=2).execute({})
+    message = str(info.value)
+    assert job.id in message
+    assert "'docs'" in message
+    assert repr(end_reason) in message
+    logs = [r for r in emu.requests if r.route == "jobs" and r.path.endswith("/logs")]
+    assert len(logs) == 1
+    out = caplog.text + capsys.readouterr().out
+    assert f"Job ended: {end_reason}" in out
+    assert "Starting indexing data source" not in out  # only the last 2 of 3 lines
+
+
+def test_unrecognised_end_reason_message_explains_override(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0, end_reason="weird_one")
+    with pytest.raises(AISearchJobFailedError, match=r"success_end_reasons=\{'weird_one'\}"):
+        make_sensor(job_id=job.id, log_tail=0).execute({})
+    assert len(emu.requests) == 1  # log_tail=0: no log request
+
+
+def test_end_reason_overrides(emu: AISearchEmulator) -> None:
+    odd = emu.add_job("docs", duration=0, end_reason="Weird_One")
+    assert make_sensor(job_id=odd.id, success_end_reasons=["weird_one"]).execute({})["status"] == "failed"
+    done = emu.add_job("docs", duration=0, end_reason="completed")
+    with pytest.raises(AISearchJobFailedError):
+        make_sensor(job_id=done.id, failure_end_reasons=["completed"]).execute({})
+    with pytest.raises(ValueError, match="overlap"):
+        make_sensor(job_id=done.id, success_end_reasons=["x"], failure_end_reasons=["X"])
+
+
+def test_soft_fail_turns_failure_into_skip(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0, end_reason="error")
+    with pytest.raises(AirflowSkipException):
+        make_sensor(job_id=job.id, soft_fail=True).execute({})
+
+
+def test_poke_timeout_and_soft_fail(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    with pytest.raises(AirflowSensorTimeout):
+        make_sensor(job_id=job.id, timeout=0.3).execute({})
+    with pytest.raises(AirflowSkipException):
+        make_sensor(job_id=job.id, timeout=0.3, soft_fail=True).execute({})
+
+
+def test_follow_superseded_job(emu: AISearchEmulator) -> None:
+    first = emu.add_job("docs", duration=3600, source="user")
+    sensor = make_sensor(job_id=first.id)
+    assert sensor.poke({}) is False
+    second = emu.start_job("docs", source="schedule", duration=3600)  # supersedes `first`
+    assert sensor.poke({}) is False  # GET first -> superseded -> list -> now waiting on `second`
+    assert sensor.watch.job_id == second.id
+    emu.finish_job("docs", second.id, "completed")
+    done = sensor.poke({})
+    assert not isinstance(done, bool)
+    value = done.xcom_value
+    assert isinstance(value, dict)
+    assert value["id"] == second.id
+    assert value["followed_from"] == [first.id]
+    assert len(lists(emu)) == 1
+    assert len(job_gets(emu, first.id)) == 2
+    assert len(job_gets(emu, second.id)) == 1
+
+
+def test_follow_a_chain_of_supersedes_with_one_list(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    b = emu.start_job("docs", duration=3600)
+    c = emu.start_job("docs", duration=0.3)
+    result = make_sensor(job_id=a.id).execute({})
+    assert result["id"] == c.id
+    assert result["followed_from"] == [a.id, b.id]
+    assert len(lists(emu)) == 1
+    assert job_gets(emu, b.id) == []
+
+
+def test_follow_when_listing_is_oldest_first(make_emulator: Callable[..., AISearchEmulator], connect: Connect) -> None:
+    emu = make_emulator(list_order="oldest")
+    connect(emu)
+    emu.seed_jobs("docs", 60)
+    a = emu.add_job("docs", duration=3600, source="user")
+    b = emu.start_job("docs", duration=0)
+    result = make_sensor(job_id=a.id).execute({})
+    assert result["id"] == b.id
+    assert [r.query["page"] for r in lists(emu)] == ["1", "2"]
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("fail", "error"), ("succeed", "ok")])
+def test_on_superseded_fail_and_succeed(emu: AISearchEmulator, mode: str, outcome: str) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    emu.start_job("docs", duration=3600)
+    sensor = make_sensor(job_id=a.id, on_superseded=mode)
+    if outcome == "error":
+        with pytest.raises(AISearchJobFailedError, match="superseded"):
+            sensor.execute({})
+    else:
+        result = sensor.execute({})
+        assert result["id"] == a.id
+        assert result["status"] == "superseded"
+    assert lists(emu) == []
+
+
+def test_bad_on_superseded_is_rejected() -> None:
+    with pytest.raises(ValueError, match="on_superseded"):
+        make_sensor(job_id="x", on_superseded="ignore")
+
+
+def test_transient_errors_do_not_fail_the_sensor(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    emu.inject(Fault.http(502), times=4)  # one whole poke fails after the hook's 3 retries
+    emu.inject(Fault.rate_limited(retry_after=0), times=4)  # and another one on 429s
+    sensor = make_sensor(job_id=job.id)
+    assert sensor.poke({}) is False
+    assert sensor.poke({}) is False
+    emu.finish_job("docs", job.id, "completed")
+    result = sensor.poke({})
+    assert not isinstance(result, bool)
+    value = result.xcom_value
+    assert isinstance(value, dict)
+    assert value["status"] == "succeeded"
+    assert [r.status for r in emu.requests] == [502] * 4 + [429] * 4 + [200]
+
+
+def test_auth_error_fails_at_once_even_with_soft_fail(emulator: AISearchEmulator, connect: Connect) -> None:
+    connect(emulator, password="revoked-token-x1")
+    with pytest.raises(AISearchAuthError, match="aisearch_default"):
+        make_sensor(job_id="j", soft_fail=True).execute({})
+    assert len(emulator.requests) == 1
+
+
+def test_not_found_fails_at_once(emu: AISearchEmulator) -> None:
+    with pytest.raises(AISearchNotFoundError, match="job_not_found"):
+        make_sensor(job_id="missing").execute({})
+    assert len(emu.requests) == 1
+
+
+def test_bad_job_id_fails_before_any_request(emu: AISearchEmulator) -> None:
+    with pytest.raises(ValueError, match="job_id"):
+        make_sensor(job_id="..").execute({})
+    assert emu.requests == []
+
+
+def test_fast_polling_against_cloudflare_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AISEARCH_DEFAULT", json.dumps({"conn_type": "cloudflare_aisearch", "password": "t", "extra": {}})
+    )
+    caplog.set_level(logging.WARNING)
+    make_sensor(job_id="j", poke_interval=5)._warn_fast_polling()
+    make_sensor(job_id="j", poke_interval=30)._warn_fast_polling()
+    out = caplog.text + capsys.readouterr().out
+    assert "poke_interval=5" in out
+    assert "1200 requests per 5 minutes" in out
+    assert "poke_interval=30" not in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Deferrable path
+# ---------------------------------------------------------------------------------------------
+
+
+def test_deferrable_already_ended_does_not_defer(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0)
+    result = make_sensor(job_id=job.id, deferrable=True).execute({})
+    assert result["id"] == job.id
+    assert len(emu.requests) == 1
+
+
+def test_deferrable_end_to_end(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0.5)
+    sensor = make_sensor(job_id=job.id, deferrable=True, poke_interval=0.1, timeout=60)
+    trigger = defer(sensor)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_aisearch.triggers.AISearchJobTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert kwargs["deadline"] > time.time() + 50
+    assert kwargs["namespace"] == "default"
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "done"
+    result = sensor.execute_complete({}, event.payload)
+    assert result["id"] == job.id
+    assert result["status"] == "succeeded"
+    assert emu.connections == 2  # one for the sensor's check, one for the whole trigger wait
+    assert len(emu.requests) == len(job_gets(emu, job.id))
+
+
+def test_trigger_makes_one_get_per_poll_interval(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    trigger = AISearchJobTrigger(instance_id="docs", job_id=job.id, poll_interval=0.2, retry_backoff=0.001)
+
+    async def scenario() -> list[Any]:
+        task = asyncio.ensure_future(trigger.run().__anext__())
+        while len(emu.requests) < 4:
+            await asyncio.sleep(0.01)
+        emu.finish_job("docs", job.id, "completed")
+        return [await asyncio.wait_for(task, 5)]
+
+    (event,) = asyncio.run(scenario())
+    assert event.payload["status"] == "done"
+    gets = job_gets(emu, job.id)
+    assert gets == emu.requests  # only GETs of the job
+    gaps = [b.at - a.at for a, b in itertools.pairwise(gets)]
+    assert all(gap >= 0.18 for gap in gaps), gaps
+    assert emu.connections == 1
+
+
+def test_trigger_follows_with_one_list_call(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    b = emu.start_job("docs", duration=0.5)
+    trigger = AISearchJobTrigger(instance_id="docs", job_id=a.id, poll_interval=0.1, retry_backoff=0.001)
+    (event,) = run_trigger(trigger)
+    assert event.payload["job"]["id"] == b.id
+    assert event.payload["followed_from"] == [a.id]
+    assert len(lists(emu)) == 1
+    assert len(job_gets(emu, a.id)) == 1
+    assert len(job_gets(emu, b.id)) >= 1
+
+
+def test_trigger_rebuilt_from_serialize_mid_wait(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    first = AISearchJobTrigger(instance_id="docs", job_id=a.id, poll_interval=0.05, retry_backoff=0.001)
+
+    async def interrupted() -> None:
+        task = asyncio.ensure_future(first.run().__anext__())
+        while len(emu.requests) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()  # the triggerer restarts
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(interrupted())
+    b = emu.start_job("docs", duration=0.3)  # while nobody watched, a scheduled job superseded `a`
+    classpath, kwargs = first.serialize()
+    module, name = classpath.rsplit(".", 1)
+    rebuilt = getattr(__import__(module, fromlist=[name]), name)(**json.loads(json.dumps(kwargs)))
+    (event,) = run_trigger(rebuilt)
+    assert event.payload["status"] == "done"
+    assert event.payload["job"]["id"] == b.id
+    assert event.payload["followed_from"] == [a.id]
+
+
+def test_trigger_timeout_polls_once_more_at_the_deadline(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    deadline = time.time() + 0.35
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=job.id, poll_interval=10, deadline=deadline, retry_backoff=0.001
+    )
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "timeout"
+    assert event.payload["job"]["status"] == "running"
+    assert len(emu.requests) == 2  # the first poll, and one last poll at the deadline
+    assert emu.requests[-1].at >= deadline
+    sensor = make_sensor(job_id=job.id, deferrable=True)
+    with pytest.raises(AirflowSensorTimeout, match=job.id):
+        sensor.execute_complete({}, event.payload)
+    soft = make_sensor(job_id=job.id, deferrable=True, soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        soft.resume_execution("execute_complete", {"event": event.payload}, {})
+
+
+def test_trigger_transient_errors_keep_waiting(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0.4)
+    emu.inject(Fault.http(503), times=8)
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=job.id, poll_interval=0.05, retry_backoff=0.001, max_retries=1
+    )
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "done"
+    assert event.payload["job"]["status"] == "succeeded"
+    assert [r.status for r in emu.requests][:8] == [503] * 8
+
+
+def test_trigger_auth_error_event_raises_same_error(emulator: AISearchEmulator, connect: Connect) -> None:
+    connect(emulator, password="revoked-token-x2")
+    trigger = AISearchJobTrigger(instance_id="docs", job_id="j1", poll_interval=0.05)
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "error"
+    assert event.payload["error"]["type"] == "AISearchAuthError"
+    assert "revoked-token-x2" not in json.dumps(event.payload)
+    with pytest.raises(AISearchAuthError) as info:
+        make_sensor(job_id="j1", deferrable=True).execute_complete({}, event.payload)
+    assert info.value.status_code == 401
+    assert len(emulator.requests) == 1
+
+
+def test_trigger_failed_job_event_raises_in_execute_complete(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0.2, end_reason="error")
+    (event,) = run_trigger(AISearchJobTrigger(instance_id="docs", job_id=job.id, poll_interval=0.05))
+    assert event.payload["status"] == "done"
+    with pytest.raises(AISearchJobFailedError, match="'error'"):
+        make_sensor(job_id=job.id, deferrable=True).execute_complete({}, event.payload)
+    soft = make_sensor(job_id=job.id, deferrable=True, soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        soft.resume_execution("execute_complete", {"event": event.payload}, {})
+
+
+def test_trigger_unexpected_exception_becomes_error_event(emu: AISearchEmulator, mocker: Any) -> None:
+    mocker.patch.object(JobWatch, "poll", side_effect=RuntimeError("boom"))
+    (event,) = run_trigger(AISearchJobTrigger(instance_id="docs", job_id="j", poll_interval=0.05))
+    assert event.payload["status"] == "error"
+    assert "RuntimeError: boom" in event.payload["message"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, "done", {}, {"status": "weird"}, {"status": "done"}, {"status": "done", "job": {}, "followed_from": "a"}],
+)
+def test_invalid_events_are_rejected(event: Any) -> None:
+    with pytest.raises(AISearchError, match="event"):
+        validate_event(event)
