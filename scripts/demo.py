@@ -18,13 +18,14 @@ from airflow_provider_aisearch.emulator import AISearchEmulator
 REPO = Path(__file__).resolve().parents[1]
 DEMO_HOME = REPO / ".demo" / "airflow-home"
 #: DAGs the demo runs, in order.
-DEMO_DAGS = ["example_aisearch_hook"]
+DEMO_DAGS = ["example_aisearch_hook", "example_aisearch_sensor"]
 
 
 def main() -> int:
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     DEMO_HOME.mkdir(parents=True)
-    emulator = AISearchEmulator(instances=["docs"], job_duration=3.0, cooldown=30.0)
+    # A short cooldown (Cloudflare: about 30 s) so consecutive DAGs can each start a job.
+    emulator = AISearchEmulator(instances=["docs"], job_duration=3.0, cooldown=5.0)
     emulator.seed_jobs("docs", 5)
     emulator.start()
     env = dict(os.environ)

@@ -49,3 +49,21 @@ def test_example_hook_dag_runs_against_emulator(
     created = emu.jobs("docs")[0]
     assert created["end_reason"] == "completed"
     assert [r.route for r in emu.requests][0] == "account_verify"
+
+
+def test_example_sensor_dag_runs_deferrable_and_mapped(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    emu = make_emulator(job_duration=1.0)
+    emu.seed_jobs("docs", 4)
+    connect(emu)
+    dag = _dagbag().get_dag("example_aisearch_sensor")
+    run = dag.test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert len(emu.requests_to(method="POST")) == 1
+    created = emu.jobs("docs")[0]
+    assert created["end_reason"] == "completed"
+    job_paths = [r.segments[3] for r in emu.requests if r.route == "jobs" and len(r.segments) == 4]
+    assert job_paths.count(created["id"]) >= 2  # the sensor's check, then the trigger's polls
+    # the mapped sensors each waited on one of the three newest jobs
+    assert {j["id"] for j in emu.jobs("docs")[:3]} <= set(job_paths)
