@@ -123,6 +123,7 @@ class RequestRecord:
     :param segments: The route's path parameters, percent-decoded.
     :param auth: ``"bearer"``, ``"global_key"``, ``"both"`` or ``"none"``.
     :param connection: Sequence number of the TCP connection it came on.
+    :param user_agent: The ``User-Agent`` header (the only header value kept).
     :param body: Parsed JSON body, if any.
     :param status: Status answered (``None`` when the connection was dropped).
     :param fault: Kind of injected fault, if one applied.
@@ -135,6 +136,7 @@ class RequestRecord:
     segments: tuple[str, ...]
     auth: str
     connection: int
+    user_agent: str = ""
     body: Any = None
     status: int | None = None
     fault: str | None = None
@@ -276,6 +278,8 @@ class AISearchEmulator:
         self.list_order = list_order
         self.clock = clock
         self.verbose = verbose
+        #: What token verify reports: ``"active"``, ``"disabled"`` or ``"expired"``.
+        self.token_status = "active"
         #: When false, list answers omit ``result_info.total_count`` (clients must stop on a short page).
         self.report_total_count = True
         self.requests: list[RequestRecord] = []
@@ -558,6 +562,7 @@ class AISearchEmulator:
             route=None,
             segments=(),
             auth=self._auth_kind(h),
+            user_agent=h.headers.get("User-Agent", ""),
             connection=h.connection_id,
             at=self.clock(),
         )
@@ -695,7 +700,7 @@ class AISearchEmulator:
             if owner == "account" and record.segments[0] != self.account_id:
                 return self._error(404, NO_ROUTE)
             return self._ok(
-                {"id": "emulated-token-id", "status": "active"},
+                {"id": "emulated-token-id", "status": self.token_status},
                 messages=[{"code": 10000, "message": "This API Token is valid and active", "type": None}],
             )
 

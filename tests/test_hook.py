@@ -557,3 +557,123 @@ def test_logs_never_contain_the_token(
     text = caplog.text + captured.out + captured.err  # Airflow 3 logs through structlog to stdout
     assert "retrying" in text
     assert TOKEN not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaps found by mutation testing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cooldown_detected_by_code_or_by_message(hook: AISearchHook, emulator: AISearchEmulator, mocker: Any) -> None:
+    sleep = mocker.patch("airflow_provider_aisearch.hooks.time.sleep")
+    emulator.inject(Fault.http(500, {"success": False, "errors": [{"code": 7020, "message": "please wait"}]}))
+    emulator.inject(Fault.http(503, {"success": False, "errors": ["sync_in_cooldown"]}))
+    emulator.inject(
+        Fault.http(
+            429,
+            {"success": False, "errors": [{"code": 7020, "message": "sync_in_cooldown"}], "result": {}},
+            headers={"Retry-After": "42"},
+        )
+    )
+    hook.create_job("docs")
+    assert [r.status for r in emulator.requests] == [500, 503, 429, 200]
+    assert sleep.call_args_list[2].args[0] == 42
+
+
+def test_408_is_retried_for_reads_and_ambiguous_for_create(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    emulator.inject(Fault.http(408))
+    assert hook.list_jobs("docs").jobs == ()
+    assert [r.status for r in emulator.requests] == [408, 200]
+    emulator.inject(Fault.http(408), method="POST")
+    with pytest.raises(AISearchCreateAmbiguousError):
+        hook.create_job("docs")
+
+
+def test_malformed_2xx_is_retried_for_reads(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    emulator.inject(Fault.html(200))
+    assert hook.list_jobs("docs").jobs == ()
+    assert [r.fault for r in emulator.requests] == ["status", None]
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    from random import Random
+
+    from airflow_provider_aisearch.api import RetryPolicy
+
+    class Fixed(Random):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def random(self) -> float:
+            return self.value
+
+    policy = RetryPolicy(backoff=1.0, max_backoff=2.0)
+    assert policy.delay(10, None, Fixed(0.999)) <= 2.0
+    assert policy.delay(0, None, Fixed(0.0)) == 0.5
+    assert policy.delay(1, None, Fixed(0.0)) == 1.0
+    assert policy.delay(0, -5.0) == 0.0
+
+
+def test_retry_after_read_case_insensitively_from_plain_dicts() -> None:
+    from airflow_provider_aisearch.api import evaluate
+
+    verdict = evaluate(conn_id="c", method="GET", path="/p", status=429, headers={"retry-after": "5"})
+    assert verdict.retryable
+    assert verdict.retry_after == 5
+    verdict = evaluate(conn_id="c", method="GET", path="/p", status=429, headers={"RETRY-AFTER": "7"})
+    assert verdict.retry_after == 7
+
+
+@pytest.mark.parametrize("status", ["disabled", "expired"])
+def test_test_connection_inactive_token(hook: AISearchHook, emulator: AISearchEmulator, status: str) -> None:
+    emulator.token_status = status
+    ok, message = hook.test_connection()
+    assert not ok
+    assert status in message
+
+
+def test_test_connection_does_not_retry(hook: AISearchHook, emulator: AISearchEmulator, mocker: Any) -> None:
+    sleep = mocker.patch("airflow_provider_aisearch.hooks.time.sleep")
+    emulator.inject(Fault.http(503), times=10)
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "HTTP 503" in message
+    assert len(emulator.requests) == 1
+    assert sleep.call_count == 0
+
+
+def test_user_agent_names_the_provider(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    import airflow_provider_aisearch
+
+    hook.list_jobs("docs")
+    assert emulator.requests[0].user_agent == f"airflow-provider-aisearch/{airflow_provider_aisearch.__version__}"
+
+
+def test_host_without_scheme_gets_https(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    conn = {"conn_type": "cloudflare_aisearch", "host": "api.example.com/client/v4/", "password": "t"}
+    monkeypatch.setenv("AIRFLOW_CONN_NOSCHEME", json.dumps(conn))
+    assert AISearchHook("noscheme").conn_info.base_url == "https://api.example.com/client/v4"
+
+
+def test_close_drops_the_session(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    hook.list_jobs("docs")
+    hook.close()
+    assert "session" not in hook.__dict__
+    hook.list_jobs("docs")
+    assert emulator.connections == 2
+
+
+def test_error_chain_is_reported(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    body = {
+        "success": False,
+        "errors": [
+            {"code": 6003, "message": "Invalid request headers", "error_chain": [{"code": 6111, "message": "inner"}]}
+        ],
+    }
+    emulator.inject(Fault.http(400, body))
+    with pytest.raises(AISearchError) as info:
+        hook.list_jobs("docs")
+    assert "[6003] Invalid request headers ([6111] inner)" in str(info.value)
