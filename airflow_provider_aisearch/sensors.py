@@ -31,13 +31,152 @@ from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, v
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["AISearchJobSensor"]
+__all__ = ["AISearchJobSensor", "AISearchJobWaitMixin"]
 
 #: Below this poke interval against the real API, a warning points at Cloudflare's rate limit.
 MIN_RECOMMENDED_POKE_INTERVAL = 10.0
 
 
-class AISearchJobSensor(BaseSensorOperator):
+class AISearchJobWaitMixin:
+    """
+    Waiting on a job, shared by :class:`AISearchJobSensor` and the create operator's
+    ``wait_for_completion``: one poll, the outcome of an ended job, the trigger, and ``execute_complete``.
+
+    The host class sets ``instance_id``, ``namespace``, ``aisearch_conn_id``, ``hook_params``,
+    ``policy``, ``on_superseded``, ``success_end_reasons``, ``failure_end_reasons`` and ``log_tail``.
+    """
+
+    instance_id: str
+    namespace: str | _Unset | None
+    aisearch_conn_id: str
+    hook_params: dict[str, Any]
+    policy: EndReasonPolicy
+    on_superseded: str
+    success_end_reasons: list[str] | None
+    failure_end_reasons: list[str] | None
+    log_tail: int
+    log: Any
+
+    @cached_property
+    def hook(self) -> AISearchHook:
+        """The hook (one session for the whole task try)."""
+        return AISearchHook(self.aisearch_conn_id, **self.hook_params)
+
+    def _new_watch(self, job_id: str) -> JobWatch:
+        return JobWatch(
+            self.hook.api,
+            self.instance_id,
+            job_id,
+            namespace=self.namespace,
+            policy=self.policy,
+            on_superseded=self.on_superseded,
+        )
+
+    def _warn_fast_polling(self, interval: float) -> None:
+        if interval < MIN_RECOMMENDED_POKE_INTERVAL and self.hook.conn_info.base_url == DEFAULT_BASE_URL:
+            self.log.warning(
+                "poke_interval=%s s against the Cloudflare API: every poll counts against the account's "
+                "limit of 1200 requests per 5 minutes (shared with the dashboard and other tools); "
+                "consider %s s or more, or deferrable=True",
+                interval,
+                int(MIN_RECOMMENDED_POKE_INTERVAL),
+            )
+
+    def _poll(self, watch: JobWatch) -> PollResult | None:
+        """One poll; ``None`` when a transient error made it inconclusive."""
+        try:
+            result = self.hook.run(watch.poll())
+        except (AISearchAuthError, AISearchNotFoundError):
+            raise
+        except AISearchError as exc:
+            self.log.warning("Could not get job %s (will try again at the next poll): %s", watch.job_id, exc)
+            return None
+        if result.done:
+            return result
+        if result.status is JobStatus.SUPERSEDED:
+            self.log.info("Job %s was superseded; the job that replaced it is not listed yet", result.job.id)
+        else:
+            self.log.info(
+                "Job %s on instance %s is still running (started %s, last seen %s)",
+                result.job.id,
+                self.instance_id,
+                result.job.started_at,
+                result.job.last_seen_at,
+            )
+        return result
+
+    def _finish(self, job: Job, followed_from: Sequence[str]) -> dict[str, Any]:
+        """Turn an ended job into the XCom value, or raise for a failing end reason (every path)."""
+        status = job.classify(self.policy)
+        if followed_from:
+            self.log.info("Followed superseded job(s) %s to job %s", ", ".join(followed_from), job.id)
+        if status is JobStatus.SUCCEEDED or (status is JobStatus.SUPERSEDED and self.on_superseded == "succeed"):
+            self.log.info("%s", self.policy.explain(job))
+            return result_dict(job, followed_from)
+        where = f"AI Search job {job.id!r} on instance {self.instance_id!r}"
+        if status is JobStatus.SUPERSEDED:
+            raise AISearchJobFailedError(
+                f"{where} was superseded by a newer job (end_reason={job.end_reason!r}) and on_superseded='fail'"
+            )
+        self._log_tail(job)
+        raise AISearchJobFailedError(f"{where}: {self.policy.explain(job)}")
+
+    def _log_tail(self, job: Job) -> None:
+        if not self.log_tail:
+            return
+        try:
+            entries = self.hook.tail_job_logs(self.instance_id, job.id, self.log_tail, namespace=self.namespace)
+        except (AISearchError, ValueError) as exc:
+            self.log.warning("Could not fetch the logs of job %s: %s", job.id, exc)
+            return
+        self.log.error("Last %d log lines of job %s:", len(entries), job.id)
+        for entry in entries:
+            stamp = entry.created_at.isoformat() if entry.created_at else "-"
+            self.log.error("  %s [%s] %s", stamp, entry.message_type, entry.message)
+
+    def _wait_in_worker(self, watch: JobWatch, interval: float, timeout: float | None) -> dict[str, Any]:
+        """Poll in this process until the job ends (the create operator's non-deferrable wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            result = self._poll(watch)
+            if result is not None and result.done:
+                return self._finish(result.job, result.followed_from)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise AirflowSensorTimeout(
+                    f"job {watch.job_id!r} on instance {self.instance_id!r} was still running after {timeout} s"
+                )
+            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+
+    def _trigger(self, watch: JobWatch, interval: float, timeout: float | None) -> AISearchJobTrigger:
+        """The trigger that continues ``watch`` in the triggerer (JSON-safe kwargs)."""
+        hook = self.hook
+        return AISearchJobTrigger(
+            instance_id=self.instance_id,
+            job_id=watch.job_id,
+            aisearch_conn_id=self.aisearch_conn_id,
+            namespace=hook.api.resolve_namespace(self.namespace),
+            poll_interval=interval,
+            deadline=None if timeout is None else time.time() + timeout,
+            on_superseded=self.on_superseded,
+            success_end_reasons=self.success_end_reasons,
+            failure_end_reasons=self.failure_end_reasons,
+            followed_from=watch.followed_from,
+            timeout=hook.timeout,
+            max_retries=hook.retry_policy.max_retries,
+            retry_backoff=hook.retry_policy.backoff,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger: return the job dict, or raise what the poll path would."""
+        event = validate_event(event)
+        if event["status"] == "done":
+            return self._finish(Job.from_dict(event["job"]), event.get("followed_from", []))
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(f"Timed out: {event['message']}")
+        raise error_from_event(event)
+
+
+class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
     """
     Wait until a Cloudflare AI Search indexing job ends.
 
@@ -105,96 +244,21 @@ class AISearchJobSensor(BaseSensorOperator):
             raise ValueError(f"hook_params accepts timeout, max_retries and retry_backoff; got {sorted(unknown)}")
 
     @cached_property
-    def hook(self) -> AISearchHook:
-        """The hook (one session for every poke of this task try)."""
-        return AISearchHook(self.aisearch_conn_id, **self.hook_params)
-
-    @cached_property
     def watch(self) -> JobWatch:
         """The wait state (built after templates are rendered)."""
-        return JobWatch(
-            self.hook.api,
-            self.instance_id,
-            self.job_id,
-            namespace=self.namespace,
-            policy=self.policy,
-            on_superseded=self.on_superseded,
-        )
+        return self._new_watch(self.job_id)
 
     # -- poke path ---------------------------------------------------------------------------
-
-    def _warn_fast_polling(self) -> None:
-        if self.poke_interval < MIN_RECOMMENDED_POKE_INTERVAL and self.hook.conn_info.base_url == DEFAULT_BASE_URL:
-            self.log.warning(
-                "poke_interval=%s s against the Cloudflare API: every poll counts against the account's "
-                "limit of 1200 requests per 5 minutes (shared with the dashboard and other tools); "
-                "consider %s s or more, or deferrable=True",
-                self.poke_interval,
-                int(MIN_RECOMMENDED_POKE_INTERVAL),
-            )
-
-    def _poll(self) -> PollResult | None:
-        """One poll; ``None`` when a transient error made it inconclusive."""
-        watch = self.watch
-        try:
-            result = self.hook.run(watch.poll())
-        except (AISearchAuthError, AISearchNotFoundError):
-            raise
-        except AISearchError as exc:
-            self.log.warning("Could not get job %s (will try again at the next poke): %s", watch.job_id, exc)
-            return None
-        if result.done:
-            return result
-        if result.status is JobStatus.SUPERSEDED:
-            self.log.info("Job %s was superseded; the job that replaced it is not listed yet", result.job.id)
-        else:
-            self.log.info(
-                "Job %s on instance %s is still running (started %s, last seen %s)",
-                result.job.id,
-                self.instance_id,
-                result.job.started_at,
-                result.job.last_seen_at,
-            )
-        return result
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """One GET of the job: not done while it runs; done with its dict once it has ended."""
         if not hasattr(self, "_warned"):
             self._warned = True
-            self._warn_fast_polling()
-        result = self._poll()
+            self._warn_fast_polling(self.poke_interval)
+        result = self._poll(self.watch)
         if result is None or not result.done:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(result.job, result.followed_from))
-
-    def _finish(self, job: Job, followed_from: Sequence[str]) -> dict[str, Any]:
-        """Turn an ended job into the XCom value, or raise for a failing end reason (both paths)."""
-        status = job.classify(self.policy)
-        if followed_from:
-            self.log.info("Followed superseded job(s) %s to job %s", ", ".join(followed_from), job.id)
-        if status is JobStatus.SUCCEEDED or (status is JobStatus.SUPERSEDED and self.on_superseded == "succeed"):
-            self.log.info("%s", self.policy.explain(job))
-            return result_dict(job, followed_from)
-        where = f"AI Search job {job.id!r} on instance {self.instance_id!r}"
-        if status is JobStatus.SUPERSEDED:
-            raise AISearchJobFailedError(
-                f"{where} was superseded by a newer job (end_reason={job.end_reason!r}) and on_superseded='fail'"
-            )
-        self._log_tail(job)
-        raise AISearchJobFailedError(f"{where}: {self.policy.explain(job)}")
-
-    def _log_tail(self, job: Job) -> None:
-        if not self.log_tail:
-            return
-        try:
-            entries = self.hook.tail_job_logs(self.instance_id, job.id, self.log_tail, namespace=self.namespace)
-        except (AISearchError, ValueError) as exc:
-            self.log.warning("Could not fetch the logs of job %s: %s", job.id, exc)
-            return
-        self.log.error("Last %d log lines of job %s:", len(entries), job.id)
-        for entry in entries:
-            stamp = entry.created_at.isoformat() if entry.created_at else "-"
-            self.log.error("  %s [%s] %s", stamp, entry.message_type, entry.message)
 
     # -- deferrable path ---------------------------------------------------------------------
 
@@ -203,43 +267,18 @@ class AISearchJobSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         self._warned = True
-        self._warn_fast_polling()
+        self._warn_fast_polling(self.poke_interval)
         try:
-            result = self._poll()
+            result = self._poll(self.watch)
             if result is not None and result.done:
                 return self._finish(result.job, result.followed_from)
         except AISearchJobFailedError as exc:
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
             raise
-        watch = self.watch
-        hook = self.hook
         self.defer(
-            trigger=AISearchJobTrigger(
-                instance_id=self.instance_id,
-                job_id=watch.job_id,
-                aisearch_conn_id=self.aisearch_conn_id,
-                namespace=hook.api.resolve_namespace(self.namespace),
-                poll_interval=self.poke_interval,
-                deadline=time.time() + self.timeout,
-                on_superseded=self.on_superseded,
-                success_end_reasons=self.success_end_reasons,
-                failure_end_reasons=self.failure_end_reasons,
-                followed_from=watch.followed_from,
-                timeout=hook.timeout,
-                max_retries=hook.retry_policy.max_retries,
-                retry_backoff=hook.retry_policy.backoff,
-            ),
+            trigger=self._trigger(self.watch, self.poke_interval, self.timeout),
             method_name="execute_complete",
             # A backstop only: the trigger reports the timeout itself after one last poll.
             timeout=timedelta(seconds=self.timeout + self.poke_interval + 60),
         )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger: return the job dict, or raise what the poke path would."""
-        event = validate_event(event)
-        if event["status"] == "done":
-            return self._finish(Job.from_dict(event["job"]), event.get("followed_from", []))
-        if event["status"] == "timeout":
-            raise AirflowSensorTimeout(f"Sensor timed out: {event['message']}")
-        raise error_from_event(event)

@@ -248,8 +248,8 @@ def test_fast_polling_against_cloudflare_warns(
         "AIRFLOW_CONN_AISEARCH_DEFAULT", json.dumps({"conn_type": "cloudflare_aisearch", "password": "t", "extra": {}})
     )
     caplog.set_level(logging.WARNING)
-    make_sensor(job_id="j", poke_interval=5)._warn_fast_polling()
-    make_sensor(job_id="j", poke_interval=30)._warn_fast_polling()
+    make_sensor(job_id="j", poke_interval=5)._warn_fast_polling(5)
+    make_sensor(job_id="j", poke_interval=30)._warn_fast_polling(30)
     out = caplog.text + capsys.readouterr().out
     assert "poke_interval=5" in out
     assert "1200 requests per 5 minutes" in out
