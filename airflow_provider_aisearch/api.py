@@ -491,6 +491,25 @@ def evaluate(
     text = f"{where} failed with HTTP {status}: {detail}"
     kwargs: dict[str, Any] = {"status_code": status, "errors": errors, "method": method, "path": path}
     retry_after = parse_retry_after(_header(headers, "retry-after"))
+    verdict = _error_verdict(text, kwargs, status, conn_id, retry_after, codes, detail, create, description)
+    if verdict.error is not None:
+        verdict.error.retry_after = retry_after
+    return verdict
+
+
+def _error_verdict(
+    text: str,
+    kwargs: dict[str, Any],
+    status: int,
+    conn_id: str,
+    retry_after: float | None,
+    codes: set[Any],
+    detail: str,
+    create: bool,
+    description: str | None,
+) -> Verdict:
+    method, path = kwargs["method"], kwargs["path"]
+    errors = kwargs["errors"]
     cooldown = COOLDOWN_CODE in codes or "sync_in_cooldown" in detail
 
     if status in (401, 403):
@@ -791,6 +810,28 @@ class JobsAPI:
     def _list_jobs(self, path: str, page: int, per_page: int) -> Plan[JobPage]:
         payload = yield from self.request(Call("GET", path, params={"page": page, "per_page": per_page}))
         return parse_job_page(payload, page=page, per_page=per_page, method="GET", path=path)
+
+    def newest_jobs(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[list[Job]]:
+        """
+        The newest jobs: page 1, plus the last page when the list turns out to be oldest-first.
+
+        The API documents no order, so it is read off page 1: if its ``started_at`` values rise
+        and more pages exist, the newest jobs are on the last page (one more request).
+        """
+        path = self.path(instance_id, namespace=namespace)
+        return self._newest_jobs(path)
+
+    def _newest_jobs(self, path: str) -> Plan[list[Job]]:
+        first = yield from self._list_jobs(path, 1, JOBS_MAX_PER_PAGE)
+        jobs = list(first.jobs)
+        starts = [j.started_at for j in jobs if j.started_at is not None]
+        ascending = len(starts) >= 2 and starts[0] < starts[-1]
+        total = first.total_count
+        if ascending and total is not None and total > first.per_page:
+            last = -(-total // first.per_page)
+            page = yield from self._list_jobs(path, last, first.per_page)
+            jobs.extend(page.jobs)
+        return jobs
 
     def get_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[Job]:
         """One job."""

@@ -39,6 +39,8 @@ class AISearchError(AirflowException):
         self.errors: list[dict[str, Any]] = [dict(e) for e in errors]
         self.method = method
         self.path = path
+        #: Seconds the server asked to wait (``Retry-After``), when it said so.
+        self.retry_after: float | None = None
 
     @property
     def codes(self) -> list[int]:

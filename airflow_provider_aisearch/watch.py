@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
-from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobPage, JobStatus
+from airflow_provider_aisearch.api import UNSET, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 
 __all__ = ["ON_SUPERSEDED", "JobWatch", "PollResult", "find_successor", "result_dict", "validate_on_superseded"]
 
@@ -112,12 +112,7 @@ class JobWatch:
             if status is not JobStatus.SUPERSEDED or self.on_superseded != "follow":
                 return PollResult(job, status, tuple(self.followed_from), done=status is not JobStatus.RUNNING)
             if listed is None:
-                page = yield from self.api.list_jobs(
-                    self.instance_id, per_page=JOBS_MAX_PER_PAGE, namespace=self.namespace
-                )
-                listed = list(page.jobs)
-                if find_successor(job, listed, self.followed_from) is None:
-                    listed += yield from self._last_page(page)
+                listed = yield from self.api.newest_jobs(self.instance_id, namespace=self.namespace)
             successor = find_successor(job, listed, self.followed_from)
             if successor is None:
                 # Not listed yet (or out of reach): look again at the next poll.
@@ -125,19 +120,6 @@ class JobWatch:
             self.followed_from.append(job.id)
             self.job_id = successor.id
             job = successor  # the listing already has its state: no extra GET
-
-    def _last_page(self, first: JobPage) -> Plan[tuple[Job, ...]]:
-        """When the list is oldest-first and longer than a page, the newest jobs are on the last page."""
-        total = first.total_count
-        starts = [j.started_at for j in first.jobs if j.started_at is not None]
-        ascending = len(starts) >= 2 and starts[0] < starts[-1]
-        if total is None or total <= first.per_page or not ascending:
-            return ()
-        last = -(-total // first.per_page)
-        page = yield from self.api.list_jobs(
-            self.instance_id, page=last, per_page=first.per_page, namespace=self.namespace
-        )
-        return page.jobs
 
 
 def result_dict(job: Job, followed_from: Sequence[str]) -> dict[str, Any]:
