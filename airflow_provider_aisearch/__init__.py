@@ -49,8 +49,10 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.hooks"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.operators"]}],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.sensors"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.triggers"]}],
+        "extra-links": ["airflow_provider_aisearch.links.AISearchJobsLink"],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

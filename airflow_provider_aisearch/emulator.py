@@ -278,6 +278,8 @@ class AISearchEmulator:
         self.list_order = list_order
         self.clock = clock
         self.verbose = verbose
+        #: When true, a cooldown 429 carries ``Retry-After`` with the seconds left (Cloudflare's is undocumented).
+        self.cooldown_retry_after = False
         #: What token verify reports: ``"active"``, ``"disabled"`` or ``"expired"``.
         self.token_status = "active"
         #: When false, list answers omit ``result_info.total_count`` (clients must stop on a short page).
@@ -776,7 +778,9 @@ class AISearchEmulator:
         now = self.clock()
         latest = max((j.started_at for j in inst.jobs), default=None)
         if latest is not None and now - latest < self.cooldown:
-            return 429, {"success": False, "errors": [COOLDOWN], "result": {}}, {}
+            left = self.cooldown - (now - latest)
+            headers = {"Retry-After": str(max(1, int(left + 0.999)))} if self.cooldown_retry_after else {}
+            return 429, {"success": False, "errors": [COOLDOWN], "result": {}}, headers
         duration, end_reason = self._planned.pop(0) if self._planned else (None, self.end_reason)
         job = self._start(inst, "user", description, duration, end_reason)
         return self._ok(self._job_json(job))

@@ -1,0 +1,538 @@
+"""Operators: turn job lists into downstream work, and start indexing safely."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, BaseOperator, conf
+
+from airflow_provider_aisearch.api import UNSET, _Unset, validate_description, validate_instance_id
+from airflow_provider_aisearch.exceptions import (
+    AISearchCooldownError,
+    AISearchCreateAmbiguousError,
+    AISearchError,
+)
+from airflow_provider_aisearch.hooks import AISearchHook
+from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
+from airflow_provider_aisearch.sensors import AISearchJobWaitMixin
+from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict, validate_on_superseded
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+__all__ = ["IF_RUNNING", "AISearchCreateJobOperator", "AISearchListJobsOperator", "JobFilter"]
+
+_SOURCES = ("user", "schedule")
+#: What :class:`AISearchCreateJobOperator` does when a job is already running.
+IF_RUNNING = ("reuse", "wait", "supersede", "fail")
+#: Wait between create attempts during the cooldown when Cloudflare gives no ``Retry-After``.
+COOLDOWN_WAIT = 30.0
+
+
+# --------------------------------------------------------------------------------------------
+# Listing
+# --------------------------------------------------------------------------------------------
+
+
+def parse_bound(name: str, value: Any) -> datetime | None:
+    """
+    A time bound: a datetime, or a string pendulum parses; naive values are UTC.
+
+    :raises ValueError: naming the parameter.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            parsed = pendulum.parse(value.strip(), tz="UTC")
+        except Exception as exc:
+            raise ValueError(f"{name} is not a date/time: {value[:64]!r} ({exc})") from None
+        if not isinstance(parsed, datetime):
+            raise ValueError(f"{name} must be a date/time, got {value[:64]!r}")
+        moment = parsed
+    else:
+        raise ValueError(f"{name} must be a datetime or a string, got {type(value).__name__}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _statuses(value: Iterable[JobStatus | str] | None) -> frozenset[JobStatus] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, JobStatus)):
+        value = [value]
+    out = set()
+    for item in value:
+        try:
+            out.add(JobStatus(item))
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            raise ValueError(f"statuses: {item!r} is not a job status ({allowed})") from None
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """
+    Which jobs a list keeps: every given condition must hold. ``*_after`` bounds are inclusive,
+    ``*_before`` exclusive; ``ended_*`` bounds match only jobs that have ended.
+    """
+
+    source: str | None = None
+    statuses: frozenset[JobStatus] | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    ended_after: datetime | None = None
+    ended_before: datetime | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        source: str | None = None,
+        statuses: Iterable[JobStatus | str] | None = None,
+        started_after: Any = None,
+        started_before: Any = None,
+        ended_after: Any = None,
+        ended_before: Any = None,
+    ) -> JobFilter:
+        """:raises ValueError: naming the bad parameter."""
+        if source in (None, ""):
+            source = None
+        elif source not in _SOURCES:
+            raise ValueError(f"source must be 'user', 'schedule' or None, got {source!r}")
+        return cls(
+            source=source,
+            statuses=_statuses(statuses),
+            started_after=parse_bound("started_after", started_after),
+            started_before=parse_bound("started_before", started_before),
+            ended_after=parse_bound("ended_after", ended_after),
+            ended_before=parse_bound("ended_before", ended_before),
+        )
+
+    def matches(self, job: Job) -> bool:
+        """Whether ``job`` passes every condition."""
+        if self.source is not None and job.source != self.source:
+            return False
+        if self.statuses is not None and job.status not in self.statuses:
+            return False
+        if not _within(job.started_at, self.started_after, self.started_before):
+            return False
+        return _within(job.ended_at, self.ended_after, self.ended_before)
+
+    def older_cannot_match(self, started_at: datetime) -> bool:
+        """In a newest-first list, whether jobs started before ``started_at`` can no longer match."""
+        if self.started_after is not None and started_at < self.started_after:
+            return True
+        # Jobs of one instance do not overlap (a new job ends the running one), so every older job
+        # ended before this one started.
+        return self.ended_after is not None and started_at + SUCCESSOR_TOLERANCE < self.ended_after
+
+    def newer_cannot_match(self, started_at: datetime) -> bool:
+        """In an oldest-first list, whether jobs started at or after ``started_at`` can no longer match."""
+        bounds = [b for b in (self.started_before, self.ended_before) if b is not None]
+        return bool(bounds) and started_at >= min(bounds)
+
+
+def _within(value: datetime | None, after: datetime | None, before: datetime | None) -> bool:
+    if after is None and before is None:
+        return True
+    if value is None:
+        return False
+    return (after is None or value >= after) and (before is None or value < before)
+
+
+class _Order:
+    """The list's order as observed so far (by ``started_at``)."""
+
+    def __init__(self) -> None:
+        self.previous: datetime | None = None
+        self.rising = False
+        self.falling = False
+
+    def see(self, started_at: datetime | None) -> None:
+        if started_at is None:
+            return
+        if self.previous is not None:
+            self.rising |= started_at > self.previous
+            self.falling |= started_at < self.previous
+        self.previous = started_at
+
+    @property
+    def newest_first(self) -> bool:
+        return self.falling and not self.rising
+
+    @property
+    def oldest_first(self) -> bool:
+        return self.rising and not self.falling
+
+
+def _newest_first_key(job: Job) -> tuple[bool, datetime]:
+    return (job.started_at is not None, job.started_at or datetime.min.replace(tzinfo=timezone.utc))
+
+
+class AISearchListJobsOperator(BaseOperator):
+    """
+    List an instance's indexing jobs and return those matching every filter, newest first.
+
+    The return value feeds ``.expand()`` directly (for example
+    ``AISearchJobSensor.partial(...).expand(job_id=list_task.output)`` with ``ids_only=True``).
+    Paging stops as soon as no later page can match, when the list turns out to be ordered by
+    ``started_at`` (the order is checked, never assumed). With ``outlets`` holding an ``Asset``,
+    each run that found jobs attaches ``{"job_ids": [...], "instance_id": ...}`` to the asset
+    event's ``extra``; combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
+
+    :param instance_id: AI Search instance id (templated).
+    :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.
+    :param aisearch_conn_id: The Airflow connection id.
+    :param source: ``"user"`` or ``"schedule"`` (templated).
+    :param statuses: Keep jobs whose status is one of these (``JobStatus`` or their string values).
+    :param started_after: Inclusive lower bound on ``started_at`` (templated; datetime or string).
+    :param started_before: Exclusive upper bound on ``started_at`` (templated).
+    :param ended_after: Inclusive lower bound on ``ended_at``; running jobs never match (templated).
+    :param ended_before: Exclusive upper bound on ``ended_at``; running jobs never match (templated).
+    :param limit: Return at most this many jobs (the newest).
+    :param ids_only: Return job ids instead of job dicts.
+    :param skip_if_empty: Raise ``AirflowSkipException`` when nothing matched.
+    :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for the hook.
+    """
+
+    template_fields: Sequence[str] = (
+        "instance_id",
+        "namespace",
+        "source",
+        "started_after",
+        "started_before",
+        "ended_after",
+        "ended_before",
+    )
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        namespace: str | _Unset | None = UNSET,
+        aisearch_conn_id: str = AISearchHook.default_conn_name,
+        source: str | None = None,
+        statuses: Iterable[JobStatus | str] | None = None,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+        ended_after: datetime | str | None = None,
+        ended_before: datetime | str | None = None,
+        limit: int | None = None,
+        ids_only: bool = False,
+        skip_if_empty: bool = False,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        self.instance_id = instance_id
+        self.namespace = namespace
+        self.aisearch_conn_id = aisearch_conn_id
+        self.source = source
+        self.statuses = None if statuses is None else sorted(s.value for s in _statuses(statuses) or ())
+        self.started_after = started_after
+        self.started_before = started_before
+        self.ended_after = ended_after
+        self.ended_before = ended_before
+        self.limit = limit
+        self.ids_only = ids_only
+        self.skip_if_empty = skip_if_empty
+        self.hook_params = dict(hook_params or {})
+
+    @cached_property
+    def hook(self) -> AISearchHook:
+        """The hook."""
+        return AISearchHook(self.aisearch_conn_id, **self.hook_params)
+
+    def execute(self, context: Context) -> list[Any]:
+        """List, filter, and return the matching jobs (dicts, or ids with ``ids_only``)."""
+        validate_instance_id(self.instance_id)
+        job_filter = JobFilter.build(
+            source=self.source,
+            statuses=self.statuses,
+            started_after=self.started_after,
+            started_before=self.started_before,
+            ended_after=self.ended_after,
+            ended_before=self.ended_before,
+        )
+        matched: list[Job] = []
+        order = _Order()
+        pages_before = 0
+        for job in self.hook.iter_jobs(self.instance_id, namespace=self.namespace):
+            pages_before += 1
+            order.see(job.started_at)
+            if job_filter.matches(job):
+                matched.append(job)
+            started = job.started_at
+            if started is None:
+                continue
+            if order.newest_first and (
+                (self.limit is not None and len(matched) >= self.limit) or job_filter.older_cannot_match(started)
+            ):
+                break
+            if order.oldest_first and job_filter.newer_cannot_match(started):
+                break
+        matched.sort(key=_newest_first_key, reverse=True)
+        if self.limit is not None:
+            matched = matched[: self.limit]
+        self.log.info("%d job(s) of instance %s matched (%d listed)", len(matched), self.instance_id, pages_before)
+        if not matched and self.skip_if_empty:
+            raise AirflowSkipException(f"No job of instance {self.instance_id!r} matched the filters")
+        if matched:
+            self._attach_to_assets(context, [j.id for j in matched])
+        return [j.id for j in matched] if self.ids_only else [j.to_dict() for j in matched]
+
+    def _attach_to_assets(self, context: Context, job_ids: list[str]) -> None:
+        outlets = [o for o in (self.outlets or []) if isinstance(o, Asset)]
+        if not outlets:
+            return
+        extra: dict[str, Any] = {"job_ids": list(job_ids), "instance_id": self.instance_id}
+        events = context["outlet_events"]
+        for asset in outlets:
+            events[asset].extra = dict(extra)
+
+
+# --------------------------------------------------------------------------------------------
+# Creating
+# --------------------------------------------------------------------------------------------
+
+
+def default_description(context: Context) -> str:
+    """``airflow:<dag>:<task>[<map index>]:<run id>:try<n>``, at most 255 characters (hashed when longer)."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    mapped = f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else ""
+    text = f"airflow:{ti.dag_id}:{ti.task_id}{mapped}:{ti.run_id}:try{ti.try_number}"
+    if len(text) <= 255:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return text[: 255 - 17] + "~" + digest
+
+
+class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
+    """
+    Start an indexing job safely, optionally waiting until it ends.
+
+    Before creating it looks for a running job and applies ``if_running``: ``"reuse"`` adopts it
+    (no POST), ``"wait"`` waits for it to end and then creates, ``"supersede"`` creates anyway
+    (Cloudflare ends the old one with ``new_job_has_started``), ``"fail"`` raises. During the create
+    cooldown (429 ``sync_in_cooldown``) it waits (``Retry-After``, else 30 s) and retries until
+    ``cooldown_timeout``. An ambiguous create failure is resolved by finding the job by its
+    ``description``, so one task try never starts two jobs.
+
+    The job id is pushed to XCom (key ``job_id``) as soon as it is known; the return value is the job's
+    dict. ``wait_for_completion=True`` waits exactly as :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor`
+    (the same code, deferrable with the same trigger when ``deferrable=True``). ``on_kill`` cancels a
+    job this task created.
+
+    :param instance_id: AI Search instance id (templated).
+    :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.
+    :param aisearch_conn_id: The Airflow connection id.
+    :param description: Stored on the job (templated, at most 255 characters); default identifies
+        the DAG, task, run and try.
+    :param if_running: ``"reuse"``, ``"wait"``, ``"supersede"`` or ``"fail"``.
+    :param cooldown_timeout: Seconds to keep retrying through the create cooldown.
+    :param wait_for_completion: Wait until the job ends (and fail on a failing end reason).
+    :param poll_interval: Seconds between polls while waiting.
+    :param timeout: Seconds to wait for completion (``None``: no limit).
+    :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param on_superseded: As for the sensor: ``"follow"``, ``"fail"`` or ``"succeed"``.
+    :param success_end_reasons: Extra end reasons meaning success.
+    :param failure_end_reasons: Extra end reasons meaning failure.
+    :param log_tail: Log lines of a failed job to write to the task log.
+    :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for the hook.
+    """
+
+    template_fields: Sequence[str] = ("instance_id", "namespace", "description")
+    operator_extra_links = (AISearchJobsLink(),)
+    ui_color = "#f6821f"
+
+    #: Seconds to wait before looking for the job of an ambiguous create a second time.
+    ambiguity_recheck_delay = 2.0
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        namespace: str | _Unset | None = UNSET,
+        aisearch_conn_id: str = AISearchHook.default_conn_name,
+        description: str | None = None,
+        if_running: str = "reuse",
+        cooldown_timeout: float = 600,
+        wait_for_completion: bool = False,
+        poll_interval: float = 30,
+        timeout: float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        on_superseded: str = "follow",
+        success_end_reasons: Iterable[str] | None = None,
+        failure_end_reasons: Iterable[str] | None = None,
+        log_tail: int = 20,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if if_running not in IF_RUNNING:
+            raise ValueError(f"if_running must be one of {', '.join(IF_RUNNING)}; got {if_running!r}")
+        for name, value in (("cooldown_timeout", cooldown_timeout), ("poll_interval", poll_interval)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 0:
+            raise ValueError(f"log_tail must be an integer >= 0, got {log_tail!r}")
+        self.instance_id = instance_id
+        self.namespace = namespace
+        self.aisearch_conn_id = aisearch_conn_id
+        self.description = description
+        self.if_running = if_running
+        self.cooldown_timeout = float(cooldown_timeout)
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = float(poll_interval)
+        self.timeout = None if timeout is None else float(timeout)
+        self.deferrable = deferrable
+        self.on_superseded = validate_on_superseded(on_superseded)
+        self.success_end_reasons = None if success_end_reasons is None else sorted(success_end_reasons)
+        self.failure_end_reasons = None if failure_end_reasons is None else sorted(failure_end_reasons)
+        self.policy = EndReasonPolicy.build(self.success_end_reasons, self.failure_end_reasons)
+        self.log_tail = log_tail
+        self.hook_params = dict(hook_params or {})
+        self._created_job_id: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Find or start the job, push its id, and optionally wait for it."""
+        description = self.description or default_description(context)
+        validate_description(description)
+        hook = self.hook
+        path_check = hook.api.path(self.instance_id, namespace=self.namespace)  # validate before any request
+        self.log.info("Starting an indexing job on %s with description %r", path_check, description)
+        job, created = self._find_or_create(description)
+        if created:
+            self._created_job_id = job.id
+        ti = context["ti"]
+        ti.xcom_push(key="job_id", value=job.id)
+        account = hook.conn_info.account_id or ""
+        ti.xcom_push(key=DASHBOARD_URL_XCOM_KEY, value=dashboard_url(account, self.instance_id))
+        if not self.wait_for_completion:
+            return result_dict(job, [])
+        watch = self._new_watch(job.id)
+        if self.deferrable:
+            self._warn_fast_polling(self.poll_interval)
+            backstop = None if self.timeout is None else timedelta(seconds=self.timeout + self.poll_interval + 60)
+            self.defer(
+                trigger=self._trigger(watch, self.poll_interval, self.timeout),
+                method_name="execute_complete",
+                timeout=backstop,
+            )
+        return self._wait_in_worker(watch, self.poll_interval, self.timeout)
+
+    # -- finding or creating -----------------------------------------------------------------
+
+    def _running_job(self) -> Job | None:
+        jobs = self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
+        running = [j for j in jobs if j.is_running]
+        return max(running, key=_newest_first_key) if running else None
+
+    def _find_or_create(self, description: str) -> tuple[Job, bool]:
+        running = self._running_job()
+        if running is not None:
+            self.log.info(
+                "Job %s is already running on instance %s (if_running=%r)",
+                running.id,
+                self.instance_id,
+                self.if_running,
+            )
+            if self.if_running == "reuse":
+                return running, False
+            if self.if_running == "fail":
+                raise AISearchError(
+                    f"Job {running.id!r} is already running on instance {self.instance_id!r} and if_running='fail'"
+                )
+            if self.if_running == "wait":
+                self._wait_until_idle(running)
+        return self._create(description), True
+
+    def _wait_until_idle(self, running: Job) -> None:
+        """Wait until the running job (or whatever superseded it) has ended; its outcome does not matter."""
+        watch = JobWatch(self.hook.api, self.instance_id, running.id, namespace=self.namespace)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            result = self._poll(watch)
+            if result is not None and result.done:
+                self.log.info("Job %s has ended (%s); creating a new one", result.job.id, result.status.value)
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise AISearchError(
+                    f"Job {watch.job_id!r} was still running after {self.timeout} s (if_running='wait')"
+                )
+            time.sleep(self.poll_interval)
+
+    def _create(self, description: str) -> Job:
+        deadline = time.monotonic() + self.cooldown_timeout
+        ambiguous_rounds = 0
+        while True:
+            try:
+                return self.hook.create_job(self.instance_id, description=description, namespace=self.namespace)
+            except AISearchCooldownError as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AISearchCooldownError(
+                        f"Instance {self.instance_id!r} was still in its sync cooldown after "
+                        f"cooldown_timeout={self.cooldown_timeout:g} s: {exc.message}",
+                        status_code=exc.status_code,
+                        errors=exc.errors,
+                        method=exc.method,
+                        path=exc.path,
+                    ) from None
+                wait = min(exc.retry_after if exc.retry_after is not None else COOLDOWN_WAIT, remaining)
+                self.log.info("Instance %s is in its sync cooldown; trying again in %.1f s", self.instance_id, wait)
+                time.sleep(wait)
+            except AISearchCreateAmbiguousError as exc:
+                self.log.warning("%s; looking for the job by its description", exc.message)
+                job = self._find_by_description(description)
+                if job is not None:
+                    self.log.info("Found job %s started by the ambiguous request", job.id)
+                    return job
+                ambiguous_rounds += 1
+                if ambiguous_rounds >= 3 or time.monotonic() >= deadline:
+                    raise
+                self.log.info("No job has description %r: the create did not happen; sending it again", description)
+
+    def _find_by_description(self, description: str) -> Job | None:
+        for attempt in range(2):
+            jobs = self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
+            mine = [j for j in jobs if j.description == description]
+            if mine:
+                return max(mine, key=_newest_first_key)
+            if attempt == 0:
+                time.sleep(self.ambiguity_recheck_delay)
+        return None
+
+    # -- kill ----------------------------------------------------------------------------------
+
+    def on_kill(self) -> None:
+        """Cancel the job this task created (never a reused one) if it is still running."""
+        job_id = self._created_job_id
+        if job_id is None:
+            return
+        try:
+            job = self.hook.get_job(self.instance_id, job_id, namespace=self.namespace)
+            if job.is_running:
+                self.hook.cancel_job(self.instance_id, job_id, namespace=self.namespace)
+                self.log.info("Cancelled job %s", job_id)
+        except AISearchError as exc:
+            self.log.warning("Could not cancel job %s: %s", job_id, exc)
