@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
+from airflow_provider_aisearch.api import TransportFailure
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.exceptions import (
     AISearchAuthError,
@@ -20,9 +23,11 @@ from airflow_provider_aisearch.exceptions import (
     AISearchJobFailedError,
     AISearchNotFoundError,
 )
+from airflow_provider_aisearch.hooks import _classify_httpx_error
+from airflow_provider_aisearch.jobs import Job
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, validate_event
-from airflow_provider_aisearch.watch import JobWatch
+from airflow_provider_aisearch.watch import JobWatch, find_successor
 
 Connect = Callable[..., None]
 FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
@@ -410,3 +415,123 @@ def test_trigger_unexpected_exception_becomes_error_event(emu: AISearchEmulator,
 def test_invalid_events_are_rejected(event: Any) -> None:
     with pytest.raises(AISearchError, match="event"):
         validate_event(event)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaps found by mutation testing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_find_successor_tolerates_clock_skew() -> None:
+    t = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    a = Job("a", end_reason="new_job_has_started", started_at=t - timedelta(minutes=5), ended_at=t)
+    b = Job("b", started_at=t - timedelta(seconds=1))
+    old = Job("old", end_reason="completed", started_at=t - timedelta(seconds=3), ended_at=t - timedelta(seconds=2))
+    assert find_successor(a, [old, b]) == b
+    assert find_successor(a, [old]) is None
+
+
+def test_superseded_successor_not_listed_yet_keeps_waiting(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=0, end_reason="new_job_has_started", source="user")
+    sensor = make_sensor(job_id=a.id)
+    assert sensor.poke({}) is False
+    assert sensor.watch.job_id == a.id
+    assert len(lists(emu)) == 1
+    b = emu.add_job("docs", duration=0)
+    done = sensor.poke({})
+    assert not isinstance(done, bool)
+    value = done.xcom_value
+    assert isinstance(value, dict)
+    assert value["id"] == b.id
+    assert value["followed_from"] == [a.id]
+
+
+def test_deferrable_soft_fail_on_already_failed_job_skips(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0, end_reason="error")
+    with pytest.raises(AirflowSkipException):
+        make_sensor(job_id=job.id, deferrable=True, soft_fail=True, log_tail=0).execute({})
+
+
+def test_deferrable_keeps_followed_from_across_defer(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    b = emu.start_job("docs", duration=0.3)
+    sensor = make_sensor(job_id=a.id, deferrable=True, poke_interval=0.05)
+    trigger = defer(sensor)
+    assert trigger.job_id == b.id
+    assert trigger.followed_from == [a.id]
+    (event,) = run_trigger(trigger)
+    assert sensor.execute_complete({}, event.payload)["followed_from"] == [a.id]
+
+
+def test_trigger_serialize_keeps_every_argument() -> None:
+    trigger = AISearchJobTrigger(
+        instance_id="docs",
+        job_id="j2",
+        aisearch_conn_id="c",
+        namespace=None,
+        poll_interval=7,
+        deadline=123.0,
+        on_superseded="fail",
+        success_end_reasons=["x"],
+        failure_end_reasons=["y"],
+        followed_from=["j1"],
+        timeout=(1, 2),
+        max_retries=5,
+        retry_backoff=0.5,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert set(kwargs) == set(inspect.signature(AISearchJobTrigger).parameters)
+    assert AISearchJobTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+    assert kwargs["followed_from"] == ["j1"]
+    assert kwargs["on_superseded"] == "fail"
+    assert kwargs["namespace"] is None
+
+
+def test_deferred_trigger_gets_connection_namespace_and_hook_params(
+    emulator: AISearchEmulator, connect: Connect
+) -> None:
+    emulator.add_instance("docs", namespace="team")
+    connect(emulator, namespace="team")
+    job = emulator.add_job("docs", namespace="team", duration=3600)
+    params = {"timeout": 3, "max_retries": 1, "retry_backoff": 0.002}
+    _, kwargs = defer(make_sensor(job_id=job.id, deferrable=True, hook_params=params)).serialize()
+    assert kwargs["namespace"] == "team"
+    assert (kwargs["timeout"], kwargs["max_retries"], kwargs["retry_backoff"]) == (3.0, 1, 0.002)
+
+
+def test_trigger_applies_end_reason_overrides(emu: AISearchEmulator) -> None:
+    odd = emu.add_job("docs", duration=0, end_reason="weird_one")
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=odd.id, poll_interval=0.05, success_end_reasons=["weird_one"]
+    )
+    (event,) = run_trigger(trigger)
+    assert event.payload["message"].endswith("is succeeded")
+
+
+def test_trigger_on_superseded_fail_does_not_follow(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    emu.start_job("docs", duration=3600)
+    trigger = AISearchJobTrigger(instance_id="docs", job_id=a.id, poll_interval=0.05, on_superseded="fail")
+    (event,) = run_trigger(trigger, limit=5)
+    assert event.payload["job"]["id"] == a.id
+    assert lists(emu) == []
+
+
+def test_trigger_timeout_fires_at_deadline_not_after_poll_interval(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    deadline = time.time() + 0.3
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=job.id, poll_interval=10, deadline=deadline, retry_backoff=0.001
+    )
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "timeout"
+    assert emu.requests[-1].at - deadline < 1
+
+
+def test_classify_httpx_errors() -> None:
+    import httpx
+
+    assert _classify_httpx_error(httpx.ConnectError("refused"))[0] is TransportFailure.NOT_SENT
+    assert _classify_httpx_error(httpx.ConnectTimeout("slow"))[0] is TransportFailure.NOT_SENT
+    assert _classify_httpx_error(httpx.ReadError("reset"))[0] is TransportFailure.LOST
+    assert _classify_httpx_error(httpx.UnsupportedProtocol("ftp"))[0] is TransportFailure.FATAL

@@ -1,0 +1,444 @@
+"""AISearchListJobsOperator and AISearchCreateJobOperator against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, TaskDeferred
+
+from airflow_provider_aisearch.emulator import AISearchEmulator, EmulatedJob, Fault
+from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchError, AISearchJobFailedError
+from airflow_provider_aisearch.jobs import JobStatus
+from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY
+from airflow_provider_aisearch.operators import (
+    AISearchCreateJobOperator,
+    AISearchListJobsOperator,
+    JobFilter,
+    default_description,
+)
+from airflow_provider_aisearch.triggers import AISearchJobTrigger
+
+Connect = Callable[..., None]
+FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
+BASE = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+REASONS = ["completed", "error", None, "cancelled", "new_job_has_started", "completed"]
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(BASE + seconds, tz=timezone.utc)
+
+
+@pytest.fixture
+def emu(emulator: AISearchEmulator, connect: Connect) -> AISearchEmulator:
+    connect(emulator)
+    return emulator
+
+
+def seed(emu: AISearchEmulator, count: int) -> list[EmulatedJob]:
+    """Jobs every 100 s from BASE, each 50 s long, with mixed sources and end reasons (oldest first)."""
+    return [
+        emu.add_job(
+            "docs",
+            started_at=BASE + 100 * i,
+            duration=50,
+            end_reason=REASONS[i % len(REASONS)],
+            source="user" if i % 3 == 0 else "schedule",
+        )
+        for i in range(count)
+    ]
+
+
+def list_op(**kwargs: Any) -> AISearchListJobsOperator:
+    kwargs.setdefault("task_id", "list")
+    kwargs.setdefault("instance_id", "docs")
+    kwargs.setdefault("hook_params", FAST)
+    return AISearchListJobsOperator(**kwargs)
+
+
+class FakeTI:
+    dag_id = "dag_a"
+    task_id = "create"
+    run_id = "manual__2026-11-22T00:00:00+00:00"
+    try_number = 1
+    map_index = -1
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def ctx(**values: Any) -> Any:
+    """A minimal task context (the operators read only these keys)."""
+    return values
+
+
+def create_op(**kwargs: Any) -> AISearchCreateJobOperator:
+    kwargs.setdefault("task_id", "create")
+    kwargs.setdefault("instance_id", "docs")
+    kwargs.setdefault("hook_params", FAST)
+    kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("deferrable", False)
+    op = AISearchCreateJobOperator(**kwargs)
+    op.ambiguity_recheck_delay = 0.05
+    return op
+
+
+def posts(emu: AISearchEmulator) -> list[Any]:
+    return emu.requests_to(method="POST")
+
+
+# ---------------------------------------------------------------------------------------------
+# AISearchListJobsOperator
+# ---------------------------------------------------------------------------------------------
+
+
+def brute_force(emu: AISearchEmulator, job_filter: JobFilter) -> list[str]:
+    from airflow_provider_aisearch.jobs import Job
+
+    jobs = [Job.from_api(j) for j in emu.jobs("docs")]
+    return [j.id for j in sorted(jobs, key=lambda j: j.started_at or at(-1e9), reverse=True) if job_filter.matches(j)]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"source": "user"},
+        {"source": "schedule"},
+        {"statuses": ["succeeded"]},
+        {"statuses": [JobStatus.FAILED, "cancelled"]},
+        {"statuses": "superseded"},
+        {"started_after": at(1000)},
+        {"started_before": at(1000).isoformat()},
+        {"started_after": "2026-09-21T14:30:00Z", "started_before": "2026-09-21 14:40:00"},
+        {"ended_after": at(1050)},
+        {"ended_before": at(1050)},
+        {"ended_after": at(500), "ended_before": at(1550), "source": "schedule", "statuses": ["succeeded", "failed"]},
+    ],
+)
+def test_filters_match_a_brute_force_filter(emu: AISearchEmulator, filters: dict[str, Any]) -> None:
+    seed(emu, 30)
+    emu.add_job("docs", started_at=BASE + 3000, duration=3600, source="user")  # a running job
+    result = list_op(**filters).execute({})
+    expected = brute_force(emu, JobFilter.build(**filters))
+    assert [j["id"] for j in result] == expected
+    assert expected  # every case matches something
+    if any(k.startswith("ended_") for k in filters):
+        assert all(j["ended_at"] is not None for j in result)
+
+
+def test_bounds_are_inclusive_after_and_exclusive_before(emu: AISearchEmulator) -> None:
+    jobs = seed(emu, 5)
+    result = list_op(started_after=at(100), started_before=at(300), ids_only=True).execute({})
+    assert result == [jobs[2].id, jobs[1].id]
+
+
+def test_ids_only_and_limit_newest_first(emu: AISearchEmulator) -> None:
+    jobs = seed(emu, 12)
+    assert list_op(ids_only=True, limit=3).execute({}) == [jobs[11].id, jobs[10].id, jobs[9].id]
+    dicts = list_op(limit=2).execute({})
+    assert [d["id"] for d in dicts] == [jobs[11].id, jobs[10].id]
+    assert set(dicts[0]) >= {"id", "source", "status", "started_at", "ended_at", "end_reason"}
+
+
+def test_skip_if_empty(emu: AISearchEmulator) -> None:
+    seed(emu, 5)
+    assert list_op(source="user", started_after=at(10_000)).execute({}) == []
+    with pytest.raises(AirflowSkipException, match="docs"):
+        list_op(source="user", started_after=at(10_000), skip_if_empty=True).execute({})
+
+
+def test_asset_extra_lists_the_jobs(emu: AISearchEmulator) -> None:
+    jobs = seed(emu, 4)
+    asset = Asset("cloudflare-aisearch://docs")
+
+    class Accessor:
+        def __init__(self) -> None:
+            self.extra: dict[str, Any] = {}
+
+    events: defaultdict[Any, Accessor] = defaultdict(Accessor)
+    ids = list_op(ids_only=True, outlets=[asset]).execute(ctx(outlet_events=events))
+    assert ids == [j.id for j in reversed(jobs)]
+    assert events[asset].extra == {"job_ids": ids, "instance_id": "docs"}
+    events.clear()
+    list_op(outlets=[asset], started_after=at(99_999)).execute(ctx(outlet_events=events))
+    assert events == {}  # nothing found: nothing attached
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected_pages"),
+    [
+        ({"started_after": at(100 * 170)}, 1),  # the 30 newest of 200: first page only
+        ({"started_after": at(100 * 80)}, 3),  # 120 newest: pages 1-3
+        ({"ended_after": at(100 * 170 + 50)}, 1),
+        ({"limit": 10}, 1),
+        ({"statuses": ["failed"], "limit": 5}, 1),
+        ({"source": "user"}, 4),  # no bound: every page
+    ],
+)
+def test_paging_stops_early_on_a_newest_first_list(
+    emu: AISearchEmulator, filters: dict[str, Any], expected_pages: int
+) -> None:
+    seed(emu, 200)
+    result = list_op(ids_only=True, **filters).execute({})
+    pure = {k: v for k, v in filters.items() if k != "limit"}
+    expected = brute_force(emu, JobFilter.build(**pure))[: filters.get("limit")]
+    assert result == expected
+    assert len(emu.requests) == expected_pages
+
+
+def test_paging_stops_early_on_an_oldest_first_list(
+    make_emulator: Callable[..., AISearchEmulator], connect: Connect
+) -> None:
+    emu = make_emulator(list_order="oldest")
+    connect(emu)
+    seed(emu, 200)
+    result = list_op(ids_only=True, started_before=at(100 * 30)).execute({})
+    assert result == brute_force(emu, JobFilter.build(started_before=at(100 * 30)))
+    assert len(emu.requests) == 1
+    emu.clear_log()
+    # a lower bound or a limit needs the newest jobs, which an oldest-first list gives last
+    assert list_op(ids_only=True, limit=3).execute({}) == brute_force(emu, JobFilter())[:3]
+    assert len(emu.requests) == math.ceil(200 / 50)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"source": "cron"}, "source"),
+        ({"started_after": "not a date"}, "started_after"),
+        ({"ended_before": 12}, "ended_before"),
+        ({"instance_id": "Bad Id"}, "instance_id"),
+    ],
+)
+def test_bad_list_arguments_fail_before_any_request(emu: AISearchEmulator, kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        list_op(**kwargs).execute({})
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [({"statuses": ["done"]}, "statuses"), ({"limit": 0}, "limit")])
+def test_bad_list_arguments_fail_at_parse_time(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        list_op(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# AISearchCreateJobOperator
+# ---------------------------------------------------------------------------------------------
+
+
+def test_create_pushes_job_id_and_link(emu: AISearchEmulator) -> None:
+    ti = FakeTI()
+    result = create_op().execute(ctx(ti=ti))
+    (post,) = posts(emu)
+    assert post.body == {"description": "airflow:dag_a:create:manual__2026-11-22T00:00:00+00:00:try1"}
+    assert ti.xcom["job_id"] == result["id"] == emu.jobs("docs")[0]["id"]
+    assert ti.xcom[DASHBOARD_URL_XCOM_KEY] == (
+        f"https://dash.cloudflare.com/{emu.account_id}/ai/ai-search/instance/docs/jobs"
+    )
+    assert result["status"] == "running"
+
+
+def test_default_description_is_at_most_255_and_unique() -> None:
+    ti = FakeTI()
+    ti.run_id = "r" * 400
+    text = default_description(ctx(ti=ti))
+    assert len(text) == 255
+    ti.try_number = 2
+    assert default_description(ctx(ti=ti)) != text
+    ti.run_id, ti.map_index = "run", 3
+    assert default_description(ctx(ti=ti)) == "airflow:dag_a:create[3]:run:try2"
+
+
+def test_if_running_reuse_adopts_without_post(emu: AISearchEmulator) -> None:
+    running = emu.add_job("docs", duration=3600, source="schedule")
+    ti = FakeTI()
+    result = create_op(if_running="reuse").execute(ctx(ti=ti))
+    assert result["id"] == running.id == ti.xcom["job_id"]
+    assert posts(emu) == []
+
+
+def test_if_running_fail_raises(emu: AISearchEmulator) -> None:
+    running = emu.add_job("docs", duration=3600)
+    with pytest.raises(AISearchError, match=f"{running.id}.*if_running='fail'"):
+        create_op(if_running="fail").execute(ctx(ti=FakeTI()))
+    assert posts(emu) == []
+
+
+def test_if_running_supersede_creates_anyway(emu: AISearchEmulator) -> None:
+    running = emu.add_job("docs", duration=3600)
+    result = create_op(if_running="supersede").execute(ctx(ti=FakeTI()))
+    assert result["id"] != running.id
+    assert len(posts(emu)) == 1
+    old = next(j for j in emu.jobs("docs") if j["id"] == running.id)
+    assert old["end_reason"] == "new_job_has_started"
+
+
+def test_if_running_wait_waits_then_creates(emu: AISearchEmulator) -> None:
+    running = emu.add_job("docs", duration=0.4)
+    result = create_op(if_running="wait").execute(ctx(ti=FakeTI()))
+    assert result["id"] != running.id
+    (post,) = posts(emu)
+    old = next(j for j in emu.jobs("docs") if j["id"] == running.id)
+    assert old["end_reason"] == "completed"  # it ended on its own, not superseded
+    gets = [r for r in emu.requests if r.method == "GET" and r.segments[3:] == (running.id,)]
+    assert len(gets) >= 2
+    assert post.at > gets[-1].at
+
+
+def test_no_running_job_creates(emu: AISearchEmulator) -> None:
+    seed(emu, 3)
+    create_op(if_running="fail").execute(ctx(ti=FakeTI()))
+    assert len(posts(emu)) == 1
+
+
+def test_cooldown_is_waited_out(emu: AISearchEmulator) -> None:
+    emu.cooldown = 1.5
+    emu.cooldown_retry_after = True
+    emu.add_job("docs", duration=0)  # just started: the instance is in its cooldown
+    started = time.monotonic()
+    result = create_op(cooldown_timeout=30).execute(ctx(ti=FakeTI()))
+    assert time.monotonic() - started >= 1.0
+    statuses = [r.status for r in posts(emu)]
+    assert statuses[-1] == 200
+    assert set(statuses[:-1]) == {429}
+    assert len(emu.jobs("docs")) == 2
+    assert result["id"] == emu.jobs("docs")[0]["id"]
+
+
+def test_cooldown_gives_up_after_cooldown_timeout(emu: AISearchEmulator) -> None:
+    emu.cooldown = 3600
+    emu.add_job("docs", duration=0)
+    with pytest.raises(AISearchCooldownError, match="still in its sync cooldown after cooldown_timeout=0.3 s"):
+        create_op(cooldown_timeout=0.3).execute(ctx(ti=FakeTI()))
+    assert len(emu.jobs("docs")) == 1
+    assert {r.status for r in posts(emu)} == {429}
+
+
+@pytest.mark.parametrize("fault", [Fault("reset_after"), Fault("delay", delay=0.6)], ids=["reset_after", "slow"])
+def test_ambiguous_post_resolves_to_exactly_one_job(emu: AISearchEmulator, fault: Fault) -> None:
+    emu.inject(fault, method="POST")
+    op = create_op(hook_params={"retry_backoff": 0.001, "timeout": (1.0, 0.3)})
+    op.ambiguity_recheck_delay = 0.5
+    ti = FakeTI()
+    result = op.execute(ctx(ti=ti))
+    assert len(emu.jobs("docs")) == 1
+    assert len(posts(emu)) == 1
+    assert result["id"] == ti.xcom["job_id"] == emu.jobs("docs")[0]["id"]
+
+
+def test_ambiguous_post_that_created_nothing_is_sent_again(emu: AISearchEmulator) -> None:
+    emu.inject(Fault("reset_before"), method="POST")
+    result = create_op().execute(ctx(ti=FakeTI()))
+    assert [r.fault for r in posts(emu)] == ["reset_before", None]
+    assert [j["id"] for j in emu.jobs("docs")] == [result["id"]]
+
+
+def test_on_kill_cancels_only_a_created_job(emu: AISearchEmulator) -> None:
+    op = create_op()
+    job = op.execute(ctx(ti=FakeTI()))
+    op.on_kill()
+    assert emu.jobs("docs")[0]["end_reason"] == "cancelled"
+    assert emu.requests[-1].method == "PATCH"
+
+    other = emu.start_job("docs", duration=3600)
+    reuse = create_op(if_running="reuse")
+    assert reuse.execute(ctx(ti=FakeTI()))["id"] == other.id
+    emu.clear_log()
+    reuse.on_kill()
+    assert emu.requests == []
+    assert emu.jobs("docs")[0]["ended_at"] is None
+    assert job["id"] != other.id
+
+
+def test_on_kill_during_wait_for_completion(emu: AISearchEmulator) -> None:
+    op = create_op(wait_for_completion=True, timeout=30)
+
+    def kill_once_created() -> None:  # Airflow calls on_kill from another thread when the task is killed
+        deadline = time.monotonic() + 10
+        while not posts(emu) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        op.on_kill()
+
+    killer = threading.Thread(target=kill_once_created)
+    killer.start()
+    try:
+        with pytest.raises(AISearchJobFailedError, match="cancelled"):
+            op.execute(ctx(ti=FakeTI()))
+    finally:
+        killer.join(15)
+    assert emu.jobs("docs")[0]["end_reason"] == "cancelled"
+    assert [r.method for r in emu.requests].count("PATCH") == 1
+
+
+def test_wait_for_completion_in_worker(emu: AISearchEmulator) -> None:
+    emu.job_duration = 0.4
+    result = create_op(wait_for_completion=True).execute(ctx(ti=FakeTI()))
+    assert result["status"] == "succeeded"
+    assert result["followed_from"] == []
+    emu.plan_next_job(duration=0.2, end_reason="error")
+    with pytest.raises(AISearchJobFailedError, match="'error'"):
+        create_op(wait_for_completion=True, if_running="supersede").execute(ctx(ti=FakeTI()))
+
+
+def test_wait_for_completion_deferrable(emu: AISearchEmulator) -> None:
+    emu.job_duration = 0.4
+    op = create_op(wait_for_completion=True, deferrable=True, timeout=60)
+    ti = FakeTI()
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(ctx(ti=ti))
+    trigger = info.value.trigger
+    assert isinstance(trigger, AISearchJobTrigger)
+    assert trigger.job_id == ti.xcom["job_id"]
+    assert trigger.deadline is not None
+
+    async def collect() -> list[Any]:
+        return [e async for e in trigger.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(collect(), 20))
+    result = op.execute_complete(ctx(), event.payload)
+    assert result["id"] == ti.xcom["job_id"]
+    assert result["status"] == "succeeded"
+    assert len(posts(emu)) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"if_running": "queue"}, "if_running"),
+        ({"cooldown_timeout": -1}, "cooldown_timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"on_superseded": "x"}, "on_superseded"),
+    ],
+)
+def test_bad_create_arguments(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        create_op(**kwargs)
+
+
+def test_bad_description_fails_before_any_request(emu: AISearchEmulator) -> None:
+    with pytest.raises(ValueError, match="description"):
+        create_op(description="x" * 256).execute(ctx(ti=FakeTI()))
+    assert emu.requests == []
+
+
+def test_deadline_is_in_the_future(emu: AISearchEmulator) -> None:
+    op = create_op(wait_for_completion=True, deferrable=True, timeout=120)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(ctx(ti=FakeTI()))
+    deadline = info.value.trigger.deadline
+    assert time.time() + 100 < deadline < time.time() + 130
+    assert info.value.timeout is not None
+    assert info.value.timeout > timedelta(seconds=120)
