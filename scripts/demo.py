@@ -18,7 +18,13 @@ from airflow_provider_aisearch.emulator import AISearchEmulator
 REPO = Path(__file__).resolve().parents[1]
 DEMO_HOME = REPO / ".demo" / "airflow-home"
 #: DAGs the demo runs, in order.
-DEMO_DAGS = ["example_aisearch_hook", "example_aisearch_sensor"]
+DEMO_DAGS = [
+    "example_aisearch_hook",
+    "example_aisearch_sensor",
+    "example_aisearch_operators",
+    "example_aisearch_asset_producer",
+    "example_aisearch_asset_consumer",
+]
 
 
 def main() -> int:

@@ -67,3 +67,50 @@ def test_example_sensor_dag_runs_deferrable_and_mapped(
     assert job_paths.count(created["id"]) >= 2  # the sensor's check, then the trigger's polls
     # the mapped sensors each waited on one of the three newest jobs
     assert {j["id"] for j in emu.jobs("docs")[:3]} <= set(job_paths)
+
+
+def _asset_event_extras() -> list[dict[str, Any]]:
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.asset import AssetEvent as Event  # Airflow 3
+    except ImportError:
+        from airflow.models.dataset import DatasetEvent as Event  # type: ignore[no-redef,import-not-found]
+    with create_session() as session:
+        return [dict(e.extra or {}) for e in session.query(Event).order_by(Event.id).all()]
+
+
+def test_example_operators_dag_runs(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    emu = make_emulator(job_duration=0.5)
+    emu.seed_jobs("docs", 6)
+    connect(emu)
+    run = _dagbag().get_dag("example_aisearch_operators").test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    jobs = emu.jobs("docs")
+    assert len(emu.requests_to(method="POST")) == 1
+    assert jobs[0]["description"].startswith("airflow:example_aisearch_operators:reindex:")
+    assert jobs[0]["end_reason"] == "completed"
+    confirmed = [r.segments[3] for r in emu.requests if r.route == "jobs" and len(r.segments) == 4]
+    assert {j["id"] for j in jobs[:3]} <= set(confirmed)  # the mapped sensors checked the 3 newest
+
+
+def test_example_asset_producer_and_consumer_run(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    emu = make_emulator()
+    emu.seed_jobs("docs", 3)
+    connect(emu)
+    before = len(_asset_event_extras())
+    bag = _dagbag()
+    import airflow
+
+    if airflow.__version__.startswith("2."):
+        bag.sync_to_db()  # 2.11's dag.test() records dataset events only for datasets already in the DB
+    run = bag.get_dag("example_aisearch_asset_producer").test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    extras = _asset_event_extras()[before:]
+    assert extras == [{"job_ids": [j["id"] for j in emu.jobs("docs")], "instance_id": "docs"}]
+    run = bag.get_dag("example_aisearch_asset_consumer").test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
