@@ -16,7 +16,7 @@ from pathlib import Path
 from airflow_provider_aisearch.emulator import AISearchEmulator
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_HOME = REPO / ".demo" / "airflow-home"
+DEMO_HOME = Path(os.environ.get("AISEARCH_DEMO_HOME") or REPO / ".demo" / "airflow-home")
 #: DAGs the demo runs, in order.
 DEMO_DAGS = [
     "example_aisearch_hook",

@@ -114,3 +114,23 @@ def test_example_asset_producer_and_consumer_run(
     assert extras == [{"job_ids": [j["id"] for j in emu.jobs("docs")], "instance_id": "docs"}]
     run = bag.get_dag("example_aisearch_asset_consumer").test()
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
+
+
+@pytest.mark.timeout(600)
+def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path) -> None:
+    """The demo script: `airflow db migrate`, then `airflow dags test` per example DAG, against the emulator."""
+    import os
+    import subprocess
+    import sys
+
+    script = EXAMPLE_DAGS.parent / "scripts" / "demo.py"
+    env = {**os.environ, "AISEARCH_DEMO_HOME": str(tmp_path / "home")}
+    env.pop("AIRFLOW_CONN_AISEARCH_DEFAULT", None)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    summary = result.stdout[result.stdout.rfind("=== demo summary ===") :]
+    assert result.returncode == 0, summary or result.stdout[-3000:] + result.stderr[-3000:]
+    dag_ids = set(_dagbag().dag_ids)
+    assert len(dag_ids) == 5
+    for dag_id in dag_ids:  # every example DAG ran, and passed
+        assert f"ok     {dag_id}:" in summary
+    assert "FAILED" not in summary
