@@ -134,3 +134,51 @@ def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path)
     for dag_id in dag_ids:  # every example DAG ran, and passed
         assert f"ok     {dag_id}:" in summary
     assert "FAILED" not in summary
+
+
+def _xcom_value(dag_id: str, task_id: str, key: str) -> Any:
+    import json
+
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.xcom import XComModel as Model  # type: ignore[attr-defined,unused-ignore]  # Airflow 3
+    except ImportError:
+        from airflow.models.xcom import XCom as Model  # type: ignore[attr-defined,no-redef,unused-ignore]
+    with create_session() as session:
+        row = (
+            session.query(Model)
+            .filter(Model.dag_id == dag_id, Model.task_id == task_id, Model.key == key)
+            .order_by(Model.timestamp.desc())
+            .first()
+        )
+        assert row is not None, f"no XCom {key!r} for {dag_id}.{task_id}"
+        value = row.value
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)  # stored JSON-encoded
+        except ValueError:
+            return value  # stored as the value itself
+    return value
+
+
+def test_create_operator_extra_link_points_at_the_dashboard(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink
+    from airflow_provider_aisearch.operators import AISearchCreateJobOperator
+
+    emu = make_emulator(job_duration=0.3)
+    connect(emu)
+    dag = _dagbag().get_dag("example_aisearch_operators")
+    reindex = dag.get_task("reindex")
+    assert isinstance(reindex, AISearchCreateJobOperator)
+    assert [type(link) for link in reindex.operator_extra_links] == [AISearchJobsLink]
+    assert AISearchJobsLink.name == "Cloudflare AI Search"
+    run = dag.test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    url = _xcom_value("example_aisearch_operators", "reindex", DASHBOARD_URL_XCOM_KEY)
+    assert url == f"https://dash.cloudflare.com/{emu.account_id}/ai/ai-search/instance/docs/jobs"
+    assert _xcom_value("example_aisearch_operators", "reindex", "job_id") == emu.jobs("docs")[0]["id"]
