@@ -24,7 +24,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from airflow_provider_aisearch import __version__
+from airflow_provider_aisearch import CONN_TYPE, __version__
 from airflow_provider_aisearch.exceptions import (
     AISearchAuthError,
     AISearchCooldownError,
@@ -64,7 +64,6 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_NAMESPACE = "default"
-CONN_TYPE = "cloudflare_aisearch"
 JOBS_MAX_PER_PAGE = 50
 LOGS_MAX_PER_PAGE = 500
 DESCRIPTION_MAX_LENGTH = 255
@@ -79,7 +78,9 @@ class _Unset(Enum):
     UNSET = "UNSET"
 
     def __repr__(self) -> str:
-        return "UNSET"
+        return "<the connection's namespace>"
+
+    __str__ = __repr__
 
 
 #: Sentinel for "use the connection's namespace" (``None`` means the legacy un-namespaced paths).
@@ -233,9 +234,15 @@ class ConnectionInfo:
             extra = conn.extra_dejson
         conn_id = conn.conn_id or "<unnamed>"
         host = (conn.host or "").strip()
-        base_url = (host or DEFAULT_BASE_URL).rstrip("/")
-        if "://" not in base_url:
-            base_url = "https://" + base_url
+        if not host:
+            base_url = DEFAULT_BASE_URL
+        elif "://" in host:
+            base_url = host.rstrip("/")  # JSON form: the full base URL, verbatim
+        else:
+            # URI form splits the URL into host, port and schema (path).
+            port = f":{conn.port}" if conn.port else ""
+            schema = (conn.schema or "").strip("/")
+            base_url = f"https://{host.rstrip('/')}{port}" + (f"/{schema}" if schema else "")
         found, account_id = _extra_value(extra, "account_id")
         account = str(account_id).strip() if found and account_id not in (None, "") else None
         found, namespace = _extra_value(extra, "namespace")
@@ -457,6 +464,15 @@ def evaluate(
     errors = _errors_of(parsed)
     codes = {e.get("code") for e in errors}
 
+    if 300 <= status < 400:
+        return Verdict(
+            error=AISearchError(
+                f"{where} answered with a redirect (HTTP {status}); check the connection's base URL",
+                status_code=status,
+                method=method,
+                path=path,
+            )
+        )
     if 200 <= status < 300:
         problem = None
         if parsed is _NOT_JSON:
@@ -703,7 +719,13 @@ async def run_async(
 
 
 def with_retries(
-    call: Call, *, conn_id: str, policy: RetryPolicy, max_retries: int | None = None, rng: random.Random | None = None
+    call: Call,
+    *,
+    conn_id: str,
+    policy: RetryPolicy,
+    max_retries: int | None = None,
+    rng: random.Random | None = None,
+    deadline: float | None = None,
 ) -> Plan[dict[str, Any]]:
     """
     The retry loop: send ``call`` until :func:`evaluate` gives a payload or a final error.
@@ -713,6 +735,7 @@ def with_retries(
     :param policy: Which waits to take.
     :param max_retries: Overrides ``policy.max_retries``.
     :param rng: Jitter source.
+    :param deadline: Wall-clock epoch seconds; no wait may end after it (the error is raised instead).
     :raises AISearchError: the final error (its message says how many attempts were made).
     """
     retries = policy.max_retries if max_retries is None else max_retries
@@ -742,6 +765,10 @@ def with_retries(
                 error.args = (error.message,)
             raise error
         delay = policy.delay(attempt, verdict.retry_after, rng)
+        if deadline is not None and time.time() + delay > deadline:
+            error.message += f" (not retried: waiting {delay:.1f} s would pass the deadline)"
+            error.args = (error.message,)
+            raise error
         yield Backoff(delay, f"{error.message}; retrying in {delay:.1f} s (retry {attempt + 1} of {retries})")
         attempt += 1
 
@@ -763,6 +790,8 @@ class JobsAPI:
         self.policy = policy
         self.namespace = namespace
         self.rng = random.Random()
+        #: Wall-clock epoch seconds past which no retry wait may end (``None``: no limit).
+        self.deadline: float | None = None
 
     def resolve_namespace(self, namespace: str | _Unset | None = UNSET) -> str | None:
         """The namespace a call uses: the argument, else the default, else the connection's."""
@@ -791,7 +820,14 @@ class JobsAPI:
 
     def request(self, call: Call, max_retries: int | None = None) -> Plan[dict[str, Any]]:
         """Send one call with retries; the plan returns the envelope."""
-        return with_retries(call, conn_id=self.info.conn_id, policy=self.policy, max_retries=max_retries, rng=self.rng)
+        return with_retries(
+            call,
+            conn_id=self.info.conn_id,
+            policy=self.policy,
+            max_retries=max_retries,
+            rng=self.rng,
+            deadline=self.deadline,
+        )
 
     def list_jobs(
         self,
@@ -826,10 +862,17 @@ class JobsAPI:
         jobs = list(first.jobs)
         starts = [j.started_at for j in jobs if j.started_at is not None]
         ascending = len(starts) >= 2 and starts[0] < starts[-1]
-        total = first.total_count
-        if ascending and total is not None and total > first.per_page:
-            last = -(-total // first.per_page)
+        if not ascending or is_last_page(first.count, 1, first.per_page, first.total_count):
+            return jobs
+        if first.total_count is not None:
+            last = -(-first.total_count // first.per_page)
             page = yield from self._list_jobs(path, last, first.per_page)
+            return jobs + list(page.jobs)
+        # Oldest first with no total: walk to the short last page.
+        number, page = 1, first
+        while not is_last_page(page.count, number, page.per_page, None):
+            number += 1
+            page = yield from self._list_jobs(path, number, first.per_page)
             jobs.extend(page.jobs)
         return jobs
 

@@ -51,7 +51,7 @@ class AISearchError(AirflowException):
         # Keep keyword-only attributes when pickled (Airflow may pickle exceptions across processes).
         return (
             _rebuild,
-            (type(self), self.message, self.status_code, self.errors, self.method, self.path),
+            (type(self), self.message, self.status_code, self.errors, self.method, self.path, self.retry_after),
         )
 
 
@@ -62,8 +62,11 @@ def _rebuild(
     errors: list[dict[str, Any]],
     method: str | None,
     path: str | None,
+    retry_after: float | None = None,
 ) -> AISearchError:
-    return cls(message, status_code=status_code, errors=errors, method=method, path=path)
+    error = cls(message, status_code=status_code, errors=errors, method=method, path=path)
+    error.retry_after = retry_after
+    return error
 
 
 class AISearchAuthError(AISearchError):

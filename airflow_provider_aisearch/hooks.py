@@ -7,7 +7,9 @@ synchronous retry loop.
 
 from __future__ import annotations
 
+import functools
 import random
+import ssl
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -67,9 +69,9 @@ def _classify_requests_error(exc: Exception) -> tuple[TransportFailure, str]:
     from urllib3.exceptions import NewConnectionError
 
     detail = type(exc).__name__
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return TransportFailure.NOT_SENT, detail
-    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return TransportFailure.NOT_SENT, detail  # nothing is sent before the TLS handshake succeeds
+    if isinstance(exc, requests.exceptions.ConnectionError):
         seen: set[int] = set()
         cause: BaseException | None = exc
         while cause is not None and id(cause) not in seen:
@@ -183,13 +185,15 @@ class AISearchHook(BaseHook):
         return run_sync(plan, self._send, self._sleep)
 
     def _send(self, call: Call) -> Answer:
+        session = self.session  # outside the try: a missing token must raise its own clear error
         try:
-            response = self.session.request(
+            response = session.request(
                 call.method,
                 self.conn_info.base_url + call.path,
                 params=call.params,
                 json=call.json_body,
                 timeout=self.timeout,
+                allow_redirects=False,  # never carry credentials to another host
             )
         except Exception as exc:  # requests raises many types; classify them, never leak them
             failure, detail = _classify_requests_error(exc)
@@ -339,11 +343,18 @@ class AISearchHook(BaseHook):
         entries, total = self.run(first)
         ascending = len(entries) >= 2 and entries[0].id < entries[-1].id
         if ascending and total is not None and total > len(entries):
-            # Oldest first and longer than a page: the newest entries are on the last page.
+            # Oldest first and longer than a page: the newest entries are on the last page(s).
             last = -(-total // LOGS_MAX_PER_PAGE)
-            entries, _ = self.run(
-                self.api.job_logs_page(instance_id, job_id, page=last, per_page=LOGS_MAX_PER_PAGE, namespace=namespace)
-            )
+            entries = []
+            page = last
+            while page >= 1 and len(entries) < lines:
+                older, _ = self.run(
+                    self.api.job_logs_page(
+                        instance_id, job_id, page=page, per_page=LOGS_MAX_PER_PAGE, namespace=namespace
+                    )
+                )
+                entries = older + entries
+                page -= 1
         return sorted(entries, key=lambda e: e.id)[-lines:]
 
     # -- connection test -------------------------------------------------------------------
@@ -437,6 +448,12 @@ def _classify_httpx_error(exc: Exception) -> tuple[TransportFailure, str]:
     return TransportFailure.FATAL, detail
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every async client in the process (loading CA certificates costs ~30 ms)."""
+    return ssl.create_default_context()
+
+
 class AISearchAsyncClient:
     """
     Async access to the jobs API for triggers: one ``httpx.AsyncClient`` (one keep-alive connection) per use.
@@ -470,6 +487,8 @@ class AISearchAsyncClient:
         self.namespace = namespace
         self.timeout = _validate_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        if namespace is not UNSET and namespace is not None:
+            path_segment("namespace", namespace)
         self.log = log
         self._client: Any = None
         self._api: JobsAPI | None = None
@@ -494,6 +513,7 @@ class AISearchAsyncClient:
             connect = read = self.timeout
         self._api = JobsAPI(info, self.retry_policy, self.namespace)
         self._client = httpx.AsyncClient(
+            verify=_ssl_context(),
             auth=add_auth,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=httpx.Timeout(read, connect=connect),

@@ -256,8 +256,12 @@ class Job:
             last_seen_at=parse_timestamp(raw.get("last_seen_at"), name="last_seen_at"),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict for XCom and trigger events: ISO 8601 UTC strings plus ``"status"``."""
+    def to_dict(self, policy: EndReasonPolicy | None = None) -> dict[str, Any]:
+        """
+        JSON-safe dict for XCom and trigger events: ISO 8601 UTC strings plus ``"status"``.
+
+        :param policy: Classification for ``"status"`` (the default one when ``None``).
+        """
         return {
             "id": self.id,
             "source": self.source,
@@ -266,7 +270,7 @@ class Job:
             "started_at": _format_timestamp(self.started_at),
             "ended_at": _format_timestamp(self.ended_at),
             "last_seen_at": _format_timestamp(self.last_seen_at),
-            "status": self.status.value,
+            "status": self.classify(policy).value,
         }
 
     @classmethod

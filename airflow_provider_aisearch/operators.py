@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, BaseOperator, conf
 
-from airflow_provider_aisearch.api import UNSET, _Unset, validate_description, validate_instance_id
+from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, _Unset, validate_description, validate_instance_id
 from airflow_provider_aisearch.exceptions import (
     AISearchCooldownError,
     AISearchCreateAmbiguousError,
@@ -22,8 +22,8 @@ from airflow_provider_aisearch.exceptions import (
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
-from airflow_provider_aisearch.sensors import AISearchJobWaitMixin
-from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict, validate_on_superseded
+from airflow_provider_aisearch.sensors import AISearchJobWaitMixin, validate_hook_params
+from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -35,6 +35,10 @@ _SOURCES = ("user", "schedule")
 IF_RUNNING = ("reuse", "wait", "supersede", "fail")
 #: Wait between create attempts during the cooldown when Cloudflare gives no ``Retry-After``.
 COOLDOWN_WAIT = 30.0
+#: Shortest wait between create attempts during the cooldown (even with ``Retry-After: 0``).
+MIN_COOLDOWN_WAIT = 1.0
+#: Slack for the difference between this machine's clock and Cloudflare's.
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,6 +95,7 @@ class JobFilter:
 
     source: str | None = None
     statuses: frozenset[JobStatus] | None = None
+    policy: EndReasonPolicy = field(default_factory=EndReasonPolicy)
     started_after: datetime | None = None
     started_before: datetime | None = None
     ended_after: datetime | None = None
@@ -106,6 +111,7 @@ class JobFilter:
         started_before: Any = None,
         ended_after: Any = None,
         ended_before: Any = None,
+        policy: EndReasonPolicy | None = None,
     ) -> JobFilter:
         """:raises ValueError: naming the bad parameter."""
         if source in (None, ""):
@@ -115,6 +121,7 @@ class JobFilter:
         return cls(
             source=source,
             statuses=_statuses(statuses),
+            policy=policy or EndReasonPolicy(),
             started_after=parse_bound("started_after", started_after),
             started_before=parse_bound("started_before", started_before),
             ended_after=parse_bound("ended_after", ended_after),
@@ -125,7 +132,7 @@ class JobFilter:
         """Whether ``job`` passes every condition."""
         if self.source is not None and job.source != self.source:
             return False
-        if self.statuses is not None and job.status not in self.statuses:
+        if self.statuses is not None and job.classify(self.policy) not in self.statuses:
             return False
         if not _within(job.started_at, self.started_after, self.started_before):
             return False
@@ -190,7 +197,7 @@ class AISearchListJobsOperator(BaseOperator):
     ``AISearchJobSensor.partial(...).expand(job_id=list_task.output)`` with ``ids_only=True``).
     Paging stops as soon as no later page can match, when the list turns out to be ordered by
     ``started_at`` (the order is checked, never assumed). With ``outlets`` holding an ``Asset``,
-    each run that found jobs attaches ``{"job_ids": [...], "instance_id": ...}`` to the asset
+    each run that found jobs attaches ``{"job_ids": [...], "instance_id": ..., "namespace": ...}`` to the asset
     event's ``extra``; combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
 
     :param instance_id: AI Search instance id (templated).
@@ -205,6 +212,8 @@ class AISearchListJobsOperator(BaseOperator):
     :param limit: Return at most this many jobs (the newest).
     :param ids_only: Return job ids instead of job dicts.
     :param skip_if_empty: Raise ``AirflowSkipException`` when nothing matched.
+    :param success_end_reasons: Extra end reasons meaning success (for ``statuses`` and the returned ``status``).
+    :param failure_end_reasons: Extra end reasons meaning failure.
     :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for the hook.
     """
 
@@ -234,6 +243,8 @@ class AISearchListJobsOperator(BaseOperator):
         limit: int | None = None,
         ids_only: bool = False,
         skip_if_empty: bool = False,
+        success_end_reasons: Iterable[str] | None = None,
+        failure_end_reasons: Iterable[str] | None = None,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -252,7 +263,10 @@ class AISearchListJobsOperator(BaseOperator):
         self.limit = limit
         self.ids_only = ids_only
         self.skip_if_empty = skip_if_empty
-        self.hook_params = dict(hook_params or {})
+        self.policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
+        self.success_end_reasons = None if success_end_reasons is None else sorted(self.policy.success_end_reasons)
+        self.failure_end_reasons = None if failure_end_reasons is None else sorted(self.policy.failure_end_reasons)
+        self.hook_params = validate_hook_params(hook_params)
 
     @cached_property
     def hook(self) -> AISearchHook:
@@ -269,12 +283,13 @@ class AISearchListJobsOperator(BaseOperator):
             started_before=self.started_before,
             ended_after=self.ended_after,
             ended_before=self.ended_before,
+            policy=self.policy,
         )
         matched: list[Job] = []
         order = _Order()
-        pages_before = 0
+        listed = 0
         for job in self.hook.iter_jobs(self.instance_id, namespace=self.namespace):
-            pages_before += 1
+            listed += 1
             order.see(job.started_at)
             if job_filter.matches(job):
                 matched.append(job)
@@ -290,18 +305,19 @@ class AISearchListJobsOperator(BaseOperator):
         matched.sort(key=_newest_first_key, reverse=True)
         if self.limit is not None:
             matched = matched[: self.limit]
-        self.log.info("%d job(s) of instance %s matched (%d listed)", len(matched), self.instance_id, pages_before)
+        self.log.info("%d job(s) of instance %s matched (%d listed)", len(matched), self.instance_id, listed)
         if not matched and self.skip_if_empty:
             raise AirflowSkipException(f"No job of instance {self.instance_id!r} matched the filters")
         if matched:
             self._attach_to_assets(context, [j.id for j in matched])
-        return [j.id for j in matched] if self.ids_only else [j.to_dict() for j in matched]
+        return [j.id for j in matched] if self.ids_only else [j.to_dict(self.policy) for j in matched]
 
     def _attach_to_assets(self, context: Context, job_ids: list[str]) -> None:
         outlets = [o for o in (self.outlets or []) if isinstance(o, Asset)]
         if not outlets:
             return
-        extra: dict[str, Any] = {"job_ids": list(job_ids), "instance_id": self.instance_id}
+        namespace = self.hook.api.resolve_namespace(self.namespace)
+        extra: dict[str, Any] = {"job_ids": list(job_ids), "instance_id": self.instance_id, "namespace": namespace}
         events = context["outlet_events"]
         for asset in outlets:
             events[asset].extra = dict(extra)
@@ -393,8 +409,6 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 0:
-            raise ValueError(f"log_tail must be an integer >= 0, got {log_tail!r}")
         self.instance_id = instance_id
         self.namespace = namespace
         self.aisearch_conn_id = aisearch_conn_id
@@ -405,12 +419,13 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         self.poll_interval = float(poll_interval)
         self.timeout = None if timeout is None else float(timeout)
         self.deferrable = deferrable
-        self.on_superseded = validate_on_superseded(on_superseded)
-        self.success_end_reasons = None if success_end_reasons is None else sorted(success_end_reasons)
-        self.failure_end_reasons = None if failure_end_reasons is None else sorted(failure_end_reasons)
-        self.policy = EndReasonPolicy.build(self.success_end_reasons, self.failure_end_reasons)
-        self.log_tail = log_tail
-        self.hook_params = dict(hook_params or {})
+        self._init_wait(
+            on_superseded=on_superseded,
+            success_end_reasons=success_end_reasons,
+            failure_end_reasons=failure_end_reasons,
+            log_tail=log_tail,
+            hook_params=hook_params,
+        )
         self._created_job_id: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -428,7 +443,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         account = hook.conn_info.account_id or ""
         ti.xcom_push(key=DASHBOARD_URL_XCOM_KEY, value=dashboard_url(account, self.instance_id))
         if not self.wait_for_completion:
-            return result_dict(job, [])
+            return result_dict(job, [], self.policy)
         watch = self._new_watch(job.id)
         if self.deferrable:
             self._warn_fast_polling(self.poll_interval)
@@ -482,45 +497,73 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             time.sleep(self.poll_interval)
 
     def _create(self, description: str) -> Job:
+        """POST through the cooldown; resolve ambiguous failures by description, never creating twice."""
         deadline = time.monotonic() + self.cooldown_timeout
-        ambiguous_rounds = 0
-        while True:
-            try:
-                return self.hook.create_job(self.instance_id, description=description, namespace=self.namespace)
-            except AISearchCooldownError as exc:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AISearchCooldownError(
-                        f"Instance {self.instance_id!r} was still in its sync cooldown after "
-                        f"cooldown_timeout={self.cooldown_timeout:g} s: {exc.message}",
-                        status_code=exc.status_code,
-                        errors=exc.errors,
-                        method=exc.method,
-                        path=exc.path,
-                    ) from None
-                wait = min(exc.retry_after if exc.retry_after is not None else COOLDOWN_WAIT, remaining)
-                self.log.info("Instance %s is in its sync cooldown; trying again in %.1f s", self.instance_id, wait)
-                time.sleep(wait)
-            except AISearchCreateAmbiguousError as exc:
-                self.log.warning("%s; looking for the job by its description", exc.message)
-                job = self._find_by_description(description)
-                if job is not None:
-                    self.log.info("Found job %s started by the ambiguous request", job.id)
-                    return job
-                ambiguous_rounds += 1
-                if ambiguous_rounds >= 3 or time.monotonic() >= deadline:
-                    raise
-                self.log.info("No job has description %r: the create did not happen; sending it again", description)
+        sent_at = time.time()  # (wall clock) any job of ours started after this
+        maybe_created: AISearchCreateAmbiguousError | None = None
+        api = self.hook.api
+        api.deadline = time.time() + self.cooldown_timeout  # the hook's own retry waits stay inside it
+        try:
+            while True:
+                try:
+                    return self.hook.create_job(self.instance_id, description=description, namespace=self.namespace)
+                except AISearchCooldownError as exc:
+                    if maybe_created is not None:
+                        # The job an earlier, ambiguous POST of ours started may be what holds the cooldown.
+                        job, _ = self._find_by_description(description, sent_at)
+                        if job is not None:
+                            return job
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        if maybe_created is not None:
+                            raise maybe_created from None
+                        raise AISearchCooldownError(
+                            f"Instance {self.instance_id!r} was still in its sync cooldown after "
+                            f"cooldown_timeout={self.cooldown_timeout:g} s: {exc.message}",
+                            status_code=exc.status_code,
+                            errors=exc.errors,
+                            method=exc.method,
+                            path=exc.path,
+                        ) from None
+                    wait = exc.retry_after if exc.retry_after is not None else COOLDOWN_WAIT
+                    wait = min(max(wait, MIN_COOLDOWN_WAIT), remaining)
+                    self.log.info("Instance %s is in its sync cooldown; trying again in %.1f s", self.instance_id, wait)
+                    time.sleep(wait)
+                except AISearchCreateAmbiguousError as exc:
+                    self.log.warning("%s; looking for the job by its description", exc.message)
+                    job, covered = self._find_by_description(description, sent_at)
+                    if job is not None:
+                        self.log.info("Found job %s started by the ambiguous request", job.id)
+                        return job
+                    if not covered or maybe_created is not None or time.monotonic() >= deadline:
+                        # Absence is not proven (the listing does not reach back to our POST), or
+                        # a second ambiguous failure: raising is safer than risking a second job.
+                        raise
+                    maybe_created = exc
+                    self.log.info("No job has description %r: the create did not happen; sending it again", description)
+        finally:
+            api.deadline = None
 
-    def _find_by_description(self, description: str) -> Job | None:
+    def _find_by_description(self, description: str, since: float) -> tuple[Job | None, bool]:
+        """
+        The job with ``description`` started after ``since`` (epoch seconds, less clock-skew slack),
+        and whether the listing reaches back before ``since`` (so that absence means "not created").
+        """
+        earliest = datetime.fromtimestamp(since, tz=timezone.utc) - CLOCK_SKEW
+        covered = False
         for attempt in range(2):
             jobs = self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
-            mine = [j for j in jobs if j.description == description]
+            mine = [
+                j for j in jobs if j.description == description and (j.started_at is None or j.started_at >= earliest)
+            ]
             if mine:
-                return max(mine, key=_newest_first_key)
+                return max(mine, key=_newest_first_key), True
+            covered = len(jobs) < JOBS_MAX_PER_PAGE or any(
+                j.started_at is not None and j.started_at < earliest for j in jobs
+            )
             if attempt == 0:
                 time.sleep(self.ambiguity_recheck_delay)
-        return None
+        return None, covered
 
     # -- kill ----------------------------------------------------------------------------------
 

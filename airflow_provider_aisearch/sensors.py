@@ -31,10 +31,24 @@ from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, v
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["AISearchJobSensor", "AISearchJobWaitMixin"]
+__all__ = ["AISearchJobSensor", "AISearchJobWaitMixin", "validate_hook_params"]
 
 #: Below this poke interval against the real API, a warning points at Cloudflare's rate limit.
 MIN_RECOMMENDED_POKE_INTERVAL = 10.0
+
+
+def validate_hook_params(hook_params: dict[str, Any] | None) -> dict[str, Any]:
+    """
+    Check ``hook_params`` (passed to :class:`AISearchHook`) at DAG parse time.
+
+    :raises ValueError: an unknown key or a bad value.
+    """
+    params = dict(hook_params or {})
+    unknown = set(params) - {"timeout", "max_retries", "retry_backoff"}
+    if unknown:
+        raise ValueError(f"hook_params accepts timeout, max_retries and retry_backoff; got {sorted(unknown)}")
+    AISearchHook("validate", **params)  # validates the values; looks nothing up
+    return params
 
 
 class AISearchJobWaitMixin:
@@ -56,6 +70,26 @@ class AISearchJobWaitMixin:
     failure_end_reasons: list[str] | None
     log_tail: int
     log: Any
+
+    def _init_wait(
+        self,
+        *,
+        on_superseded: str,
+        success_end_reasons: Iterable[str] | None,
+        failure_end_reasons: Iterable[str] | None,
+        log_tail: int,
+        hook_params: dict[str, Any] | None,
+    ) -> None:
+        """Validate and store the wait settings (at DAG parse time)."""
+        self.on_superseded = validate_on_superseded(on_superseded)
+        self.policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
+        # Stored normalised (JSON-safe for the trigger); a single string is rejected by build().
+        self.success_end_reasons = None if success_end_reasons is None else sorted(self.policy.success_end_reasons)
+        self.failure_end_reasons = None if failure_end_reasons is None else sorted(self.policy.failure_end_reasons)
+        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 0:
+            raise ValueError(f"log_tail must be an integer >= 0, got {log_tail!r}")
+        self.log_tail = log_tail
+        self.hook_params = validate_hook_params(hook_params)
 
     @cached_property
     def hook(self) -> AISearchHook:
@@ -112,7 +146,7 @@ class AISearchJobWaitMixin:
             self.log.info("Followed superseded job(s) %s to job %s", ", ".join(followed_from), job.id)
         if status is JobStatus.SUCCEEDED or (status is JobStatus.SUPERSEDED and self.on_superseded == "succeed"):
             self.log.info("%s", self.policy.explain(job))
-            return result_dict(job, followed_from)
+            return result_dict(job, followed_from, self.policy)
         where = f"AI Search job {job.id!r} on instance {self.instance_id!r}"
         if status is JobStatus.SUPERSEDED:
             raise AISearchJobFailedError(
@@ -231,17 +265,13 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
         self.namespace = namespace
         self.aisearch_conn_id = aisearch_conn_id
         self.deferrable = deferrable
-        self.on_superseded = validate_on_superseded(on_superseded)
-        self.success_end_reasons = None if success_end_reasons is None else sorted(success_end_reasons)
-        self.failure_end_reasons = None if failure_end_reasons is None else sorted(failure_end_reasons)
-        self.policy = EndReasonPolicy.build(self.success_end_reasons, self.failure_end_reasons)
-        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 0:
-            raise ValueError(f"log_tail must be an integer >= 0, got {log_tail!r}")
-        self.log_tail = log_tail
-        self.hook_params = dict(hook_params or {})
-        unknown = set(self.hook_params) - {"timeout", "max_retries", "retry_backoff"}
-        if unknown:
-            raise ValueError(f"hook_params accepts timeout, max_retries and retry_backoff; got {sorted(unknown)}")
+        self._init_wait(
+            on_superseded=on_superseded,
+            success_end_reasons=success_end_reasons,
+            failure_end_reasons=failure_end_reasons,
+            log_tail=log_tail,
+            hook_params=hook_params,
+        )
 
     @cached_property
     def watch(self) -> JobWatch:
@@ -261,6 +291,15 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._finish(result.job, result.followed_from))
 
     # -- deferrable path ---------------------------------------------------------------------
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """As Airflow's, except that auth and not-found errors fail even with ``soft_fail`` (as when poking)."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as exc:
+            if isinstance(exc.__cause__, (AISearchAuthError, AISearchNotFoundError)):
+                raise exc.__cause__ from None
+            raise
 
     def execute(self, context: Context) -> Any:
         """Poke (classic), or check once and defer to :class:`AISearchJobTrigger`."""

@@ -171,6 +171,7 @@ class AISearchJobTrigger(BaseTrigger):
                 retry_backoff=self.retry_backoff,
                 log=self.log,
             ) as client:
+                client.api.deadline = self.deadline  # retry waits never run past the deadline
                 watch = JobWatch(
                     client.api,
                     self.instance_id,

@@ -122,8 +122,8 @@ class JobWatch:
             job = successor  # the listing already has its state: no extra GET
 
 
-def result_dict(job: Job, followed_from: Sequence[str]) -> dict[str, Any]:
-    """XCom value of a finished wait: the job's dict plus ``followed_from``."""
-    data = job.to_dict()
+def result_dict(job: Job, followed_from: Sequence[str], policy: EndReasonPolicy | None = None) -> dict[str, Any]:
+    """XCom value of a finished wait: the job's dict (status under ``policy``) plus ``followed_from``."""
+    data = job.to_dict(policy)
     data["followed_from"] = list(followed_from)
     return data

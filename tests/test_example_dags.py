@@ -111,7 +111,7 @@ def test_example_asset_producer_and_consumer_run(
     run = bag.get_dag("example_aisearch_asset_producer").test()
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     extras = _asset_event_extras()[before:]
-    assert extras == [{"job_ids": [j["id"] for j in emu.jobs("docs")], "instance_id": "docs"}]
+    assert extras == [{"job_ids": [j["id"] for j in emu.jobs("docs")], "instance_id": "docs", "namespace": "default"}]
     run = bag.get_dag("example_aisearch_asset_consumer").test()
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
 

@@ -677,3 +677,50 @@ def test_error_chain_is_reported(hook: AISearchHook, emulator: AISearchEmulator)
     with pytest.raises(AISearchError) as info:
         hook.list_jobs("docs")
     assert "[6003] Invalid request headers ([6111] inner)" in str(info.value)
+
+
+def test_redirects_are_not_followed(hook: AISearchHook, emulator: AISearchEmulator) -> None:
+    emulator.inject(Fault.http(302, b"", headers={"Location": "http://127.0.0.1:9/steal"}))
+    with pytest.raises(AISearchError, match="redirect"):
+        hook.list_jobs("docs")
+    assert len(emulator.requests) == 1
+
+
+def test_missing_token_gives_a_clear_error(emulator: AISearchEmulator, connect: Connect) -> None:
+    connect(emulator, password="")
+    with pytest.raises(AISearchError, match="'aisearch_default' has no API token"):
+        AISearchHook().list_jobs("docs")
+    assert emulator.requests == []
+
+
+def test_uri_form_connection_keeps_port_and_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CF_URI", "cloudflare-aisearch://:tok@api.example.com:8443/client%2Fv4?account_id=a"
+    )
+    info = AISearchHook("cf_uri").conn_info
+    assert info.base_url == "https://api.example.com:8443/client/v4"
+    assert info.account_id == "a"
+
+
+def test_newest_jobs_walks_an_oldest_first_list_without_total(make_emulator: MakeEmulator, connect: Connect) -> None:
+    emu = make_emulator(list_order="oldest")
+    emu.report_total_count = False
+    emu.seed_jobs("docs", 60)
+    running = emu.add_job("docs", duration=3600)
+    connect(emu)
+    hook = AISearchHook()
+    jobs = hook.run(hook.api.newest_jobs("docs"))
+    assert running.id in [j.id for j in jobs]
+    assert [r.query["page"] for r in emu.requests] == ["1", "2"]
+
+
+def test_retry_waits_never_pass_the_deadline(hook: AISearchHook, emulator: AISearchEmulator, mocker: Any) -> None:
+    import time as clock
+
+    sleep = mocker.patch("airflow_provider_aisearch.hooks.time.sleep")
+    emulator.inject(Fault.rate_limited(retry_after=100), times=5)
+    hook.api.deadline = clock.time() + 30
+    with pytest.raises(AISearchRateLimitError, match="would pass the deadline"):
+        hook.list_jobs("docs")
+    assert sleep.call_count == 0
+    assert len(emulator.requests) == 1

@@ -169,7 +169,7 @@ def test_asset_extra_lists_the_jobs(emu: AISearchEmulator) -> None:
     events: defaultdict[Any, Accessor] = defaultdict(Accessor)
     ids = list_op(ids_only=True, outlets=[asset]).execute(ctx(outlet_events=events))
     assert ids == [j.id for j in reversed(jobs)]
-    assert events[asset].extra == {"job_ids": ids, "instance_id": "docs"}
+    assert events[asset].extra == {"job_ids": ids, "instance_id": "docs", "namespace": "default"}
     events.clear()
     list_op(outlets=[asset], started_after=at(99_999)).execute(ctx(outlet_events=events))
     assert events == {}  # nothing found: nothing attached
@@ -442,3 +442,50 @@ def test_deadline_is_in_the_future(emu: AISearchEmulator) -> None:
     assert time.time() + 100 < deadline < time.time() + 130
     assert info.value.timeout is not None
     assert info.value.timeout > timedelta(seconds=120)
+
+
+def test_ambiguous_create_never_adopts_an_older_job_with_the_same_description(emu: AISearchEmulator) -> None:
+    old = emu.add_job("docs", started_at=time.time() - 86400, duration=60, description="nightly")
+    emu.inject(Fault.http(502), method="POST")  # nothing created, answer lost
+    result = create_op(description="nightly").execute(ctx(ti=FakeTI()))
+    assert result["id"] != old.id
+    assert [r.status for r in posts(emu)] == [502, 200]
+    assert len(emu.jobs("docs")) == 2
+
+
+def test_ambiguous_create_raises_when_absence_is_not_proven(emu: AISearchEmulator) -> None:
+    from airflow_provider_aisearch.exceptions import AISearchCreateAmbiguousError
+
+    now = time.time()
+    for i in range(60):  # a full first page of jobs newer than our POST: the listing cannot prove absence
+        emu.add_job("docs", started_at=now + 1 + i * 0.01, duration=0)
+    emu.inject(Fault("reset_before"), method="POST")
+    with pytest.raises(AISearchCreateAmbiguousError):
+        create_op(if_running="supersede").execute(ctx(ti=FakeTI()))
+    assert len(posts(emu)) == 1
+
+
+def test_if_running_reuse_finds_the_running_job_on_an_oldest_first_list(
+    make_emulator: Callable[..., AISearchEmulator], connect: Connect
+) -> None:
+    emu = make_emulator(list_order="oldest")
+    emu.report_total_count = False
+    connect(emu)
+    emu.seed_jobs("docs", 60)
+    running = emu.add_job("docs", duration=3600)
+    assert create_op(if_running="reuse").execute(ctx(ti=FakeTI()))["id"] == running.id
+    assert posts(emu) == []
+
+
+def test_list_statuses_follow_end_reason_overrides(emu: AISearchEmulator) -> None:
+    odd = emu.add_job("docs", started_at=BASE, duration=10, end_reason="indexed_ok")
+    assert list_op(statuses=["succeeded"], ids_only=True).execute({}) == []
+    result = list_op(statuses=["succeeded"], success_end_reasons=["Indexed_OK"]).execute({})
+    assert [(j["id"], j["status"]) for j in result] == [(odd.id, "succeeded")]
+
+
+def test_bad_hook_params_fail_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="hook_params"):
+        list_op(hook_params={"retries": 2})
+    with pytest.raises(ValueError, match="max_retries"):
+        create_op(hook_params={"max_retries": -1})

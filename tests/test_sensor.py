@@ -128,7 +128,8 @@ def test_unrecognised_end_reason_message_explains_override(emu: AISearchEmulator
 
 def test_end_reason_overrides(emu: AISearchEmulator) -> None:
     odd = emu.add_job("docs", duration=0, end_reason="Weird_One")
-    assert make_sensor(job_id=odd.id, success_end_reasons=["weird_one"]).execute({})["status"] == "failed"
+    # the XCom status follows the overrides too
+    assert make_sensor(job_id=odd.id, success_end_reasons=["weird_one"]).execute({})["status"] == "succeeded"
     done = emu.add_job("docs", duration=0, end_reason="completed")
     with pytest.raises(AISearchJobFailedError):
         make_sensor(job_id=done.id, failure_end_reasons=["completed"]).execute({})
@@ -535,3 +536,28 @@ def test_classify_httpx_errors() -> None:
     assert _classify_httpx_error(httpx.ConnectTimeout("slow"))[0] is TransportFailure.NOT_SENT
     assert _classify_httpx_error(httpx.ReadError("reset"))[0] is TransportFailure.LOST
     assert _classify_httpx_error(httpx.UnsupportedProtocol("ftp"))[0] is TransportFailure.FATAL
+
+
+def test_single_string_end_reasons_are_rejected() -> None:
+    with pytest.raises(ValueError, match="success_end_reasons"):
+        make_sensor(job_id="j", success_end_reasons="indexed")
+
+
+def test_deferred_auth_error_fails_even_with_soft_fail(emulator: AISearchEmulator, connect: Connect) -> None:
+    connect(emulator, password="revoked-token-x3")
+    (event,) = run_trigger(AISearchJobTrigger(instance_id="docs", job_id="j1", poll_interval=0.05))
+    sensor = make_sensor(job_id="j1", deferrable=True, soft_fail=True)
+    with pytest.raises(AISearchAuthError):
+        sensor.resume_execution("execute_complete", {"event": event.payload}, {})
+
+
+def test_trigger_deadline_bounds_retry_waits(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+    emu.inject(Fault.rate_limited(retry_after=100), times=50)
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=job.id, poll_interval=0.2, deadline=time.time() + 1.0, retry_backoff=0.001
+    )
+    started = time.monotonic()
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "timeout"
+    assert time.monotonic() - started < 5
