@@ -9,11 +9,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, TaskDeferred
 
+import airflow_provider_aisearch.operators as operators
 from airflow_provider_aisearch.emulator import AISearchEmulator, EmulatedJob, Fault
 from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.jobs import JobStatus
@@ -128,7 +130,7 @@ def brute_force(emu: AISearchEmulator, job_filter: JobFilter) -> list[str]:
 )
 def test_filters_match_a_brute_force_filter(emu: AISearchEmulator, filters: dict[str, Any]) -> None:
     seed(emu, 30)
-    emu.add_job("docs", started_at=BASE + 3000, duration=3600, source="user")  # a running job
+    emu.add_job("docs", duration=3600, source="user")  # a job that is still running
     result = list_op(**filters).execute({})
     expected = brute_force(emu, JobFilter.build(**filters))
     assert [j["id"] for j in result] == expected
@@ -489,3 +491,164 @@ def test_bad_hook_params_fail_at_parse_time() -> None:
         list_op(hook_params={"retries": 2})
     with pytest.raises(ValueError, match="max_retries"):
         create_op(hook_params={"max_retries": -1})
+
+
+# ---------------------------------------------------------------------------------------------
+# Gaps found by mutation testing (expected values worked out independently of JobFilter)
+# ---------------------------------------------------------------------------------------------
+
+INDEPENDENT = {  # seed(): job i is "user" iff i % 3 == 0; REASONS[i % 6] -> status
+    0: "succeeded",
+    1: "failed",
+    2: "succeeded",
+    3: "cancelled",
+    4: "superseded",
+    5: "succeeded",
+}
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the operator's sleeps; fail fast instead of sleeping long or looping for ever."""
+    recorded: list[float] = []
+    start = time.monotonic()
+
+    def sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        assert seconds <= 5, f"slept {seconds} s"
+        assert time.monotonic() - start < 10, "still looping after 10 s"
+        time.sleep(seconds)
+
+    monkeypatch.setattr(operators, "time", SimpleNamespace(monotonic=time.monotonic, time=time.time, sleep=sleep))
+    return recorded
+
+
+def test_source_filter_against_independent_oracle(emu: AISearchEmulator) -> None:  # 2a
+    jobs = seed(emu, 12)
+    assert list_op(source="user", ids_only=True).execute({}) == [jobs[i].id for i in (9, 6, 3, 0)]
+
+
+def test_status_filter_against_independent_oracle(emu: AISearchEmulator) -> None:  # 2b
+    jobs = seed(emu, 12)
+    want = [jobs[i].id for i in reversed(range(12)) if INDEPENDENT[i % 6] in ("failed", "cancelled")]
+    assert list_op(statuses=["failed", "cancelled"], ids_only=True).execute({}) == want
+
+
+def test_running_job_never_matches_ended_bounds(emu: AISearchEmulator) -> None:  # 2c
+    # test_filters_match_a_brute_force_filter's "running job" (BASE + 3000, 1 h) ended on 2026-09-21
+    jobs = seed(emu, 3)
+    emu.add_job("docs", duration=3600)  # really running: started now
+    assert list_op(ended_after=at(0), ids_only=True).execute({}) == [j.id for j in reversed(jobs)]
+    assert list_op(ended_before=at(10**9), ids_only=True).execute({}) == [j.id for j in reversed(jobs)]
+
+
+def test_empty_source_means_any(emu: AISearchEmulator) -> None:  # 22c (templated source rendering to "")
+    jobs = seed(emu, 3)
+    assert list_op(source="", ids_only=True).execute({}) == [j.id for j in reversed(jobs)]
+
+
+def test_naive_datetime_bounds_are_utc(emu: AISearchEmulator) -> None:  # 3
+    jobs = seed(emu, 5)
+    naive = list_op(started_after=at(100).replace(tzinfo=None), started_before=at(300).replace(tzinfo=None))
+    assert [j["id"] for j in naive.execute({})] == [jobs[2].id, jobs[1].id]
+
+
+def test_ended_after_keeps_an_older_job_that_ended_just_after_its_successor_started(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", started_at=BASE, duration=101)  # 4b: ends 1 s after b started (within tolerance)
+    b = emu.add_job("docs", started_at=BASE + 100, duration=50)
+    c = emu.add_job("docs", started_at=BASE + 200, duration=50)
+    assert list_op(ended_after=at(101), ids_only=True).execute({}) == [c.id, b.id, a.id]
+
+
+def test_oldest_first_stops_at_the_earliest_upper_bound(
+    make_emulator: Callable[..., AISearchEmulator], connect: Connect
+) -> None:
+    emu = make_emulator(list_order="oldest")
+    connect(emu)
+    jobs = seed(emu, 200)
+    result = list_op(ids_only=True, started_before=at(100 * 150), ended_before=at(100 * 30)).execute({})
+    assert result == [j.id for j in reversed(jobs[:30])]
+    assert len(emu.requests) == 1
+
+
+def test_no_early_stop_once_the_list_was_seen_rising(emu: AISearchEmulator) -> None:  # 6
+    jobs = seed(emu, 100)
+    order = [0, 1, *range(99, 60, -1), *range(59, 1, -1), 60]  # rises, then falls, then one out of place
+    emu._ordered = lambda inst: [jobs[i] for i in order]  # type: ignore[method-assign]  # a list in no order
+    assert list_op(started_after=at(100 * 60), ids_only=True).execute({}) == [jobs[i].id for i in range(99, 59, -1)]
+
+
+def test_reuse_adopts_the_newest_running_job(emu: AISearchEmulator) -> None:  # 13a
+    emu.add_job("docs", started_at=emu.clock() - 300, duration=3600)
+    newer = emu.add_job("docs", started_at=emu.clock() - 100, duration=3600)
+    assert create_op(if_running="reuse").execute(ctx(ti=FakeTI()))["id"] == newer.id
+    assert posts(emu) == []
+
+
+def test_reuse_finds_the_running_job_on_the_last_page_of_an_oldest_first_list(
+    make_emulator: Callable[..., AISearchEmulator], connect: Connect
+) -> None:
+    emu = make_emulator(list_order="oldest")  # 13b, 21
+    connect(emu)
+    emu.seed_jobs("docs", 60)
+    running = emu.add_job("docs", duration=3600)
+    assert create_op(if_running="reuse").execute(ctx(ti=FakeTI()))["id"] == running.id
+    assert posts(emu) == []
+
+
+def test_cooldown_waits_retry_after_once(emu: AISearchEmulator, sleeps: list[float]) -> None:  # 14a, 14b
+    emu.cooldown = 1.0
+    emu.cooldown_retry_after = True
+    emu.add_job("docs", duration=0)
+    # max_retries=0: the hook's own 429 retries would otherwise hide the operator's cooldown loop
+    create_op(cooldown_timeout=30, hook_params={**FAST, "max_retries": 0}).execute(ctx(ti=FakeTI()))
+    assert sleeps == [1.0]
+    assert [r.status for r in posts(emu)] == [429, 200]
+
+
+def test_cooldown_wait_is_capped_by_cooldown_timeout(emu: AISearchEmulator, sleeps: list[float]) -> None:  # 22b
+    emu.cooldown = 3600
+    emu.add_job("docs", duration=0)
+    with pytest.raises(AISearchCooldownError):
+        create_op(cooldown_timeout=0.3).execute(ctx(ti=FakeTI()))
+    assert sleeps and all(s <= 0.3 for s in sleeps)
+
+
+@pytest.mark.timeout(30)
+def test_cooldown_gives_up_promptly(emu: AISearchEmulator, sleeps: list[float]) -> None:  # 14c
+    emu.cooldown = 3600
+    emu.add_job("docs", duration=0)
+    with pytest.raises(AISearchCooldownError):
+        create_op(cooldown_timeout=0.3).execute(ctx(ti=FakeTI()))
+
+
+def test_ambiguous_resend_ignores_jobs_with_other_descriptions(emu: AISearchEmulator) -> None:  # 16
+    old = emu.add_job("docs", started_at=emu.clock() - 600, duration=10, description="someone else")
+    emu.inject(Fault("reset_before"), method="POST")
+    result = create_op().execute(ctx(ti=FakeTI()))
+    assert result["id"] != old.id
+    assert len(posts(emu)) == 2
+
+
+def test_ambiguous_create_respects_cooldown_timeout(emu: AISearchEmulator) -> None:  # 22g
+    emu.inject(Fault("reset_before"), method="POST", times=3)
+    with pytest.raises(AISearchError):
+        create_op(cooldown_timeout=0).execute(ctx(ti=FakeTI()))
+    assert len(posts(emu)) == 1
+
+
+def test_on_kill_does_not_patch_an_ended_job(emu: AISearchEmulator) -> None:  # 18b
+    op = create_op()
+    job = op.execute(ctx(ti=FakeTI()))
+    emu.finish_job("docs", job["id"])
+    emu.clear_log()
+    op.on_kill()
+    assert [r.method for r in emu.requests] == ["GET"]
+
+
+@pytest.mark.timeout(30)
+def test_if_running_wait_honours_timeout(emu: AISearchEmulator, sleeps: list[float]) -> None:  # 22a
+    running = emu.add_job("docs", duration=3600)
+    with pytest.raises(AISearchError, match=f"{running.id}.*still running"):
+        create_op(if_running="wait", timeout=0.3).execute(ctx(ti=FakeTI()))
+    assert posts(emu) == []
