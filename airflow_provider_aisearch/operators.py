@@ -449,7 +449,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             self._warn_fast_polling(self.poll_interval)
             backstop = None if self.timeout is None else timedelta(seconds=self.timeout + self.poll_interval + 60)
             self.defer(
-                trigger=self._trigger(watch, self.poll_interval, self.timeout),
+                trigger=self._trigger(watch, self.poll_interval, self.timeout, cancel_on_kill=created),
                 method_name="execute_complete",
                 timeout=backstop,
             )

@@ -181,7 +181,9 @@ class AISearchJobWaitMixin:
                 )
             time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
 
-    def _trigger(self, watch: JobWatch, interval: float, timeout: float | None) -> AISearchJobTrigger:
+    def _trigger(
+        self, watch: JobWatch, interval: float, timeout: float | None, *, cancel_on_kill: bool = False
+    ) -> AISearchJobTrigger:
         """The trigger that continues ``watch`` in the triggerer (JSON-safe kwargs)."""
         hook = self.hook
         return AISearchJobTrigger(
@@ -198,6 +200,7 @@ class AISearchJobWaitMixin:
             timeout=hook.timeout,
             max_retries=hook.retry_policy.max_retries,
             retry_backoff=hook.retry_policy.backoff,
+            cancel_on_kill=cancel_on_kill,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -85,6 +85,8 @@ class AISearchJobTrigger(BaseTrigger):
     :param timeout: Request timeout: seconds, or ``[connect, read]``.
     :param max_retries: Retries per request after the first attempt.
     :param retry_backoff: First retry delay in seconds.
+    :param cancel_on_kill: Cancel ``job_id`` when a user kills the deferred task (Airflow 3.3+ calls
+        :meth:`on_kill`); set by the create operator for a job it started, never for a reused one.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class AISearchJobTrigger(BaseTrigger):
         timeout: float | Sequence[float] = (10.0, 60.0),
         max_retries: int = 3,
         retry_backoff: float = 1.0,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         self.instance_id = instance_id
@@ -121,6 +124,7 @@ class AISearchJobTrigger(BaseTrigger):
         )
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
+        self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-safe kwargs; rebuilding from them resumes the same wait."""
@@ -140,6 +144,7 @@ class AISearchJobTrigger(BaseTrigger):
                 "timeout": list(self.timeout) if isinstance(self.timeout, tuple) else self.timeout,
                 "max_retries": self.max_retries,
                 "retry_backoff": self.retry_backoff,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -211,3 +216,19 @@ class AISearchJobTrigger(BaseTrigger):
         except Exception as exc:  # never die silently: report it as an event
             self.log.exception("AISearchJobTrigger failed")
             yield self._event("error", watch, result, f"{type(exc).__name__}: {exc}", _error_info(exc))
+
+    async def on_kill(self) -> None:
+        """When a user kills the deferred task: cancel the job this task started, if it still runs."""
+        if not self.cancel_on_kill:
+            return
+        async with AISearchAsyncClient(
+            self.aisearch_conn_id,
+            namespace=self.namespace,
+            timeout=self.timeout,
+            max_retries=0,
+            log=self.log,
+        ) as client:
+            job = await client.run(client.api.get_job(self.instance_id, self.job_id))
+            if job.is_running:
+                await client.run(client.api.cancel_job(self.instance_id, self.job_id))
+                self.log.info("Cancelled job %s", self.job_id)

@@ -652,3 +652,27 @@ def test_if_running_wait_honours_timeout(emu: AISearchEmulator, sleeps: list[flo
     with pytest.raises(AISearchError, match=f"{running.id}.*still running"):
         create_op(if_running="wait", timeout=0.3).execute(ctx(ti=FakeTI()))
     assert posts(emu) == []
+
+
+def test_killing_the_deferred_task_cancels_only_a_created_job(emu: AISearchEmulator) -> None:
+    op = create_op(wait_for_completion=True, deferrable=True, timeout=60)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(ctx(ti=FakeTI()))
+    trigger = info.value.trigger
+    assert isinstance(trigger, AISearchJobTrigger)
+    assert trigger.serialize()[1]["cancel_on_kill"] is True
+    asyncio.run(trigger.on_kill())  # Airflow 3.3's triggerer calls this when a user kills the task
+    assert emu.jobs("docs")[0]["end_reason"] == "cancelled"
+    assert [r.method for r in emu.requests][-1] == "PATCH"
+
+    running = emu.start_job("docs", duration=3600)
+    reuse = create_op(if_running="reuse", wait_for_completion=True, deferrable=True, timeout=60)
+    with pytest.raises(TaskDeferred) as info:
+        reuse.execute(ctx(ti=FakeTI()))
+    reused_trigger = info.value.trigger
+    assert isinstance(reused_trigger, AISearchJobTrigger)
+    assert reused_trigger.job_id == running.id
+    emu.clear_log()
+    asyncio.run(reused_trigger.on_kill())
+    assert emu.requests == []
+    assert emu.jobs("docs")[0]["ended_at"] is None
