@@ -26,6 +26,7 @@ import socket
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["AISearchEmulator", "EmulatedJob", "Fault", "RequestRecord"]
+__all__ = ["CHAOS_KINDS", "AISearchEmulator", "Chaos", "EmulatedJob", "Fault", "RequestRecord"]
 
 API_PREFIX = "/client/v4"
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
@@ -48,6 +49,14 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("user_verify", re.compile(r"/user/tokens/verify")),
     ("user", re.compile(r"/user")),
 ]
+
+
+def _route_of(raw_path: str) -> str | None:
+    if not raw_path.startswith(API_PREFIX + "/"):
+        return None
+    rest = raw_path[len(API_PREFIX) :]
+    return next((name for name, pattern in _ROUTES if pattern.fullmatch(rest)), None)
+
 
 AUTH_ERROR = {"code": 10000, "message": "Authentication error"}
 INVALID_TOKEN = {"code": 1000, "message": "Invalid API Token"}
@@ -64,7 +73,8 @@ class Fault:
 
     :param kind: ``"status"`` (answer ``status``/``body``/``headers`` without acting),
         ``"reset_before"`` (drop the connection before acting), ``"reset_after"`` (act, then drop
-        the connection without answering), ``"delay"`` (sleep ``delay`` seconds, then act and answer).
+        the connection without answering), ``"delay"`` (sleep ``delay`` seconds, then act and answer),
+        ``"truncate"`` (act, then send the first half of the JSON answer).
     :param status: HTTP status for ``"status"``.
     :param body: Body for ``"status"``: bytes/str sent verbatim, anything else JSON-encoded.
     :param headers: Extra response headers for ``"status"``.
@@ -101,6 +111,85 @@ class Fault:
         """An HTML error page (as a proxy in front of the API would send)."""
         page = f"<html><head><title>{status}</title></head><body><h1>Error {status}</h1></body></html>"
         return cls("status", status=status, body=page, headers={"Content-Type": "text/html"})
+
+
+#: Transient faults :class:`Chaos` can inject, with their default weights.
+CHAOS_KINDS: dict[str, float] = {
+    "500": 1,
+    "502": 2,
+    "503": 2,
+    "504": 1,
+    "429": 2,
+    "reset_before": 1,
+    "reset_after": 1,
+    "slow": 0.5,
+    "truncated": 1,
+    "html200": 0.5,
+    "html502": 1,
+    "success_false": 0.5,
+}
+
+
+@dataclass
+class Chaos:
+    """
+    Random transient faults on a share of requests, deterministic under ``seed`` for a given request order.
+
+    :param rate: Share of matching requests that get a fault (0-1).
+    :param kinds: Fault kinds and weights (keys of :data:`CHAOS_KINDS`).
+    :param seed: Seed of the fault choices.
+    :param methods: Only these HTTP methods (``None``: all).
+    :param routes: Only these routes, e.g. ``{"jobs", "legacy_jobs"}`` (``None``: all).
+    :param slow_delay: Seconds a ``"slow"`` answer takes (set it above the client's read timeout).
+    :param retry_after: ``Retry-After`` seconds on ``"429"`` faults.
+    """
+
+    rate: float = 0.3
+    kinds: dict[str, float] = field(default_factory=lambda: dict(CHAOS_KINDS))
+    seed: int = 0
+    methods: frozenset[str] | None = None
+    routes: frozenset[str] | None = None
+    slow_delay: float = 0.3
+    retry_after: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(CHAOS_KINDS)
+        if unknown:
+            raise ValueError(f"unknown chaos kinds: {sorted(unknown)}")
+        if not 0 <= self.rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        self._rng = random.Random(self.seed)
+        self._names = list(self.kinds)
+        self._weights = [self.kinds[n] for n in self._names]
+
+    def pick(self, method: str, route: str | None) -> tuple[str, Fault] | None:
+        """The fault for one request, or ``None``."""
+        if self.methods is not None and method not in self.methods:
+            return None
+        if self.routes is not None and route not in self.routes:
+            return None
+        if self._rng.random() >= self.rate:
+            return None
+        name = self._rng.choices(self._names, self._weights)[0]
+        return name, self._fault(name)
+
+    def _fault(self, name: str) -> Fault:
+        if name.isdigit() and name != "429":
+            return Fault.http(int(name))
+        if name == "429":
+            return Fault.rate_limited(retry_after=self.retry_after)
+        if name in ("reset_before", "reset_after", "truncate"):
+            return Fault(name)
+        if name == "slow":
+            return Fault("delay", delay=self.slow_delay)
+        if name == "truncated":
+            return Fault("truncate")
+        if name == "html200":
+            return Fault.html(200)
+        if name == "html502":
+            return Fault.html(502)
+        body = {"success": False, "errors": [{"code": 7017, "message": "unable_to_connect_to_ai_search"}]}
+        return Fault.http(200, body)
 
 
 @dataclass
@@ -229,7 +318,8 @@ class AISearchEmulator:
     :param job_duration: Seconds a created job runs before it ends.
     :param end_reason: End reason a job gets when it ends on its own.
     :param cooldown: Seconds after a job starts during which a create gets 429 ``sync_in_cooldown``.
-    :param timestamp_format: ``"cloudflare"`` (``2026-07-16 19:29:59``) or ``"iso"`` (``2026-07-16T19:29:59Z``).
+    :param timestamp_format: ``"cloudflare"`` (``2026-07-16 19:29:59``), ``"iso"`` (``2026-07-16T19:29:59Z``)
+        or ``"mixed"`` (either, at random).
     :param list_order: ``"newest"`` (by ``started_at``, newest first) or ``"oldest"``.
     :param seed: Seed for job ids.
     :param clock: Time source (epoch seconds).
@@ -259,8 +349,8 @@ class AISearchEmulator:
     ) -> None:
         if token_owner not in ("account", "user"):
             raise ValueError("token_owner must be 'account' or 'user'")
-        if timestamp_format not in ("cloudflare", "iso"):
-            raise ValueError("timestamp_format must be 'cloudflare' or 'iso'")
+        if timestamp_format not in ("cloudflare", "iso", "mixed"):
+            raise ValueError("timestamp_format must be 'cloudflare', 'iso' or 'mixed'")
         if list_order not in ("newest", "oldest"):
             raise ValueError("list_order must be 'newest' or 'oldest'")
         self.host = host
@@ -278,6 +368,12 @@ class AISearchEmulator:
         self.list_order = list_order
         self.clock = clock
         self.verbose = verbose
+        #: When true, job objects carry an unknown extra field and sometimes lack optional ones.
+        self.vary_fields = False
+        #: Random transient faults (see :class:`Chaos`); ``None`` for none.
+        self.chaos: Chaos | None = None
+        #: How many faults were injected, by kind (scripted and chaos).
+        self.fault_counts: Counter[str] = Counter()
         #: When true, a cooldown 429 carries ``Retry-After`` with the seconds left (Cloudflare's is undocumented).
         self.cooldown_retry_after = False
         #: What token verify reports: ``"active"``, ``"disabled"`` or ``"expired"``.
@@ -461,6 +557,7 @@ class AISearchEmulator:
         with self._lock:
             self.requests.clear()
             self.connections = 0
+            self.fault_counts.clear()
 
     def requests_to(self, route: str | None = None, method: str | None = None) -> list[RequestRecord]:
         """Recorded requests, filtered by route name and method."""
@@ -505,7 +602,8 @@ class AISearchEmulator:
         if value is None:
             return None
         moment = datetime.fromtimestamp(value, tz=timezone.utc)
-        if self.timestamp_format == "iso":
+        iso = self.timestamp_format == "iso" or (self.timestamp_format == "mixed" and self._rng.random() < 0.5)
+        if iso:
             return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         return moment.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -513,7 +611,7 @@ class AISearchEmulator:
         now = self.clock()
         job.settle(now)
         last_seen = job.ended_at if job.ended_at is not None else now
-        return {
+        data: dict[str, Any] = {
             "id": job.id,
             "source": job.source,
             "description": job.description,
@@ -522,6 +620,13 @@ class AISearchEmulator:
             "ended_at": self._ts(job.ended_at),
             "last_seen_at": self._ts(last_seen),
         }
+        if self.vary_fields:
+            # Fields the API may add, and optional ones it may leave out.
+            data["x_new_field"] = {"added": "later"}
+            for optional in ("description", "last_seen_at"):
+                if self._rng.random() < 0.3:
+                    del data[optional]
+        return data
 
     def _logs_json(self, job: EmulatedJob) -> list[dict[str, Any]]:
         job.settle(self.clock())
@@ -549,7 +654,13 @@ class AISearchEmulator:
                     and (rule.path is None or rule.path.search(path))
                 ):
                     rule.remaining -= 1
+                    self.fault_counts[rule.fault.kind] += 1
                     return rule.fault
+            if self.chaos is not None:
+                picked = self.chaos.pick(method, _route_of(path))
+                if picked is not None:
+                    self.fault_counts[picked[0]] += 1
+                    return picked[1]
             return None
 
     def _handle(self, h: _Handler) -> None:
@@ -592,7 +703,10 @@ class AISearchEmulator:
         if fault is not None and fault.kind == "reset_after":
             self._drop(h)
             return
-        self._send(h, record, status, json.dumps(body), headers)
+        data = json.dumps(body)
+        if fault is not None and fault.kind == "truncate":
+            data = data[: len(data) // 2]
+        self._send(h, record, status, data, headers)
 
     def _auth_kind(self, h: _Handler) -> str:
         bearer = h.headers.get("Authorization") is not None
