@@ -73,7 +73,7 @@ class Fault:
 
     :param kind: ``"status"`` (answer ``status``/``body``/``headers`` without acting),
         ``"reset_before"`` (drop the connection before acting), ``"reset_after"`` (act, then drop
-        the connection without answering), ``"delay"`` (sleep ``delay`` seconds, then act and answer),
+        the connection without answering), ``"delay"`` (act, then answer ``delay`` seconds late),
         ``"truncate"`` (act, then send the first half of the JSON answer).
     :param status: HTTP status for ``"status"``.
     :param body: Body for ``"status"``: bytes/str sent verbatim, anything else JSON-encoded.
@@ -623,9 +623,10 @@ class AISearchEmulator:
         if self.vary_fields:
             # Fields the API may add, and optional ones it may leave out.
             data["x_new_field"] = {"added": "later"}
-            for optional in ("description", "last_seen_at"):
-                if self._rng.random() < 0.3:
-                    del data[optional]
+            if data["description"] is None:
+                del data["description"]
+            if self._rng.random() < 0.3:
+                del data["last_seen_at"]
         return data
 
     def _logs_json(self, job: EmulatedJob) -> list[dict[str, Any]]:
@@ -697,9 +698,9 @@ class AISearchEmulator:
             payload = fault.body if isinstance(fault.body, (bytes, str)) else json.dumps(fault.body)
             self._send(h, record, fault.status, payload, fault.headers)
             return
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.delay)
         status, body, headers = self._dispatch(h, record, raw_path, query)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.delay)  # the work is done; only the answer is late
         if fault is not None and fault.kind == "reset_after":
             self._drop(h)
             return
@@ -732,8 +733,12 @@ class AISearchEmulator:
         for key, value in headers.items():
             h.send_header(key, value)
         h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        try:
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True  # the client gave up (e.g. its read timeout passed)
+            return
         if self.verbose:
             h.log_message('"%s %s" %s (%s)', record.method, record.path, status, record.auth)
 

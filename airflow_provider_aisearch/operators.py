@@ -501,6 +501,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         deadline = time.monotonic() + self.cooldown_timeout
         sent_at = time.time()  # (wall clock) any job of ours started after this
         maybe_created: AISearchCreateAmbiguousError | None = None
+        ambiguous_rounds = 0
         api = self.hook.api
         api.deadline = time.time() + self.cooldown_timeout  # the hook's own retry waits stay inside it
         try:
@@ -535,9 +536,14 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                     if job is not None:
                         self.log.info("Found job %s started by the ambiguous request", job.id)
                         return job
-                    if not covered or maybe_created is not None or time.monotonic() >= deadline:
-                        # Absence is not proven (the listing does not reach back to our POST), or
-                        # a second ambiguous failure: raising is safer than risking a second job.
+                    ambiguous_rounds += 1
+                    if (
+                        not covered
+                        or ambiguous_rounds > self.hook.retry_policy.max_retries
+                        or time.monotonic() >= deadline
+                    ):
+                        # Absence is not proven (the listing does not reach back to our POST), or the
+                        # retry budget is spent: raising is safer than risking a second job.
                         raise
                     maybe_created = exc
                     self.log.info("No job has description %r: the create did not happen; sending it again", description)
