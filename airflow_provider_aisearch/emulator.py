@@ -74,7 +74,8 @@ class Fault:
     :param kind: ``"status"`` (answer ``status``/``body``/``headers`` without acting),
         ``"reset_before"`` (drop the connection before acting), ``"reset_after"`` (act, then drop
         the connection without answering), ``"delay"`` (act, then answer ``delay`` seconds late),
-        ``"truncate"`` (act, then send the first half of the JSON answer).
+        ``"truncate"`` (act, then send the first half of the JSON answer), ``"status_after"`` (act,
+        then answer ``status``/``body`` as a failing proxy would).
     :param status: HTTP status for ``"status"``.
     :param body: Body for ``"status"``: bytes/str sent verbatim, anything else JSON-encoded.
     :param headers: Extra response headers for ``"status"``.
@@ -126,6 +127,7 @@ CHAOS_KINDS: dict[str, float] = {
     "truncated": 1,
     "html200": 0.5,
     "html502": 1,
+    "502_after": 1,
     "success_false": 0.5,
 }
 
@@ -174,7 +176,7 @@ class Chaos:
         return name, self._fault(name)
 
     def _fault(self, name: str) -> Fault:
-        if name.isdigit() and name != "429":
+        if name.isdigit() and name != "429":  # the API refused: nothing was done
             return Fault.http(int(name))
         if name == "429":
             return Fault.rate_limited(retry_after=self.retry_after)
@@ -188,6 +190,9 @@ class Chaos:
             return Fault.html(200)
         if name == "html502":
             return Fault.html(502)
+        if name == "502_after":
+            page = Fault.html(502)
+            return Fault("status_after", status=502, body=page.body, headers=page.headers)
         body = {"success": False, "errors": [{"code": 7017, "message": "unable_to_connect_to_ai_search"}]}
         return Fault.http(200, body)
 
@@ -552,6 +557,12 @@ class AISearchEmulator:
         with self._lock:
             self._faults.append(_FaultRule(fault, method, re.compile(path) if path else None, times))
 
+    def clear_faults(self) -> None:
+        """Drop every scripted fault and the chaos setting."""
+        with self._lock:
+            self._faults.clear()
+            self.chaos = None
+
     def clear_log(self) -> None:
         """Forget recorded requests and the connection count."""
         with self._lock:
@@ -699,6 +710,11 @@ class AISearchEmulator:
             self._send(h, record, fault.status, payload, fault.headers)
             return
         status, body, headers = self._dispatch(h, record, raw_path, query)
+        if fault is not None and fault.kind == "status_after":
+            # A proxy in front of the API fails after the API acted (the job exists).
+            payload = fault.body if isinstance(fault.body, (bytes, str)) else json.dumps(fault.body)
+            self._send(h, record, fault.status, payload, fault.headers)
+            return
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay)  # the work is done; only the answer is late
         if fault is not None and fault.kind == "reset_after":
