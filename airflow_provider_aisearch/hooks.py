@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_aisearch.api import (
     CONN_TYPE,
@@ -152,7 +152,7 @@ class AISearchHook(BaseHook):
         import requests
 
         info = self.conn_info
-        info.require_secret()
+        mask_secret(info.require_secret())  # the token / Global API Key never appears in task logs
         session = requests.Session()
         session.auth = _CloudflareAuth(info)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
