@@ -10,7 +10,7 @@ VENV2 := .venv-airflow2
 UV := $(VENV)/bin/uv
 UV_INSTALL = $(UV) pip install -q --compile-bytecode
 
-.PHONY: test demo lint typecheck test-airflow3 test-airflow2 clean
+.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
@@ -39,6 +39,11 @@ test-airflow2: $(VENV2)/.installed
 	$(VENV2)/bin/python -m pytest -q
 
 test: lint typecheck test-airflow3 test-airflow2
+
+# Re-run the reliability suite and write its figures into the README's "Reliability" table.
+reliability: $(VENV)/.installed
+	AISEARCH_RELIABILITY_FIGURES=docs/reliability.json $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/reliability
+	$(VENV)/bin/python scripts/reliability_table.py docs/reliability.json README.md
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
