@@ -881,7 +881,12 @@ class AISearchEmulator:
             return self._error(405, {"code": 10405, "message": "Method not allowed"})
 
     def _paginate(
-        self, items: list[Any], query: dict[str, str], *, max_per_page: int
+        self,
+        items: list[Any],
+        query: dict[str, str],
+        *,
+        max_per_page: int,
+        render: Callable[[Any], Any] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
             page = int(query.get("page", "1"))
@@ -892,6 +897,7 @@ class AISearchEmulator:
             return self._error(400, {"code": 7001, "message": f"per_page must be 0-{max_per_page}, page >= 1"})
         per_page = per_page or 20
         chunk = items[(page - 1) * per_page : page * per_page]
+        chunk = [render(item) for item in chunk] if render is not None else chunk
         info: dict[str, int] = {"count": len(chunk), "page": page, "per_page": per_page}
         if self.report_total_count:
             info["total_count"] = len(items)
@@ -900,7 +906,8 @@ class AISearchEmulator:
     def _list(
         self, inst: _Instance, query: dict[str, str], *, max_per_page: int
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        return self._paginate([self._job_json(j) for j in self._ordered(inst)], query, max_per_page=max_per_page)
+        # Only the page is rendered, so listing stays cheap for large instances.
+        return self._paginate(self._ordered(inst), query, max_per_page=max_per_page, render=self._job_json)
 
     def _create(self, inst: _Instance, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
         if body is None:
