@@ -10,7 +10,7 @@ VENV2 := .venv-airflow2
 UV := $(VENV)/bin/uv
 UV_INSTALL = $(UV) pip install -q --compile-bytecode
 
-.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability clean
+.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
@@ -39,6 +39,14 @@ test-airflow2: $(VENV2)/.installed
 	$(VENV2)/bin/python -m pytest -q
 
 test: lint typecheck test-airflow3 test-airflow2
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,bench]" "apache-airflow==$(AIRFLOW_VERSION)"
+	touch $@
+
+# Benchmarks against the official cloudflare SDK and raw requests; writes docs/benchmarks.md.
+bench: $(VENV)/.bench-installed
+	$(VENV)/bin/python bench/run.py
 
 # Re-run the reliability suite and write its figures into the README's "Reliability" table.
 reliability: $(VENV)/.installed

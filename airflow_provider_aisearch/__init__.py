@@ -6,7 +6,9 @@ This module is the provider's entry point. It must stay cheap to import: nothing
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing itself costs ~5 ms to import, and this module must stay cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
