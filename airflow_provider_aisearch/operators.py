@@ -22,7 +22,7 @@ from airflow_provider_aisearch.exceptions import (
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
-from airflow_provider_aisearch.sensors import AISearchJobWaitMixin, validate_hook_params
+from airflow_provider_aisearch.sensors import AISearchJobWaitMixin, end_reason_settings, validate_hook_params
 from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict
 
 if TYPE_CHECKING:
@@ -263,9 +263,9 @@ class AISearchListJobsOperator(BaseOperator):
         self.limit = limit
         self.ids_only = ids_only
         self.skip_if_empty = skip_if_empty
-        self.policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
-        self.success_end_reasons = None if success_end_reasons is None else sorted(self.policy.success_end_reasons)
-        self.failure_end_reasons = None if failure_end_reasons is None else sorted(self.policy.failure_end_reasons)
+        self.policy, self.success_end_reasons, self.failure_end_reasons = end_reason_settings(
+            success_end_reasons, failure_end_reasons
+        )
         self.hook_params = validate_hook_params(hook_params)
 
     @cached_property

@@ -31,7 +31,7 @@ from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, v
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["AISearchJobSensor", "AISearchJobWaitMixin", "validate_hook_params"]
+__all__ = ["AISearchJobSensor", "AISearchJobWaitMixin", "end_reason_settings", "validate_hook_params"]
 
 #: Below this poke interval against the real API, a warning points at Cloudflare's rate limit.
 MIN_RECOMMENDED_POKE_INTERVAL = 10.0
@@ -49,6 +49,21 @@ def validate_hook_params(hook_params: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"hook_params accepts timeout, max_retries and retry_backoff; got {sorted(unknown)}")
     AISearchHook("validate", **params)  # validates the values; looks nothing up
     return params
+
+
+def end_reason_settings(
+    success_end_reasons: Iterable[str] | None, failure_end_reasons: Iterable[str] | None
+) -> tuple[EndReasonPolicy, list[str] | None, list[str] | None]:
+    """
+    Validate user end-reason sets at DAG parse time.
+
+    :return: The policy, and both sets normalised as sorted lists (JSON-safe for triggers), or ``None``.
+    :raises ValueError: a single string, a non-string, or a reason in both sets.
+    """
+    policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
+    success = None if success_end_reasons is None else sorted(policy.success_end_reasons)
+    failure = None if failure_end_reasons is None else sorted(policy.failure_end_reasons)
+    return policy, success, failure
 
 
 class AISearchJobWaitMixin:
@@ -82,10 +97,9 @@ class AISearchJobWaitMixin:
     ) -> None:
         """Validate and store the wait settings (at DAG parse time)."""
         self.on_superseded = validate_on_superseded(on_superseded)
-        self.policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
-        # Stored normalised (JSON-safe for the trigger); a single string is rejected by build().
-        self.success_end_reasons = None if success_end_reasons is None else sorted(self.policy.success_end_reasons)
-        self.failure_end_reasons = None if failure_end_reasons is None else sorted(self.policy.failure_end_reasons)
+        self.policy, self.success_end_reasons, self.failure_end_reasons = end_reason_settings(
+            success_end_reasons, failure_end_reasons
+        )
         if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 0:
             raise ValueError(f"log_tail must be an integer >= 0, got {log_tail!r}")
         self.log_tail = log_tail
