@@ -17,7 +17,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -35,6 +35,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchResponseError,
 )
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
+from airflow_provider_aisearch.ratelimit import RateBudget, budget_for
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
@@ -726,6 +727,7 @@ def with_retries(
     max_retries: int | None = None,
     rng: random.Random | None = None,
     deadline: float | None = None,
+    observe: Callable[[Mapping[str, str]], None] | None = None,
 ) -> Plan[dict[str, Any]]:
     """
     The retry loop: send ``call`` until :func:`evaluate` gives a payload or a final error.
@@ -736,6 +738,7 @@ def with_retries(
     :param max_retries: Overrides ``policy.max_retries``.
     :param rng: Jitter source.
     :param deadline: Wall-clock epoch seconds; no wait may end after it (the error is raised instead).
+    :param observe: Called with every answer's headers (rate-limit bookkeeping).
     :raises AISearchError: the final error (its message says how many attempts were made).
     """
     retries = policy.max_retries if max_retries is None else max_retries
@@ -743,6 +746,8 @@ def with_retries(
     while True:
         answer = yield call
         assert answer is not None
+        if observe is not None and answer.status is not None:
+            observe(answer.headers)
         verdict = evaluate(
             conn_id=conn_id,
             method=call.method,
@@ -792,6 +797,15 @@ class JobsAPI:
         self.rng = random.Random()
         #: Wall-clock epoch seconds past which no retry wait may end (``None``: no limit).
         self.deadline: float | None = None
+        #: The credential's rate-limit budget, updated from every answer (shared per process).
+        self.budget: RateBudget = budget_for(info.base_url, f"{info.email or ''}\0{info.secret}")
+
+    def with_deadline(self, deadline: float | None) -> JobsAPI:
+        """A copy of these plans whose retry waits never run past ``deadline`` (same connection and budget)."""
+        other = JobsAPI(self.info, self.policy, self.namespace)
+        other.rng = self.rng
+        other.deadline = deadline
+        return other
 
     def resolve_namespace(self, namespace: str | _Unset | None = UNSET) -> str | None:
         """The namespace a call uses: the argument, else the default, else the connection's."""
@@ -827,6 +841,7 @@ class JobsAPI:
             max_retries=max_retries,
             rng=self.rng,
             deadline=self.deadline,
+            observe=self.budget.observe,
         )
 
     def list_jobs(
@@ -847,27 +862,64 @@ class JobsAPI:
         payload = yield from self.request(Call("GET", path, params={"page": page, "per_page": per_page}))
         return parse_job_page(payload, page=page, per_page=per_page, method="GET", path=path)
 
-    def newest_jobs(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[list[Job]]:
+    def newest_jobs(
+        self,
+        instance_id: str,
+        *,
+        namespace: str | _Unset | None = UNSET,
+        want: Collection[str] = (),
+        max_pages: int = 1,
+    ) -> Plan[list[Job]]:
         """
         The newest jobs: page 1, plus the last page when the list turns out to be oldest-first.
 
         The API documents no order, so it is read off page 1: if its ``started_at`` values rise
         and more pages exist, the newest jobs are on the last page (one more request).
-        """
-        path = self.path(instance_id, namespace=namespace)
-        return self._newest_jobs(path)
 
-    def _newest_jobs(self, path: str) -> Plan[list[Job]]:
+        :param want: Job ids the caller looks for: further pages are read, newest first, until
+            every one of them was seen, up to ``max_pages`` pages in all.
+        :param max_pages: The most pages read when looking for ``want`` (at least 1; the last
+            page of an oldest-first list is always read).
+        """
+        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+            raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+        path = self.path(instance_id, namespace=namespace)
+        return self._newest_jobs(path, frozenset(want), max_pages)
+
+    def _newest_jobs(self, path: str, want: frozenset[str] = frozenset(), max_pages: int = 1) -> Plan[list[Job]]:
         first = yield from self._list_jobs(path, 1, JOBS_MAX_PER_PAGE)
         jobs = list(first.jobs)
+        seen = {j.id for j in jobs}
         starts = [j.started_at for j in jobs if j.started_at is not None]
         ascending = len(starts) >= 2 and starts[0] < starts[-1]
-        if not ascending or is_last_page(first.count, 1, first.per_page, first.total_count):
+        per_page = first.per_page
+        if is_last_page(first.count, 1, per_page, first.total_count):
+            return jobs
+        if not ascending:
+            number, page = 1, first
+            while (
+                not want <= seen
+                and number < max_pages
+                and not is_last_page(page.count, number, per_page, first.total_count)
+            ):
+                number += 1
+                page = yield from self._list_jobs(path, number, per_page)
+                jobs.extend(page.jobs)
+                seen.update(j.id for j in page.jobs)
             return jobs
         if first.total_count is not None:
-            last = -(-first.total_count // first.per_page)
-            page = yield from self._list_jobs(path, last, first.per_page)
-            return jobs + list(page.jobs)
+            # Oldest first: the newest jobs are on the last pages, read backwards.
+            number = -(-first.total_count // per_page)
+            read = 1
+            while number > 1:
+                page = yield from self._list_jobs(path, number, per_page)
+                jobs.extend(page.jobs)
+                seen.update(j.id for j in page.jobs)
+                read += 1
+                number -= 1
+                if want <= seen or read >= max(max_pages, 2):
+                    break
+            return jobs
         # Oldest first with no total: walk to the short last page.
         number, page = 1, first
         while not is_last_page(page.count, number, page.per_page, None):

@@ -30,11 +30,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["CHAOS_KINDS", "AISearchEmulator", "Chaos", "EmulatedJob", "Fault", "RequestRecord"]
+__all__ = ["CHAOS_KINDS", "AISearchEmulator", "Chaos", "EmulatedJob", "Fault", "RateLimit", "RequestRecord"]
 
 API_PREFIX = "/client/v4"
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
@@ -64,6 +65,7 @@ NO_ROUTE = {"code": 7003, "message": "No route for the URI."}
 NOT_FOUND_INSTANCE = {"code": 7002, "message": "ai_search_not_found"}
 NOT_FOUND_JOB = {"code": 7005, "message": "job_not_found"}
 COOLDOWN = {"code": 7020, "message": "sync_in_cooldown"}
+RATE_LIMITED = {"code": 971, "message": "Please wait and consider throttling your request speed"}
 
 
 @dataclass
@@ -198,6 +200,54 @@ class Chaos:
 
 
 @dataclass
+class RateLimit:
+    """
+    Cloudflare's global rate limit: ``limit`` requests per ``window`` seconds, then a lockout.
+
+    Every answer carries ``x-ratelimit-limit``, ``x-ratelimit-remaining`` and ``x-ratelimit-reset``
+    (an RFC 1123 date). The request that exceeds the limit, and every request during the
+    ``lockout`` after it, gets 429 with code 971 and ``retry-after``. The window is fixed (it
+    starts at the first request and restarts when it has passed); all credentials share it.
+
+    :param limit: Requests allowed per window.
+    :param window: Window length in seconds (Cloudflare: 300).
+    :param lockout: Seconds every call is refused after the limit was exceeded (Cloudflare: 300).
+    """
+
+    limit: int = 1200
+    window: float = 300.0
+    lockout: float = 300.0
+    window_start: float | None = None
+    count: int = 0
+    locked_until: float = 0.0
+    #: Requests refused with 429 (971) so far.
+    refused: int = 0
+
+    def admit(self, now: float) -> tuple[bool, dict[str, str]]:
+        """Count one request: whether it is served, and the headers its answer carries."""
+        window_over = self.window_start is None or now >= self.window_start + self.window
+        if window_over and now >= self.locked_until:
+            self.window_start, self.count = now, 0
+        locked = now < self.locked_until
+        if not locked:
+            self.count += 1
+            if self.count > self.limit:
+                self.locked_until = now + self.lockout
+                locked = True
+        assert self.window_start is not None
+        reset_at = max(self.window_start + self.window, self.locked_until)
+        headers = {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": "0" if locked else str(max(self.limit - self.count, 0)),
+            "x-ratelimit-reset": formatdate(reset_at, usegmt=True),
+        }
+        if locked:
+            self.refused += 1
+            headers["retry-after"] = str(max(1, int(-(-(self.locked_until - now) // 1))))
+        return not locked, headers
+
+
+@dataclass
 class _FaultRule:
     fault: Fault
     method: str | None
@@ -235,6 +285,7 @@ class RequestRecord:
     status: int | None = None
     fault: str | None = None
     at: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -385,6 +436,8 @@ class AISearchEmulator:
         self.token_status = "active"
         #: When false, list answers omit ``result_info.total_count`` (clients must stop on a short page).
         self.report_total_count = True
+        #: Cloudflare's global rate limit (see :class:`RateLimit`); ``None``: unlimited, no headers.
+        self.rate_limit: RateLimit | None = None
         self.requests: list[RequestRecord] = []
         self.connections = 0
         self._rng = random.Random(seed)
@@ -693,6 +746,11 @@ class AISearchEmulator:
         )
         with self._lock:
             self.requests.append(record)
+            admitted, record.headers = (True, {}) if self.rate_limit is None else self.rate_limit.admit(record.at)
+        if not admitted:
+            record.fault = "rate_limit"
+            self._send(h, record, 429, json.dumps(self._error(429, RATE_LIMITED)[1]), {})
+            return
         fault = self._take_fault(h.command, raw_path)
         if fault is not None:
             record.fault = fault.kind
@@ -742,6 +800,7 @@ class AISearchEmulator:
         self, h: _Handler, record: RequestRecord, status: int, body: str | bytes, headers: dict[str, str]
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
+        headers = {**record.headers, **headers}
         record.status = status
         h.send_response(status)
         if not any(k.lower() == "content-type" for k in headers):
@@ -958,6 +1017,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-jobs", type=int, default=3, help="ended jobs to create per instance")
     parser.add_argument("--job-duration", type=float, default=10.0)
     parser.add_argument("--cooldown", type=float, default=30.0)
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve at most N requests per --rate-window seconds, then refuse all for --rate-window (429, code 971)",
+    )
+    parser.add_argument("--rate-window", type=float, default=300.0)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     emu = AISearchEmulator(
@@ -970,6 +1037,8 @@ def main(argv: list[str] | None = None) -> None:
         cooldown=args.cooldown,
         verbose=args.verbose,
     )
+    if args.rate_limit is not None:
+        emu.rate_limit = RateLimit(limit=args.rate_limit, window=args.rate_window, lockout=args.rate_window)
     for inst in args.instance or ["docs"]:
         emu.seed_jobs(inst, args.seed_jobs)
     emu.start()

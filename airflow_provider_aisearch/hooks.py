@@ -454,6 +454,15 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+async def load_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
+    """Read a connection without blocking the event loop (``get_async_connection``)."""
+    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+    conn = await get_async_connection(aisearch_conn_id)
+    extra = await get_async_extra_dejson(conn)
+    return ConnectionInfo.from_connection(conn, extra)
+
+
 class AISearchAsyncClient:
     """
     Async access to the jobs API for triggers: one ``httpx.AsyncClient`` (one keep-alive connection) per use.
@@ -494,12 +503,16 @@ class AISearchAsyncClient:
         self._api: JobsAPI | None = None
 
     async def __aenter__(self) -> AISearchAsyncClient:
-        import httpx
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        self.open(await load_connection_info(self.aisearch_conn_id))
+        return self
 
-        conn = await get_async_connection(self.aisearch_conn_id)
-        extra = await get_async_extra_dejson(conn)
-        info = ConnectionInfo.from_connection(conn, extra)
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def open(self, info: ConnectionInfo) -> AISearchAsyncClient:
+        """Start the HTTP client for an already-read connection (no I/O; use :meth:`aclose` after)."""
+        import httpx
+
         info.require_secret()
         headers = info.auth_headers()
 
@@ -521,10 +534,11 @@ class AISearchAsyncClient:
         )
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def aclose(self) -> None:
+        """Close the HTTP client (idempotent)."""
         if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+            client, self._client = self._client, None
+            await client.aclose()
 
     @property
     def api(self) -> JobsAPI:
@@ -534,7 +548,7 @@ class AISearchAsyncClient:
         return self._api
 
     async def run(self, plan: Plan[T]) -> T:
-        """Drive a plan over the async client."""
+        """Drive a plan over the async client (any plan of this connection, e.g. from :meth:`JobsAPI.with_deadline`)."""
         return await run_async(plan, self._send, self._sleep)
 
     async def _send(self, call: Call) -> Answer:

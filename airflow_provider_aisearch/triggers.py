@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aisearch import exceptions
 from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
-from airflow_provider_aisearch.hooks import AISearchAsyncClient
+from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.jobs import EndReasonPolicy
+from airflow_provider_aisearch.polling import OwnPolls, SharedPolls, shared_polls
 from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_on_superseded
 
 __all__ = ["EVENT_STATUSES", "AISearchJobTrigger", "validate_event"]
@@ -87,6 +88,12 @@ class AISearchJobTrigger(BaseTrigger):
     :param retry_backoff: First retry delay in seconds.
     :param cancel_on_kill: Cancel ``job_id`` when a user kills the deferred task (Airflow 3.3+ calls
         :meth:`on_kill`); set by the create operator for a job it started, never for a reused one.
+    :param share_polling: Share one list request per poll interval with every other trigger in this
+        triggerer waiting on jobs of the same instance (see :mod:`airflow_provider_aisearch.polling`);
+        ``False``: one GET of this job per poll interval, over its own connection.
+
+    Polls slow down when Cloudflare reports the rate-limit budget running low
+    (:meth:`~airflow_provider_aisearch.ratelimit.RateBudget.pace`).
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class AISearchJobTrigger(BaseTrigger):
         max_retries: int = 3,
         retry_backoff: float = 1.0,
         cancel_on_kill: bool = False,
+        share_polling: bool = True,
     ) -> None:
         super().__init__()
         self.instance_id = instance_id
@@ -125,6 +133,7 @@ class AISearchJobTrigger(BaseTrigger):
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.share_polling = bool(share_polling)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-safe kwargs; rebuilding from them resumes the same wait."""
@@ -145,6 +154,7 @@ class AISearchJobTrigger(BaseTrigger):
                 "max_retries": self.max_retries,
                 "retry_backoff": self.retry_backoff,
                 "cancel_on_kill": self.cancel_on_kill,
+                "share_polling": self.share_polling,
             },
         )
 
@@ -163,22 +173,45 @@ class AISearchJobTrigger(BaseTrigger):
             }
         )
 
+    @asynccontextmanager
+    async def _polls(self) -> AsyncIterator[OwnPolls | SharedPolls]:
+        """Where this wait's job states come from: a shared listing, or its own GETs."""
+        info = await load_connection_info(self.aisearch_conn_id)
+        if self.share_polling:
+            async with shared_polls(
+                info,
+                instance_id=self.instance_id,
+                job_id=self.job_id,
+                namespace=self.namespace,
+                interval=self.poll_interval,
+                deadline=self.deadline,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                retry_backoff=self.retry_backoff,
+            ) as shared:
+                yield shared
+            return
+        client = AISearchAsyncClient(
+            self.aisearch_conn_id,
+            namespace=self.namespace,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
+            log=self.log,
+        ).open(info)
+        try:
+            yield OwnPolls(client, self.deadline)  # retry waits never run past the deadline
+        finally:
+            await client.aclose()
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the job ends, the deadline passes, or a non-transient error occurs."""
         watch: JobWatch | None = None
         result: PollResult | None = None
         try:
-            async with AISearchAsyncClient(
-                self.aisearch_conn_id,
-                namespace=self.namespace,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                retry_backoff=self.retry_backoff,
-                log=self.log,
-            ) as client:
-                client.api.deadline = self.deadline  # retry waits never run past the deadline
+            async with self._polls() as source:
                 watch = JobWatch(
-                    client.api,
+                    source.api,
                     self.instance_id,
                     self.job_id,
                     namespace=self.namespace,
@@ -186,9 +219,14 @@ class AISearchJobTrigger(BaseTrigger):
                     on_superseded=self.on_superseded,
                     followed_from=self.followed_from,
                 )
+                not_before = time.time() - self.poll_interval  # a listing this fresh serves the first poll
+                paced = False
                 while True:
+                    listing = await source.next_listing(not_before, watch.job_id)
                     try:
-                        result = await client.run(watch.poll())
+                        if listing.error is not None:
+                            raise listing.error
+                        result = await source.run(watch.poll(listing.jobs))
                     except (AISearchAuthError, AISearchNotFoundError) as exc:
                         yield self._event("error", watch, result, str(exc), _error_info(exc))
                         return
@@ -209,10 +247,20 @@ class AISearchJobTrigger(BaseTrigger):
                             "when the sensor's timeout passed",
                         )
                         return
-                    wait = self.poll_interval
+                    interval = source.pace(self.poll_interval)
+                    if (interval > self.poll_interval) != paced:
+                        paced = not paced
+                        self.log.warning(
+                            "Polling every %.0f s instead of %.0f s: %s",
+                            interval,
+                            self.poll_interval,
+                            source.api.budget.describe(),
+                        )
+                    # Shared: the next listing after this one; own: this long after this poll.
+                    start = listing.taken_at if isinstance(source, SharedPolls) else now
+                    not_before = start + interval
                     if self.deadline is not None:
-                        wait = min(wait, max(self.deadline - now, 0.0))  # poll once more at the deadline
-                    await asyncio.sleep(wait)
+                        not_before = min(not_before, self.deadline)  # poll once more at the deadline
         except Exception as exc:  # never die silently: report it as an event
             self.log.exception("AISearchJobTrigger failed")
             yield self._event("error", watch, result, f"{type(exc).__name__}: {exc}", _error_info(exc))

@@ -103,15 +103,24 @@ class JobWatch:
         # Validate the ids now, so a bad templated value fails before any request.
         api.path(instance_id, job_id, namespace=namespace)
 
-    def poll(self) -> Plan[PollResult]:
-        """One GET of the watched job (plus one list when following a supersede)."""
-        job = yield from self.api.get_job(self.instance_id, self.job_id, namespace=self.namespace)
-        listed: list[Job] | None = None  # one listing serves a whole chain of supersedes
+    def poll(self, listed: Sequence[Job] | None = None) -> Plan[PollResult]:
+        """
+        One GET of the watched job (plus one list when following a supersede).
+
+        :param listed: A recent listing of the instance's newest jobs (shared polling). When the
+            watched job is in it, its state is read from there and no request is sent; a
+            successor is then looked for in the same listing only.
+        """
+        listed_job = None if listed is None else next((j for j in listed if j.id == self.job_id), None)
+        if listed_job is None:
+            job = yield from self.api.get_job(self.instance_id, self.job_id, namespace=self.namespace)
+        else:
+            job = listed_job
         while True:
             status = job.classify(self.policy)
             if status is not JobStatus.SUPERSEDED or self.on_superseded != "follow":
                 return PollResult(job, status, tuple(self.followed_from), done=status is not JobStatus.RUNNING)
-            if listed is None:
+            if listed is None:  # one listing serves a whole chain of supersedes
                 listed = yield from self.api.newest_jobs(self.instance_id, namespace=self.namespace)
             successor = find_successor(job, listed, self.followed_from)
             if successor is None:

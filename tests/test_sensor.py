@@ -289,12 +289,16 @@ def test_deferrable_end_to_end(emu: AISearchEmulator) -> None:
     assert result["id"] == job.id
     assert result["status"] == "succeeded"
     assert emu.connections == 2  # one for the sensor's check, one for the whole trigger wait
-    assert len(emu.requests) == len(job_gets(emu, job.id))
+    # The sensor's check is one GET; the trigger's polls are shared list requests (no GETs).
+    assert emu.requests[:1] == job_gets(emu, job.id)
+    assert emu.requests[1:] == lists(emu)
 
 
 def test_trigger_makes_one_get_per_poll_interval(emu: AISearchEmulator) -> None:
     job = emu.add_job("docs", duration=3600)
-    trigger = AISearchJobTrigger(instance_id="docs", job_id=job.id, poll_interval=0.2, retry_backoff=0.001)
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=job.id, poll_interval=0.2, retry_backoff=0.001, share_polling=False
+    )
 
     async def scenario() -> list[Any]:
         task = asyncio.ensure_future(trigger.run().__anext__())
@@ -315,13 +319,25 @@ def test_trigger_makes_one_get_per_poll_interval(emu: AISearchEmulator) -> None:
 def test_trigger_follows_with_one_list_call(emu: AISearchEmulator) -> None:
     a = emu.add_job("docs", duration=3600, source="user")
     b = emu.start_job("docs", duration=0.5)
-    trigger = AISearchJobTrigger(instance_id="docs", job_id=a.id, poll_interval=0.1, retry_backoff=0.001)
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=a.id, poll_interval=0.1, retry_backoff=0.001, share_polling=False
+    )
     (event,) = run_trigger(trigger)
     assert event.payload["job"]["id"] == b.id
     assert event.payload["followed_from"] == [a.id]
     assert len(lists(emu)) == 1
     assert len(job_gets(emu, a.id)) == 1
     assert len(job_gets(emu, b.id)) >= 1
+
+
+def test_shared_trigger_follows_from_the_shared_listing(emu: AISearchEmulator) -> None:
+    a = emu.add_job("docs", duration=3600, source="user")
+    b = emu.start_job("docs", duration=0.5)
+    trigger = AISearchJobTrigger(instance_id="docs", job_id=a.id, poll_interval=0.1, retry_backoff=0.001)
+    (event,) = run_trigger(trigger)
+    assert event.payload["job"]["id"] == b.id
+    assert event.payload["followed_from"] == [a.id]
+    assert emu.requests == lists(emu)  # the supersede and the successor's end were read off listings
 
 
 def test_trigger_rebuilt_from_serialize_mid_wait(emu: AISearchEmulator) -> None:
@@ -512,7 +528,9 @@ def test_trigger_applies_end_reason_overrides(emu: AISearchEmulator) -> None:
 def test_trigger_on_superseded_fail_does_not_follow(emu: AISearchEmulator) -> None:
     a = emu.add_job("docs", duration=3600, source="user")
     emu.start_job("docs", duration=3600)
-    trigger = AISearchJobTrigger(instance_id="docs", job_id=a.id, poll_interval=0.05, on_superseded="fail")
+    trigger = AISearchJobTrigger(
+        instance_id="docs", job_id=a.id, poll_interval=0.05, on_superseded="fail", share_polling=False
+    )
     (event,) = run_trigger(trigger, limit=5)
     assert event.payload["job"]["id"] == a.id
     assert lists(emu) == []

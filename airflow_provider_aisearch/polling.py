@@ -1,0 +1,295 @@
+"""Where a waiting trigger's job states come from: its own GETs, or one listing shared by many.
+
+In the triggerer, every :class:`~airflow_provider_aisearch.triggers.AISearchJobTrigger` waiting on
+jobs of the same instance (same base URL, account, credential, namespace, instance and request
+settings) in one event loop shares a :class:`SharedJobPoller`. The poller sends one list request
+per poll interval (newest jobs first, more pages only when waited-on jobs are missing from the
+first) and hands the listing to every trigger that is due. A trigger whose job is not in the
+listing falls back to its own GET through :class:`~airflow_provider_aisearch.watch.JobWatch`, so
+the outcome rules stay in one place. The poller starts with its first waiter and stops, closing
+its HTTP client, when its last waiter leaves.
+
+:class:`OwnPolls` is the unshared source: it only waits, and every poll is the trigger's own GET.
+Both sources answer :meth:`next_listing` the same way, so the trigger has one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, ConnectionInfo, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.hooks import AISearchAsyncClient
+from airflow_provider_aisearch.jobs import Job
+
+__all__ = ["Listing", "OwnPolls", "SharedJobPoller", "SharedPolls", "active_pollers", "shared_polls"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: Most list pages one shared poll reads while looking for waited-on jobs.
+MAX_SCAN_PAGES = 40
+#: A waiter due within this share of its interval after a listing was taken is served by it.
+COALESCE_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Listing:
+    """
+    What one poll round provides before the watched job is classified.
+
+    :param taken_at: Epoch seconds when the list request was sent (or the wait ended).
+    :param jobs: The newest jobs of the instance, or ``None`` (no listing: GET the job).
+    :param error: Why the listing failed, if it did (the trigger handles it like a failed GET).
+    """
+
+    taken_at: float
+    jobs: tuple[Job, ...] | None = None
+    error: BaseException | None = None
+
+
+class OwnPolls:
+    """Unshared polling: wait until the poll is due, then the trigger GETs its own job."""
+
+    def __init__(self, client: AISearchAsyncClient, deadline: float | None) -> None:
+        self.client = client
+        self.api: JobsAPI = client.api.with_deadline(deadline)
+
+    async def next_listing(self, not_before: float, job_id: str) -> Listing:
+        """Sleep until ``not_before``; no listing."""
+        delay = not_before - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return Listing(time.time())
+
+    def pace(self, interval: float) -> float:
+        """The wait before the next poll: ``interval``, stretched when the rate-limit budget runs low."""
+        return self.api.budget.pace(interval)
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Drive a plan over the trigger's own client."""
+        return await self.client.run(plan)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    job_id: str
+    interval: float
+    deadline: float | None
+    want_at: float = 0.0
+    future: asyncio.Future[Listing] | None = None
+
+
+class SharedJobPoller:
+    """
+    One list request per poll interval for every trigger waiting on jobs of one instance.
+
+    Created and stopped by :func:`shared_polls`; not meant to be built directly.
+
+    :param key: The registry key (event loop and settings).
+    :param client: An opened async client, owned (and closed) by the poller.
+    :param instance_id: AI Search instance id.
+    :param namespace: Namespace as the triggers gave it.
+    """
+
+    def __init__(
+        self, key: tuple[Any, ...], client: AISearchAsyncClient, instance_id: str, namespace: str | _Unset | None
+    ) -> None:
+        self.key = key
+        self.client = client
+        self.instance_id = instance_id
+        self.namespace = namespace
+        self.waiters: list[_Waiter] = []
+        #: The newest listing taken (served at once to a waiter that joins soon after it).
+        self.latest: Listing | None = None
+        #: List rounds made, for logs and benchmarks.
+        self.rounds = 0
+        #: No list round before this epoch time (the rate-limit budget is low).
+        self.hold_until = 0.0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, job_id: str, interval: float, deadline: float | None) -> _Waiter:
+        """Register a waiter (starting the poll loop with the first one)."""
+        waiter = _Waiter(job_id, interval, deadline)
+        self.waiters.append(waiter)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"aisearch-poller-{self.instance_id}")
+        return waiter
+
+    def leave(self, waiter: _Waiter) -> None:
+        """Unregister a waiter; the last one to leave stops the poller and unregisters it."""
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+        if waiter.future is not None and not waiter.future.done():
+            waiter.future.cancel()
+        if not self.waiters:
+            if _POLLERS.get(self.key) is self:
+                del _POLLERS[self.key]  # a trigger joining from now on starts a new poller
+            self._wake.set()  # the loop sees no waiters, closes the client and ends
+
+    async def next_listing(self, waiter: _Waiter, not_before: float, job_id: str) -> Listing:
+        """A listing sent at or after ``not_before`` (the newest one if it qualifies)."""
+        waiter.job_id = job_id
+        latest = self.latest
+        if latest is not None and latest.taken_at >= not_before:
+            return latest
+        waiter.want_at = not_before
+        waiter.future = asyncio.get_running_loop().create_future()
+        self._wake.set()
+        try:
+            return await waiter.future
+        finally:
+            waiter.future = None
+
+    def _pending(self) -> list[_Waiter]:
+        return [w for w in self.waiters if w.future is not None and not w.future.done()]
+
+    async def _run(self) -> None:
+        try:
+            while self.waiters:
+                pending = self._pending()
+                now = time.time()
+                due = min((w.want_at for w in pending), default=None)
+                if due is not None:
+                    due = max(due, self.hold_until)
+                if due is None or due > now:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), None if due is None else due - now)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                await self._poll_once(now)
+        except BaseException as exc:  # never leave a waiter hanging
+            for waiter in self._pending():
+                assert waiter.future is not None
+                if isinstance(exc, asyncio.CancelledError):
+                    waiter.future.cancel()
+                else:
+                    waiter.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.exception("AI Search shared poller for %s stopped", self.instance_id)
+        finally:
+            if _POLLERS.get(self.key) is self:
+                del _POLLERS[self.key]
+            await self.client.aclose()
+
+    async def _poll_once(self, now: float) -> None:
+        want = {w.job_id for w in self.waiters}
+        deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
+        pages = min(MAX_SCAN_PAGES, 1 + -(-len(want) // JOBS_MAX_PER_PAGE))
+        api = self.client.api.with_deadline(min(deadlines, default=None))
+        taken_at = time.time()
+        self.rounds += 1
+        try:
+            jobs = await self.client.run(
+                api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=pages)
+            )
+            listing = Listing(taken_at, tuple(jobs))
+        except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll
+            listing = Listing(taken_at, error=exc)
+        self.latest = listing
+        for waiter in self._pending():
+            if waiter.want_at <= taken_at + COALESCE_FRACTION * waiter.interval:
+                assert waiter.future is not None
+                waiter.future.set_result(listing)
+        budget = self.client.api.budget
+        if budget.is_low() and self.waiters:
+            interval = min(w.interval for w in self.waiters)
+            delay = budget.pace(interval)
+            self.hold_until = time.time() + delay
+            log.warning(
+                "Shared poll of %s: next list request in %.0f s instead of %.0f s: %s",
+                self.instance_id,
+                delay,
+                interval,
+                budget.describe(),
+            )
+        else:
+            self.hold_until = 0.0
+
+
+_POLLERS: dict[tuple[Any, ...], SharedJobPoller] = {}
+
+
+def active_pollers() -> list[SharedJobPoller]:
+    """The shared pollers of the running event loop (for tests and benchmarks)."""
+    loop = asyncio.get_running_loop()
+    return [p for key, p in _POLLERS.items() if key[0] is loop]
+
+
+class SharedPolls:
+    """One trigger's membership of a :class:`SharedJobPoller` (the source :func:`shared_polls` yields)."""
+
+    def __init__(self, poller: SharedJobPoller, waiter: _Waiter, deadline: float | None) -> None:
+        self.poller = poller
+        self.waiter = waiter
+        self.api: JobsAPI = poller.client.api.with_deadline(deadline)
+
+    async def next_listing(self, not_before: float, job_id: str) -> Listing:
+        """The shared listing sent at or after ``not_before``."""
+        return await self.poller.next_listing(self.waiter, not_before, job_id)
+
+    def pace(self, interval: float) -> float:
+        """``interval``: the poller itself slows its list rounds when the budget runs low."""
+        return interval
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Drive a plan (a fallback GET) over the poller's client."""
+        return await self.poller.client.run(plan)
+
+
+@asynccontextmanager
+async def shared_polls(
+    info: ConnectionInfo,
+    *,
+    instance_id: str,
+    job_id: str,
+    namespace: str | _Unset | None = UNSET,
+    interval: float,
+    deadline: float | None,
+    timeout: float | tuple[float, float],
+    max_retries: int,
+    retry_backoff: float,
+) -> AsyncIterator[SharedPolls]:
+    """
+    Join the poller for this instance in the running event loop (starting one if needed).
+
+    :param info: The trigger's connection, already read.
+    :param instance_id: AI Search instance id.
+    :param job_id: The job waited on.
+    :param namespace: Namespace (``UNSET``: the connection's; ``None``: legacy paths).
+    :param interval: The trigger's poll interval.
+    :param deadline: The trigger's deadline (epoch seconds), if any.
+    :param timeout: Request timeout (part of the key: only triggers with equal settings share).
+    :param max_retries: Retries per request (part of the key).
+    :param retry_backoff: First retry delay (part of the key).
+    """
+    loop = asyncio.get_running_loop()
+    resolved = namespace if namespace is not UNSET else info.namespace
+    credential = hashlib.sha256(f"{info.email or ''}\0{info.secret}".encode()).hexdigest()
+    key = (loop, info.base_url, info.account_id, resolved, instance_id, credential, timeout, max_retries, retry_backoff)
+    poller = _POLLERS.get(key)
+    if poller is None:
+        client = AISearchAsyncClient(
+            info.conn_id,
+            namespace=namespace,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            log=log,
+        ).open(info)
+        poller = _POLLERS[key] = SharedJobPoller(key, client, instance_id, namespace)
+    waiter = poller.join(job_id, interval, deadline)
+    try:
+        yield SharedPolls(poller, waiter, deadline)
+    finally:
+        poller.leave(waiter)

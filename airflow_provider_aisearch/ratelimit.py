@@ -1,0 +1,190 @@
+"""Cloudflare's API rate limit, as the answers report it, and how pollers pace themselves.
+
+Cloudflare allows 1200 requests per 5 minutes per user, across the dashboard, the API and every
+tool, and blocks all calls for 5 minutes (HTTP 429, code 971) when the budget is exceeded. Its
+answers carry ``x-ratelimit-limit``, ``x-ratelimit-remaining``, ``x-ratelimit-reset`` (an RFC 1123
+date) and, when limited, ``retry-after``.
+
+Every answer's headers are recorded in one :class:`RateBudget` per credential (shared by all hooks
+and triggers of a process that use it). Pollers ask :meth:`RateBudget.pace` for their next
+interval: unchanged while the budget is healthy, stretched so the remaining requests last until
+the window resets once it runs low, and held until the reset when only the reserve is left. A
+429 itself is handled by the retry policy (``Retry-After`` honoured).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW", "RateBudget", "RateLimitState", "budget_for"]
+
+#: Cloudflare's documented per-user limit and window.
+DEFAULT_LIMIT = 1200
+DEFAULT_WINDOW = 300.0
+#: Below this share of the limit the budget counts as low and pollers stretch their intervals.
+LOW_FRACTION = 0.2
+#: This share of the limit is left for the dashboard and other tools: pollers wait for the reset.
+RESERVE_FRACTION = 0.05
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, val in headers.items():
+            if key.lower() == lowered:
+                return val
+    return value
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip().split(";")[0].split(",")[0])
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """
+    The budget one answer reported.
+
+    :param remaining: Requests left in the window.
+    :param limit: Requests allowed per window (``None``: not reported).
+    :param reset_at: Epoch seconds when the window resets (``None``: not reported).
+    :param seen_at: Epoch seconds when the answer arrived.
+    """
+
+    remaining: int
+    limit: int | None
+    reset_at: float | None
+    seen_at: float
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], now: float) -> RateLimitState | None:
+        """The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``."""
+        remaining = _number(_header(headers, "x-ratelimit-remaining"))
+        if remaining is None:
+            return None
+        limit = _number(_header(headers, "x-ratelimit-limit"))
+        reset_at: float | None = None
+        reset = _header(headers, "x-ratelimit-reset")
+        if reset:
+            seconds = _number(reset)
+            if seconds is not None:
+                # Seconds until the reset (IETF draft form); an epoch value is far larger than a window.
+                reset_at = seconds if seconds > 10 * DEFAULT_WINDOW * 1000 else now + seconds
+            else:
+                try:
+                    reset_at = parsedate_to_datetime(reset).timestamp()
+                except (TypeError, ValueError, IndexError):
+                    reset_at = None
+        retry_after = _number(_header(headers, "retry-after"))
+        if retry_after is not None and remaining <= 0:
+            reset_at = max(reset_at or 0.0, now + retry_after)
+        return cls(int(remaining), None if limit is None else int(limit), reset_at, now)
+
+
+class RateBudget:
+    """
+    The latest rate-limit state seen for one credential, and the poll pacing it implies.
+
+    Thread-safe: the worker's hook threads and the triggerer's event loop may share one.
+
+    :param clock: Time source (epoch seconds).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._state: RateLimitState | None = None
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> RateLimitState | None:
+        """The newest state reported, or ``None``."""
+        return self._state
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Record an answer's rate-limit headers (answers without them change nothing)."""
+        state = RateLimitState.from_headers(headers, self.clock())
+        if state is None:
+            return
+        with self._lock:
+            current = self._state
+            # Concurrent answers arrive out of order: within one window the smaller remaining is newer.
+            same_window = current is not None and current.reset_at == state.reset_at
+            if current is None or not same_window or state.remaining <= current.remaining:
+                self._state = state
+
+    def pace(self, interval: float) -> float:
+        """
+        Seconds a poller should wait before its next request, instead of ``interval``.
+
+        * healthy budget (more than 20 % of the limit left), or a window that has already reset:
+          ``interval``;
+        * low: the remaining requests, less a 5 % reserve, spread evenly until the reset. Each call
+          claims the next free slot, so pollers sharing the credential take turns instead of
+          all spending the same remainder;
+        * only the reserve left: wait until the reset.
+        """
+        with self._lock:
+            state = self._state
+            if state is None:
+                return interval
+            now = self.clock()
+            reset_at = state.reset_at if state.reset_at is not None else state.seen_at + DEFAULT_WINDOW
+            if reset_at <= now:
+                return interval
+            limit = state.limit or DEFAULT_LIMIT
+            if state.remaining > limit * LOW_FRACTION:
+                return interval
+            spendable = state.remaining - limit * RESERVE_FRACTION
+            if spendable < 1:
+                return max(interval, reset_at - now)
+            slot = max(now + interval, self._next_slot)
+            self._next_slot = slot + (reset_at - now) / spendable
+            return slot - now
+
+    def is_low(self) -> bool:
+        """Whether the budget is low now (pollers are being slowed down)."""
+        state = self._state
+        if state is None:
+            return False
+        reset_at = state.reset_at if state.reset_at is not None else state.seen_at + DEFAULT_WINDOW
+        return reset_at > self.clock() and state.remaining <= (state.limit or DEFAULT_LIMIT) * LOW_FRACTION
+
+    def describe(self) -> str:
+        """A short account of the state, for log lines."""
+        state = self._state
+        if state is None:
+            return "no rate-limit headers seen"
+        limit = state.limit if state.limit is not None else "?"
+        return f"{state.remaining}/{limit} requests left in the rate-limit window"
+
+
+_budgets: dict[str, RateBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def budget_for(base_url: str, credential: str) -> RateBudget:
+    """
+    The process-wide budget of one credential at one API (the limit is per user).
+
+    :param base_url: API base URL.
+    :param credential: The auth secret plus email, hashed here and never stored.
+    """
+    key = hashlib.sha256(f"{base_url}\0{credential}".encode()).hexdigest()
+    with _budgets_lock:
+        budget = _budgets.get(key)
+        if budget is None:
+            budget = _budgets[key] = RateBudget()
+        return budget
