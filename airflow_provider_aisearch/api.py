@@ -727,7 +727,7 @@ def with_retries(
     max_retries: int | None = None,
     rng: random.Random | None = None,
     deadline: float | None = None,
-    observe: Callable[[Mapping[str, str]], None] | None = None,
+    budget: RateBudget | None = None,
 ) -> Plan[dict[str, Any]]:
     """
     The retry loop: send ``call`` until :func:`evaluate` gives a payload or a final error.
@@ -738,16 +738,24 @@ def with_retries(
     :param max_retries: Overrides ``policy.max_retries``.
     :param rng: Jitter source.
     :param deadline: Wall-clock epoch seconds; no wait may end after it (the error is raised instead).
-    :param observe: Called with every answer's headers (rate-limit bookkeeping).
+    :param budget: The credential's rate-limit budget: every answer's headers are recorded, and
+        no request is sent while only its reserve is left (the plan waits for the reset instead).
     :raises AISearchError: the final error (its message says how many attempts were made).
     """
     retries = policy.max_retries if max_retries is None else max_retries
     attempt = 0
     while True:
-        answer = yield call
+        if budget is not None:
+            yield from _await_budget(budget, call, deadline)
+        try:
+            answer = yield call
+        except BaseException:  # the plan was abandoned mid-request (cancelled, closed)
+            if budget is not None:
+                budget.release(None)
+            raise
         assert answer is not None
-        if observe is not None and answer.status is not None:
-            observe(answer.headers)
+        if budget is not None:
+            budget.release(answer.headers if answer.status is not None else None)
         verdict = evaluate(
             conn_id=conn_id,
             method=call.method,
@@ -776,6 +784,26 @@ def with_retries(
             raise error
         yield Backoff(delay, f"{error.message}; retrying in {delay:.1f} s (retry {attempt + 1} of {retries})")
         attempt += 1
+
+
+def _await_budget(budget: RateBudget, call: Call, deadline: float | None) -> Generator[Backoff, Any, None]:
+    """Wait (as :class:`Backoff` steps) until the rate-limit budget lets ``call`` go."""
+    while True:
+        wait = budget.acquire()
+        if wait <= 0:
+            return
+        if deadline is not None and time.time() + wait > deadline:
+            raise AISearchRateLimitError(
+                f"{call.method} {call.path} was not sent: {budget.describe()}, and waiting {wait:.0f} s "
+                "for the rate-limit window to reset would pass the deadline",
+                method=call.method,
+                path=call.path,
+            )
+        yield Backoff(
+            wait,
+            f"Cloudflare rate-limit budget nearly spent ({budget.describe()}): "
+            f"waiting {wait:.0f} s for the window to reset before {call.method} {call.path}",
+        )
 
 
 class JobsAPI:
@@ -841,7 +869,7 @@ class JobsAPI:
             max_retries=max_retries,
             rng=self.rng,
             deadline=self.deadline,
-            observe=self.budget.observe,
+            budget=self.budget,
         )
 
     def list_jobs(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import socket
@@ -239,7 +240,7 @@ class RateLimit:
         headers = {
             "x-ratelimit-limit": str(self.limit),
             "x-ratelimit-remaining": "0" if locked else str(max(self.limit - self.count, 0)),
-            "x-ratelimit-reset": formatdate(reset_at, usegmt=True),
+            "x-ratelimit-reset": formatdate(math.ceil(reset_at), usegmt=True),  # rounded up, like retry-after
         }
         if locked:
             self.refused += 1

@@ -135,10 +135,15 @@ class SharedJobPoller:
             self._wake.set()  # the loop sees no waiters, closes the client and ends
 
     async def next_listing(self, waiter: _Waiter, not_before: float, job_id: str) -> Listing:
-        """A listing sent at or after ``not_before`` (the newest one if it qualifies)."""
+        """A listing sent at or after ``not_before`` (the newest one, if recent enough and it lists the job)."""
         waiter.job_id = job_id
         latest = self.latest
-        if latest is not None and latest.taken_at >= not_before:
+        if (
+            latest is not None
+            and latest.taken_at >= not_before
+            and latest.jobs is not None
+            and any(j.id == job_id for j in latest.jobs)
+        ):
             return latest
         waiter.want_at = not_before
         waiter.future = asyncio.get_running_loop().create_future()
@@ -185,6 +190,8 @@ class SharedJobPoller:
     async def _poll_once(self, now: float) -> None:
         want = {w.job_id for w in self.waiters}
         deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
+        # Enough pages to hold every waited-on job, and one more (the jobs nobody waits on); a job
+        # further back is read with its own GET (it has long ended: the waiter is then done).
         pages = min(MAX_SCAN_PAGES, 1 + -(-len(want) // JOBS_MAX_PER_PAGE))
         api = self.client.api.with_deadline(min(deadlines, default=None))
         taken_at = time.time()
@@ -197,8 +204,11 @@ class SharedJobPoller:
         except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll
             listing = Listing(taken_at, error=exc)
         self.latest = listing
+        listed = set() if listing.jobs is None else {j.id for j in listing.jobs}
         for waiter in self._pending():
-            if waiter.want_at <= taken_at + COALESCE_FRACTION * waiter.interval:
+            # A waiter that joined during the request was not looked for: it gets the next round.
+            looked_for = waiter.job_id in want or waiter.job_id in listed
+            if looked_for and waiter.want_at <= taken_at + COALESCE_FRACTION * waiter.interval:
                 assert waiter.future is not None
                 waiter.future.set_result(listing)
         budget = self.client.api.budget

@@ -84,7 +84,8 @@ class RateLimitState:
                 reset_at = seconds if seconds > 10 * DEFAULT_WINDOW * 1000 else now + seconds
             else:
                 try:
-                    reset_at = parsedate_to_datetime(reset).timestamp()
+                    # The date has whole seconds: assume the latest moment it may stand for.
+                    reset_at = parsedate_to_datetime(reset).timestamp() + 1.0
                 except (TypeError, ValueError, IndexError):
                     reset_at = None
         retry_after = _number(_header(headers, "retry-after"))
@@ -106,12 +107,39 @@ class RateBudget:
         self.clock = clock
         self._state: RateLimitState | None = None
         self._next_slot = 0.0
+        self._in_flight = 0
         self._lock = threading.Lock()
 
     @property
     def state(self) -> RateLimitState | None:
         """The newest state reported, or ``None``."""
         return self._state
+
+    def acquire(self) -> float:
+        """
+        Ask to send one request now: ``0`` means go (it counts as in flight until :meth:`release`),
+        else the seconds to wait before asking again.
+
+        The hard stop: requests are held back once the reported remaining budget, less the requests
+        already in flight, is down to the 5 % reserve. They go again when the window resets.
+        """
+        with self._lock:
+            state = self._state
+            if state is not None:
+                now = self.clock()
+                reset_at = state.reset_at if state.reset_at is not None else state.seen_at + DEFAULT_WINDOW
+                limit = state.limit or DEFAULT_LIMIT
+                if reset_at > now and state.remaining - self._in_flight <= limit * RESERVE_FRACTION:
+                    return reset_at - now
+            self._in_flight += 1
+            return 0.0
+
+    def release(self, headers: Mapping[str, str] | None) -> None:
+        """An acquired request got an answer (``headers``) or none (``None``)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+        if headers is not None:
+            self.observe(headers)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Record an answer's rate-limit headers (answers without them change nothing)."""
