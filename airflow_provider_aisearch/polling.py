@@ -19,12 +19,12 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, ConnectionInfo, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.api import UNSET, ConnectionInfo, JobsAPI, Plan, _Unset
 from airflow_provider_aisearch.hooks import AISearchAsyncClient
 from airflow_provider_aisearch.jobs import Job
 
@@ -33,7 +33,7 @@ __all__ = ["Listing", "OwnPolls", "SharedJobPoller", "SharedPolls", "active_poll
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-#: Most list pages one shared poll reads while looking for waited-on jobs.
+#: Most list pages one shared poll reads while looking for waited-on jobs (2,000 jobs).
 MAX_SCAN_PAGES = 40
 #: A waiter due within this share of its interval after a listing was taken is served by it.
 COALESCE_FRACTION = 0.1
@@ -52,6 +52,12 @@ class Listing:
     taken_at: float
     jobs: tuple[Job, ...] | None = None
     error: BaseException | None = None
+    by_id: Mapping[str, Job] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, taken_at: float, jobs: Sequence[Job]) -> Listing:
+        """A successful listing, indexed by job id (each of many waiters looks its job up)."""
+        return cls(taken_at, tuple(jobs), by_id={j.id: j for j in jobs})
 
 
 class OwnPolls:
@@ -113,6 +119,7 @@ class SharedJobPoller:
         #: No list round before this epoch time (the rate-limit budget is low).
         self.hold_until = 0.0
         self._wake = asyncio.Event()
+        self._sleeping_until = 0.0  # while the poll loop sleeps: when it will wake by itself
         self._task: asyncio.Task[None] | None = None
 
     def join(self, job_id: str, interval: float, deadline: float | None) -> _Waiter:
@@ -138,16 +145,12 @@ class SharedJobPoller:
         """A listing sent at or after ``not_before`` (the newest one, if recent enough and it lists the job)."""
         waiter.job_id = job_id
         latest = self.latest
-        if (
-            latest is not None
-            and latest.taken_at >= not_before
-            and latest.jobs is not None
-            and any(j.id == job_id for j in latest.jobs)
-        ):
+        if latest is not None and latest.taken_at >= not_before and job_id in latest.by_id:
             return latest
         waiter.want_at = not_before
         waiter.future = asyncio.get_running_loop().create_future()
-        self._wake.set()
+        if not_before < self._sleeping_until:
+            self._wake.set()  # due before the poller planned to wake
         try:
             return await waiter.future
         finally:
@@ -166,10 +169,12 @@ class SharedJobPoller:
                     due = max(due, self.hold_until)
                 if due is None or due > now:
                     self._wake.clear()
+                    self._sleeping_until = float("inf") if due is None else due
                     try:
                         await asyncio.wait_for(self._wake.wait(), None if due is None else due - now)
                     except asyncio.TimeoutError:
                         pass
+                    self._sleeping_until = 0.0
                     continue
                 await self._poll_once(now)
         except BaseException as exc:  # never leave a waiter hanging
@@ -190,9 +195,10 @@ class SharedJobPoller:
     async def _poll_once(self, now: float) -> None:
         want = {w.job_id for w in self.waiters}
         deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
-        # Enough pages to hold every waited-on job, and one more (the jobs nobody waits on); a job
-        # further back is read with its own GET (it has long ended: the waiter is then done).
-        pages = min(MAX_SCAN_PAGES, 1 + -(-len(want) // JOBS_MAX_PER_PAGE))
+        # Pages are read, newest first, until every waited-on job was seen (usually page 1: an instance
+        # runs one job at a time), up to MAX_SCAN_PAGES. A job further back is read with its own GET;
+        # it has long ended, so its waiter is then done.
+        pages = MAX_SCAN_PAGES
         api = self.client.api.with_deadline(min(deadlines, default=None))
         taken_at = time.time()
         self.rounds += 1
@@ -200,14 +206,13 @@ class SharedJobPoller:
             jobs = await self.client.run(
                 api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=pages)
             )
-            listing = Listing(taken_at, tuple(jobs))
+            listing = Listing.of(taken_at, jobs)
         except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll
             listing = Listing(taken_at, error=exc)
         self.latest = listing
-        listed = set() if listing.jobs is None else {j.id for j in listing.jobs}
         for waiter in self._pending():
             # A waiter that joined during the request was not looked for: it gets the next round.
-            looked_for = waiter.job_id in want or waiter.job_id in listed
+            looked_for = waiter.job_id in want or waiter.job_id in listing.by_id
             if looked_for and waiter.want_at <= taken_at + COALESCE_FRACTION * waiter.interval:
                 assert waiter.future is not None
                 waiter.future.set_result(listing)

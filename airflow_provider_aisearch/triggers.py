@@ -226,7 +226,7 @@ class AISearchJobTrigger(BaseTrigger):
                     try:
                         if listing.error is not None:
                             raise listing.error
-                        result = await source.run(watch.poll(listing.jobs))
+                        result = await source.run(watch.poll(listing.jobs, listing.by_id))
                     except (AISearchAuthError, AISearchNotFoundError) as exc:
                         yield self._event("error", watch, result, str(exc), _error_info(exc))
                         return

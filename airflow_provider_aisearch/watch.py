@@ -9,7 +9,7 @@ the async trigger with ``run_async``; classification, following and outcomes are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -103,15 +103,21 @@ class JobWatch:
         # Validate the ids now, so a bad templated value fails before any request.
         api.path(instance_id, job_id, namespace=namespace)
 
-    def poll(self, listed: Sequence[Job] | None = None) -> Plan[PollResult]:
+    def poll(self, listed: Sequence[Job] | None = None, by_id: Mapping[str, Job] | None = None) -> Plan[PollResult]:
         """
         One GET of the watched job (plus one list when following a supersede).
 
         :param listed: A recent listing of the instance's newest jobs (shared polling). When the
             watched job is in it, its state is read from there and no request is sent; a
             successor is then looked for in the same listing only.
+        :param by_id: ``listed`` indexed by job id, when the caller has it (many waiters, one listing).
         """
-        listed_job = None if listed is None else next((j for j in listed if j.id == self.job_id), None)
+        if listed is None:
+            listed_job = None
+        elif by_id is not None:
+            listed_job = by_id.get(self.job_id)
+        else:
+            listed_job = next((j for j in listed if j.id == self.job_id), None)
         if listed_job is None:
             job = yield from self.api.get_job(self.instance_id, self.job_id, namespace=self.namespace)
         else:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aisearch import polling
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.polling import active_pollers
 from airflow_provider_aisearch.ratelimit import RateBudget, RateLimitState
@@ -106,15 +107,28 @@ def test_cancelled_waiters_leave_and_the_rest_keep_waiting(emu: AISearchEmulator
     assert (waiting, left) == (1, 0)
 
 
-def test_job_missing_from_the_listing_falls_back_to_its_own_get(emu: AISearchEmulator) -> None:
-    old = emu.seed_jobs("docs", 120)[0]  # far past the first page
+def test_job_missing_from_the_listing_falls_back_to_its_own_get(
+    emu: AISearchEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(polling, "MAX_SCAN_PAGES", 2)
+    old = emu.seed_jobs("docs", 120)[0]  # on page 3, past the 2 pages a round may read
     running = emu.add_job("docs", duration=0.6)
     events = asyncio.run(run_all([trigger(old.id), trigger(running.id)]))
     assert [e["job"]["id"] for e in events] == [old.id, running.id]
     assert [e["status"] for e in events] == ["done", "done"]
     assert [r.segments[3] for r in gets(emu)] == [old.id]  # one GET, then it was done
-    # Two waiters: page 1 and one more page are read while looking for both jobs.
-    assert {r.query["page"] for r in lists(emu)} <= {"1", "2"}
+    pages = [r.query["page"] for r in lists(emu)]
+    assert set(pages) == {"1", "2"}
+    # Once the old job's waiter left, every job waited on is on page 1: one request per round.
+    assert pages[pages.index("2") + 1 :].count("2") == 0
+
+
+def test_scan_stops_at_the_page_holding_every_waited_job(emu: AISearchEmulator) -> None:
+    emu.seed_jobs("docs", 300)
+    running = emu.add_job("docs", duration=0.5)
+    (event,) = asyncio.run(run_all([trigger(running.id)]))
+    assert event["status"] == "done"
+    assert {r.query["page"] for r in lists(emu)} == {"1"}
 
 
 def test_listing_reads_further_pages_when_waited_jobs_are_missing(emu: AISearchEmulator) -> None:
