@@ -454,13 +454,32 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-async def load_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
-    """Read a connection without blocking the event loop (``get_async_connection``)."""
+async def _read_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
     from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
     conn = await get_async_connection(aisearch_conn_id)
     extra = await get_async_extra_dejson(conn)
     return ConnectionInfo.from_connection(conn, extra)
+
+
+_lookups: dict[tuple[Any, str], Any] = {}
+
+
+async def load_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
+    """
+    Read a connection without blocking the event loop (``get_async_connection``).
+
+    Concurrent calls for the same connection in one event loop share a single lookup (1,000
+    triggers starting together make one); nothing is cached after it completes.
+    """
+    import asyncio
+
+    key = (asyncio.get_running_loop(), aisearch_conn_id)
+    task = _lookups.get(key)
+    if task is None:
+        task = _lookups[key] = asyncio.ensure_future(_read_connection_info(aisearch_conn_id))
+        task.add_done_callback(lambda _: _lookups.pop(key, None))
+    return await asyncio.shield(task)  # one caller being cancelled does not cancel the others
 
 
 class AISearchAsyncClient:
