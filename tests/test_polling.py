@@ -41,9 +41,9 @@ def trigger(job_id: str, **kwargs: Any) -> AISearchJobTrigger:
 
 
 async def first_event(t: AISearchJobTrigger) -> Any:
-    async for event in t.run():
-        return event.payload
-    raise AssertionError("no event")
+    events = [event.payload async for event in t.run()]
+    assert len(events) == 1, events  # exactly one event per trigger run
+    return events[0]
 
 
 async def run_all(triggers: list[AISearchJobTrigger], limit: float = 30) -> list[Any]:
