@@ -36,6 +36,7 @@ from airflow_provider_aisearch.exceptions import (
 )
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
 from airflow_provider_aisearch.ratelimit import RateBudget, budget_for
+from airflow_provider_aisearch.ratelimit import header as _header
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
@@ -368,17 +369,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if when is None:
         return None
     return max(when.timestamp() - time.time(), 0.0)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # requests/httpx headers are case-insensitive; a plain dict may not be.
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        for key, val in headers.items():
-            if key.lower() == lowered:
-                return val
-    return value
 
 
 def _errors_of(body: Any) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ LOW_FRACTION = 0.2
 RESERVE_FRACTION = 0.05
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, case-insensitively (requests/httpx headers are; a plain dict may not be)."""
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
@@ -71,12 +72,12 @@ class RateLimitState:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], now: float) -> RateLimitState | None:
         """The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``."""
-        remaining = _number(_header(headers, "x-ratelimit-remaining"))
+        remaining = _number(header(headers, "x-ratelimit-remaining"))
         if remaining is None:
             return None
-        limit = _number(_header(headers, "x-ratelimit-limit"))
+        limit = _number(header(headers, "x-ratelimit-limit"))
         reset_at: float | None = None
-        reset = _header(headers, "x-ratelimit-reset")
+        reset = header(headers, "x-ratelimit-reset")
         if reset:
             seconds = _number(reset)
             if seconds is not None:
@@ -88,7 +89,7 @@ class RateLimitState:
                     reset_at = parsedate_to_datetime(reset).timestamp() + 1.0
                 except (TypeError, ValueError, IndexError):
                     reset_at = None
-        retry_after = _number(_header(headers, "retry-after"))
+        retry_after = _number(header(headers, "retry-after"))
         if retry_after is not None and remaining <= 0:
             reset_at = max(reset_at or 0.0, now + retry_after)
         return cls(int(remaining), None if limit is None else int(limit), reset_at, now)
