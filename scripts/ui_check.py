@@ -148,7 +148,7 @@ class Processes:
         self.started.clear()
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)  # start_new_session=True: the group id is the child's pid
     except (ProcessLookupError, PermissionError):
@@ -206,6 +206,13 @@ def open_add_form(page: Page, base: str, conn_id: str) -> Locator:
 def open_section(dialog: Locator, title: str) -> None:
     """Expand one accordion section of the connection form (the others collapse)."""
     dialog.get_by_text(title, exact=True).click()
+    dialog.page.wait_for_timeout(400)  # let the accordion finish collapsing the other sections
+
+
+def screenshot(page: Page, path: Path) -> None:
+    """A screenshot with CSS animations finished (toasts slid in, accordions settled)."""
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path), animations="disabled")
 
 
 def check_standard_fields(dialog: Locator) -> None:
@@ -347,7 +354,7 @@ def run_cli(
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)  # type: ignore[arg-type]
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
             raise CheckFailed(f"{' '.join(argv[1:3])} took over {timeout:.0f} s:\n{tail(log_path, redact)}") from None
     return subprocess.CompletedProcess(argv, proc.returncode, log_path.read_text(errors="replace"), "")
@@ -453,10 +460,10 @@ def _browser_steps(
     # 1. The form.
     dialog = open_add_form(page, base, CONN_ID)
     check_standard_fields(dialog)
-    page.screenshot(path=str(shots / SCREENSHOTS["form"]))
+    screenshot(page, shots / SCREENSHOTS["form"])
     open_section(dialog, "Extra Fields")
     check_extra_fields(dialog)
-    page.screenshot(path=str(shots / SCREENSHOTS["form_extra"]))
+    screenshot(page, shots / SCREENSHOTS["form_extra"])
     log("form: labels, placeholders and extra fields shown; schema and port hidden")
 
     # 2. Save it, then Test: the right token, then a wrong one.
@@ -480,7 +487,7 @@ def _browser_steps(
     expect("Successful" in text and "API token is active" in text, f"Test did not succeed: {redact(text)!r}")
     expect(len(emulator.requests_to("account_verify")) > verifies, "Test succeeded without calling tokens/verify")
     no_secret_in_page(page, redact, "test success")
-    page.screenshot(path=str(shots / SCREENSHOTS["test_ok"]))
+    screenshot(page, shots / SCREENSHOTS["test_ok"])
     log(f"Test (right token): {text.splitlines()[-1]!r}")
     dismiss_toasts(page)
 
@@ -491,7 +498,7 @@ def _browser_steps(
     expect("Failed" in text and "rejected" in text, f"Test with a wrong token did not fail clearly: {redact(text)!r}")
     expect(wrong_token not in text and token not in text, "the failure message contains the token")
     no_secret_in_page(page, redact, "test failure")
-    page.screenshot(path=str(shots / SCREENSHOTS["test_failed"]))
+    screenshot(page, shots / SCREENSHOTS["test_failed"])
     log(f"Test (wrong token): {text.splitlines()[-1]!r}")
     timings["connection form and Test"] = time.monotonic() - t
 
@@ -537,7 +544,7 @@ def _browser_steps(
     link.scroll_into_view_if_needed()
     link.hover()
     no_secret_in_page(page, redact, "task page")
-    page.screenshot(path=str(shots / SCREENSHOTS["task_link"]))
+    screenshot(page, shots / SCREENSHOTS["task_link"])
     timings["task page"] = time.monotonic() - t
     log(f"task {TASK_ID!r}: extra link {LINK_NAME!r} -> {href}")
 
