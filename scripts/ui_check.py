@@ -88,6 +88,8 @@ SCREENSHOTS = {
 #: Airflow 3.3.2's Test button sends ``port: 0`` (``Number(null)``) for a connection without a port,
 #: and the API answers 400 with this, before any hook runs. Fixed upstream by apache/airflow#73298.
 PORT_BUG_DETAIL = "differs from the stored connection"
+#: How long the Test button may take against the local emulator (it answers in milliseconds).
+TEST_TIMEOUT_MS = 30_000
 
 
 class CheckFailed(Exception):
@@ -269,9 +271,18 @@ def press_test(page: Page, base: str, conn_id: str, *, work_around_port_bug: boo
     row = page.get_by_role("row").filter(has_text=conn_id)
     if work_around_port_bug:
         page.route("**/api/v2/connections/test", _send_port_as_null)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
-        with page.expect_response(lambda r: r.url.endswith("/api/v2/connections/test")) as info:
-            row.get_by_role("button", name="Test Connection").click()
+        try:
+            with page.expect_response(
+                lambda r: r.url.endswith("/api/v2/connections/test"), timeout=TEST_TIMEOUT_MS
+            ) as info:
+                row.get_by_role("button", name="Test Connection").click()
+        except PlaywrightTimeout:
+            raise CheckFailed(
+                f"the Test button of {conn_id!r} got no answer in {TEST_TIMEOUT_MS // 1000} s (test_connection hangs?)"
+            ) from None
         response = info.value
         try:
             detail = str(response.json().get("detail", ""))
