@@ -13,8 +13,12 @@ What it does, in a throwaway ``AIRFLOW_HOME`` (SQLite, simple auth with everyone
    check passed, so the README always shows a passing run.
 
 Every process it starts runs in its own process group and is stopped by PID in ``finally``; the
-Airflow home is deleted. Needs Airflow 3, ``playwright`` (the ``ui`` extra) and ``/usr/bin/chromium``
-(Debian's ``chromium``; ``make ui-check`` installs it). It never runs ``playwright install``.
+Airflow home is deleted. A failed run leaves one screenshot of the page it failed on,
+``.ui-check-failure.png`` (git-ignored; the next passing run removes it), and prints the page's text
+and the api-server's log tail, with the tokens replaced by ``***``.
+
+Needs Airflow 3, ``playwright`` (the ``ui`` extra) and ``/usr/bin/chromium`` (Debian's ``chromium``;
+``make ui-check`` installs it). It never runs ``playwright install``.
 """
 
 from __future__ import annotations
