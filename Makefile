@@ -10,13 +10,13 @@ VENV2 := .venv-airflow2
 UV := $(VENV)/bin/uv
 UV_INSTALL = $(UV) pip install -q --compile-bytecode
 
-.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability bench clean
+.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability bench ui-deps ui-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q "uv>=0.13,<0.14"
-	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test]" "apache-airflow==$(AIRFLOW_VERSION)"
+	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui]" "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml Makefile $(VENV)/.installed
@@ -53,8 +53,18 @@ reliability: $(VENV)/.installed
 	AISEARCH_RELIABILITY_FIGURES=docs/reliability.json $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/reliability
 	$(VENV)/bin/python scripts/reliability_table.py docs/reliability.json README.md
 
+# Debian's Chromium for the browser check (Playwright drives it; never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+ui-deps:
+	@if [ -x $(CHROMIUM) ] && [ -x /usr/bin/chromedriver ]; then echo "Chromium: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
+
+# Drive the real Airflow 3 UI in headless Chromium: connection form, Test, extra link; screenshots to docs/img/.
+ui-check: ui-deps $(VENV)/.installed
+	$(VENV)/bin/python scripts/ui_check.py
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
 
 clean:
-	rm -rf $(VENV) $(VENV2) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV2) .demo .pytest_cache .mypy_cache .ruff_cache .ui-check-failure.png

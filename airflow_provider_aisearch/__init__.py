@@ -66,9 +66,10 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": behaviour["placeholders"],
                 },
                 "conn-fields": {
+                    # Airflow 3 shows no placeholder for these fields: the hint goes in the description.
                     "account_id": {
                         "label": "Account ID",
-                        "description": "Cloudflare account id (required).",
+                        "description": "Required: the 32-character account id from the Cloudflare dashboard.",
                         "schema": {"type": "string"},
                     },
                     "namespace": {

@@ -395,10 +395,8 @@ class AISearchHook(BaseHook):
                 if token_status not in (None, "active"):
                     return False, f"The API token is {token_status} ({owner}-owned token)."
                 return True, f"API token is active ({owner}-owned token); account {account}."
-            return False, (
-                "The API token was rejected by both /accounts/{account_id}/tokens/verify and "
-                f"/user/tokens/verify: {' | '.join(attempts)}"
-            )
+            reasons = " | ".join(dict.fromkeys(attempts))  # both checks usually give the same reason
+            return False, f"The API token was rejected (account-owned and user-owned token checks): {reasons}"
         except AISearchError as exc:
             return False, str(exc)
 
