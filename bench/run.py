@@ -29,13 +29,26 @@ TOKEN = "bench-token"
 QUICK = "--quick" in sys.argv
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, base: str) -> dict[str, tuple[float, float]]:
+    """
+    Time each function once per round, round after round, so machine noise hits all of them alike.
+
+    Returns, per name, the median time and the median over rounds of its ratio to ``base`` in the
+    same round.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: (
+            statistics.median(values),
+            statistics.median(v / b for v, b in zip(values, times[base], strict=True)),
+        )
+        for name, values in times.items()
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -84,22 +97,21 @@ def bench_listing_and_get() -> tuple[list[str], list[str]]:
         for n in sizes:
             emu.seed_jobs("bench", n - seeded)
             seeded = n
-            results = {}
-            for name, fn in (
-                ("hook iter_jobs", via_hook),
-                ("cloudflare SDK auto-pagination", via_sdk),
-                ("raw requests loop", via_raw),
-            ):
+            clients = {
+                "hook iter_jobs": via_hook,
+                "cloudflare SDK auto-pagination": via_sdk,
+                "raw requests loop": via_raw,
+            }
+            sent = {}
+            for name, fn in clients.items():
                 emu.clear_log()
                 assert fn() == n, name
-                requests_sent = len(emu.requests)
-                seconds = median_time(fn, 3 if n > 1000 else 5)
-                results[name] = (requests_sent, seconds)
+                sent[name] = len(emu.requests)
+            timed = interleaved(clients, 5 if n > 1000 else 9, base="raw requests loop")
             floor = math.ceil(n / 50)
-            base = results["raw requests loop"][1]
-            for name, (sent, seconds) in results.items():
+            for name, (seconds, ratio) in timed.items():
                 listing_rows.append(
-                    f"| {n:,} | {name} | {sent} (floor {floor}) | {seconds * 1000:.0f} ms | {seconds / base:.2f}× |"
+                    f"| {n:,} | {name} | {sent[name]} (floor {floor}) | {seconds * 1000:.0f} ms | {ratio:.2f}× |"
                 )
 
         job_id = emu.jobs("bench")[0]["id"]
@@ -113,22 +125,21 @@ def bench_listing_and_get() -> tuple[list[str], list[str]]:
 
             return run
 
-        timings = {
-            "hook get_job": median_time(loop(lambda: hook.get_job("bench", job_id)), 3),
-            "cloudflare SDK jobs.get": median_time(
-                loop(
+        timings = interleaved(
+            {
+                "hook get_job": loop(lambda: hook.get_job("bench", job_id)),
+                "cloudflare SDK jobs.get": loop(
                     lambda: sdk.aisearch.namespaces.instances.jobs.get(
                         job_id, account_id=account, name="default", id="bench"
                     )
                 ),
-                3,
-            ),
-            "raw requests get + json()": median_time(loop(lambda: raw.get(get_url).json()), 3),
-        }
-        raw_us = timings["raw requests get + json()"] / calls * 1e6
-        for name, seconds in timings.items():
-            per_call = seconds / calls * 1e6
-            get_rows.append(f"| {name} | {per_call:.0f} µs | {per_call / raw_us:.2f}× |")
+                "raw requests get + json()": loop(lambda: raw.get(get_url).json()),
+            },
+            5,
+            base="raw requests get + json()",
+        )
+        for name, (seconds, ratio) in timings.items():
+            get_rows.append(f"| {name} | {seconds / calls * 1e6:.0f} µs | {ratio:.2f}× |")
     return listing_rows, get_rows
 
 
@@ -325,6 +336,7 @@ def main() -> None:
         "# Benchmarks",
         "",
         "Written by `make bench` (`bench/run.py`) on loopback. Compare the ratios; absolute times vary by machine.",
+        "Clients are timed in interleaved rounds; a ratio is the median over rounds of time / raw-requests time.",
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs{', --quick' if QUICK else ''}.",
         "",
         "## 1. Listing every job (50 per page)",
