@@ -121,6 +121,8 @@ class SharedJobPoller:
         self._wake = asyncio.Event()
         self._sleeping_until = 0.0  # while the poll loop sleeps: when it will wake by itself
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False  # the poll loop has ended: no listing will come any more
+        self._failure: BaseException | None = None  # why it ended, if it died
 
     def join(self, job_id: str, interval: float, deadline: float | None) -> _Waiter:
         """Register a waiter (starting the poll loop with the first one)."""
@@ -144,6 +146,8 @@ class SharedJobPoller:
     async def next_listing(self, waiter: _Waiter, not_before: float, job_id: str) -> Listing:
         """A listing sent at or after ``not_before`` (the newest one, if recent enough and it lists the job)."""
         waiter.job_id = job_id
+        if self._stopped:  # it died (its waiters never all left): waiting would never end
+            raise RuntimeError(f"the shared poller of {self.instance_id!r} stopped: {self._failure!r}")
         latest = self.latest
         if latest is not None and latest.taken_at >= not_before and job_id in latest.by_id:
             return latest
@@ -178,6 +182,7 @@ class SharedJobPoller:
                     continue
                 await self._poll_once(now)
         except BaseException as exc:  # never leave a waiter hanging
+            self._stopped, self._failure = True, exc
             for waiter in self._pending():
                 assert waiter.future is not None
                 if isinstance(exc, asyncio.CancelledError):
@@ -188,6 +193,7 @@ class SharedJobPoller:
                 raise
             log.exception("AI Search shared poller for %s stopped", self.instance_id)
         finally:
+            self._stopped = True
             if _POLLERS.get(self.key) is self:
                 del _POLLERS[self.key]
             await self.client.aclose()

@@ -469,3 +469,13 @@ def test_a_trigger_cancelled_while_its_connection_is_read_does_not_cancel_the_ot
     event = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert event["status"] == "done"
     assert event["job"]["id"] == job.id
+
+
+def test_waiters_not_pending_when_the_poller_dies_get_an_error(emu: AISearchEmulator, mocker: Any) -> None:
+    job = emu.add_job("docs", duration=3600)
+    # The first round delivers its listing, then the poll loop dies (a bug past the delivery).
+    mocker.patch.object(RateBudget, "is_low", side_effect=RuntimeError("poller bug"))
+    (event,) = asyncio.run(run_all([trigger(job.id)], limit=5))
+    assert event["status"] == "error"
+    assert "poller bug" in event["message"]
+    assert len(lists(emu)) == 1
