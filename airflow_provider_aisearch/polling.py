@@ -163,14 +163,18 @@ class SharedJobPoller:
     def _pending(self) -> list[_Waiter]:
         return [w for w in self.waiters if w.future is not None and not w.future.done()]
 
+    def _due_at(self, waiter: _Waiter) -> float:
+        due = max(waiter.want_at, self.hold_until)
+        if waiter.deadline is not None:  # a round held for the budget still comes at a waiter's deadline
+            due = min(due, max(waiter.want_at, waiter.deadline))
+        return due
+
     async def _run(self) -> None:
         try:
             while self.waiters:
                 pending = self._pending()
                 now = time.time()
-                due = min((w.want_at for w in pending), default=None)
-                if due is not None:
-                    due = max(due, self.hold_until)
+                due = min((self._due_at(w) for w in pending), default=None)
                 if due is None or due > now:
                     self._wake.clear()
                     self._sleeping_until = float("inf") if due is None else due

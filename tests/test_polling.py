@@ -479,3 +479,19 @@ def test_waiters_not_pending_when_the_poller_dies_get_an_error(emu: AISearchEmul
     assert event["status"] == "error"
     assert "poller bug" in event["message"]
     assert len(lists(emu)) == 1
+
+
+def test_shared_deadline_is_kept_while_the_budget_holds_list_rounds(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+
+    async def scenario() -> Any:
+        # One request above the 5 % reserve and 30 s to the reset: the second round is held ~30 s.
+        (await budget_of()).observe(
+            {"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "61", "x-ratelimit-reset": "30"}
+        )
+        return await first_event(trigger(job.id, deadline=time.time() + 1.0))
+
+    started = time.monotonic()
+    event = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 3  # polled once more at the deadline, not after the hold
