@@ -495,3 +495,26 @@ def test_shared_deadline_is_kept_while_the_budget_holds_list_rounds(emu: AISearc
     event = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert event["status"] == "timeout"
     assert time.monotonic() - started < 3  # polled once more at the deadline, not after the hold
+
+
+def test_cancelled_requests_give_their_rate_limit_slot_back(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0)
+    emu.inject(Fault("delay", delay=1.0), method="GET", times=2)
+
+    async def scenario() -> Any:
+        # Two requests above the 5 % reserve, 30 s to the reset (the emulator sends no rate headers).
+        (await budget_of()).observe(
+            {"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "62", "x-ratelimit-reset": "30"}
+        )
+        async with AISearchAsyncClient(max_retries=0) as client:
+            api = client.api.with_deadline(time.time() + 5)
+            slow = [asyncio.ensure_future(client.run(api.get_job("docs", job.id))) for _ in range(2)]
+            while len(emu.requests) < 2:
+                await asyncio.sleep(0.01)
+            for task in slow:  # kept referenced: the trigger's task object outlives the cancellation
+                task.cancel()
+            await asyncio.gather(*slow, return_exceptions=True)
+            return await client.run(api.get_job("docs", job.id))  # not held back by the cancelled two
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)).id == job.id
+    assert len(emu.requests) == 3
