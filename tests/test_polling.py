@@ -518,3 +518,14 @@ def test_cancelled_requests_give_their_rate_limit_slot_back(emu: AISearchEmulato
 
     assert asyncio.run(asyncio.wait_for(scenario(), 10)).id == job.id
     assert len(emu.requests) == 3
+
+
+def test_budget_pacing_never_waits_past_the_reset() -> None:
+    now = [1000.0]
+    budget = RateBudget(clock=lambda: now[0])
+    # 100 left, 60 in reserve: 40 requests over the 60 s to the reset, one every 1.5 s.
+    budget.observe({"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "100", "x-ratelimit-reset": "60"})
+    waits = [budget.pace(5) for _ in range(200)]  # 200 unshared pollers ask in turn
+    assert waits[:3] == [5, 6.5, 8]
+    assert max(waits) == 60  # the pollers past the 40 turns wait for the reset, not 200 turns (300 s)
+    assert waits.count(60) == 200 - 37
