@@ -691,6 +691,8 @@ def run_sync(plan: Plan[T], send: Callable[[Call], Answer], sleep: Callable[[Bac
                 step = plan.send(None)
     except StopIteration as stop:
         return stop.value
+    finally:
+        plan.close()  # abandoned mid-request (interrupted): the plan releases its rate-limit slot now
 
 
 async def run_async(
@@ -707,6 +709,8 @@ async def run_async(
                 step = plan.send(None)
     except StopIteration as stop:
         return stop.value
+    finally:
+        plan.close()  # abandoned mid-request (cancelled): the plan releases its rate-limit slot now
 
 
 def with_retries(

@@ -121,6 +121,8 @@ class SharedJobPoller:
         self._wake = asyncio.Event()
         self._sleeping_until = 0.0  # while the poll loop sleeps: when it will wake by itself
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False  # the poll loop has ended: no listing will come any more
+        self._failure: BaseException | None = None  # why it ended, if it died
 
     def join(self, job_id: str, interval: float, deadline: float | None) -> _Waiter:
         """Register a waiter (starting the poll loop with the first one)."""
@@ -144,6 +146,8 @@ class SharedJobPoller:
     async def next_listing(self, waiter: _Waiter, not_before: float, job_id: str) -> Listing:
         """A listing sent at or after ``not_before`` (the newest one, if recent enough and it lists the job)."""
         waiter.job_id = job_id
+        if self._stopped:  # it died (its waiters never all left): waiting would never end
+            raise RuntimeError(f"the shared poller of {self.instance_id!r} stopped: {self._failure!r}")
         latest = self.latest
         if latest is not None and latest.taken_at >= not_before and job_id in latest.by_id:
             return latest
@@ -159,14 +163,18 @@ class SharedJobPoller:
     def _pending(self) -> list[_Waiter]:
         return [w for w in self.waiters if w.future is not None and not w.future.done()]
 
+    def _due_at(self, waiter: _Waiter) -> float:
+        due = max(waiter.want_at, self.hold_until)
+        if waiter.deadline is not None:  # a round held for the budget still comes at a waiter's deadline
+            due = min(due, max(waiter.want_at, waiter.deadline))
+        return due
+
     async def _run(self) -> None:
         try:
             while self.waiters:
                 pending = self._pending()
                 now = time.time()
-                due = min((w.want_at for w in pending), default=None)
-                if due is not None:
-                    due = max(due, self.hold_until)
+                due = min((self._due_at(w) for w in pending), default=None)
                 if due is None or due > now:
                     self._wake.clear()
                     self._sleeping_until = float("inf") if due is None else due
@@ -178,6 +186,7 @@ class SharedJobPoller:
                     continue
                 await self._poll_once(now)
         except BaseException as exc:  # never leave a waiter hanging
+            self._stopped, self._failure = True, exc
             for waiter in self._pending():
                 assert waiter.future is not None
                 if isinstance(exc, asyncio.CancelledError):
@@ -188,6 +197,7 @@ class SharedJobPoller:
                 raise
             log.exception("AI Search shared poller for %s stopped", self.instance_id)
         finally:
+            self._stopped = True
             if _POLLERS.get(self.key) is self:
                 del _POLLERS[self.key]
             await self.client.aclose()

@@ -162,7 +162,8 @@ class RateBudget:
           ``interval``;
         * low: the remaining requests, less a 5 % reserve, spread evenly until the reset. Each call
           claims the next free slot, so pollers sharing the credential take turns instead of
-          all spending the same remainder;
+          all spending the same remainder (no turn is claimed past the reset: a poller whose
+          turn would come later waits for the reset instead);
         * only the reserve left: wait until the reset.
         """
         with self._lock:
@@ -180,6 +181,8 @@ class RateBudget:
             if spendable < 1:
                 return max(interval, reset_at - now)
             slot = max(now + interval, self._next_slot)
+            if slot >= reset_at:  # the remainder is spoken for: wait for the reset, not past it
+                return max(interval, reset_at - now)
             self._next_slot = slot + (reset_at - now) / spendable
             return slot - now
 

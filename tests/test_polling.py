@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -12,8 +13,10 @@ import pytest
 
 from airflow_provider_aisearch import polling
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
-from airflow_provider_aisearch.polling import active_pollers
-from airflow_provider_aisearch.ratelimit import RateBudget, RateLimitState
+from airflow_provider_aisearch.exceptions import AISearchRateLimitError
+from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
+from airflow_provider_aisearch.polling import SharedJobPoller, active_pollers
+from airflow_provider_aisearch.ratelimit import RateBudget, RateLimitState, budget_for
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 
 Connect = Callable[..., None]
@@ -255,3 +258,274 @@ def test_pollers_slow_down_before_the_lockout(emu: AISearchEmulator, aware: bool
         assert len(first_window) <= 60
     else:
         assert refused  # the pacing above is what keeps the account out of the lockout
+
+
+# ---------------------------------------------------------------------------------------------
+# Mutation-testing additions
+# ---------------------------------------------------------------------------------------------
+
+
+async def budget_of(conn_id: str = "aisearch_default") -> RateBudget:
+    info = await load_connection_info(conn_id)
+    return budget_for(info.base_url, f"{info.email or ''}\0{info.secret}")
+
+
+def test_waiter_joining_during_a_list_request_is_looked_for_next_round(emu: AISearchEmulator) -> None:
+    old = emu.add_job("docs", started_at=time.time() - 7200, duration=30)  # page 2 of the listing
+    emu.seed_jobs("docs", 55)
+    running = emu.add_job("docs", duration=0.8)
+    emu.inject(Fault("delay", delay=0.4), method="GET", times=1)  # the first list request is slow
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(first_event(trigger(running.id)))
+        await asyncio.sleep(0.2)  # the first round (page 1 only: the running job is there) is in flight
+        return [await first_event(trigger(old.id)), await first]
+
+    events = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [e["job"]["id"] for e in events] == [old.id, running.id]
+    assert [e["status"] for e in events] == ["done", "done"]
+    # The late waiter was not handed the page-1 listing its job is missing from: the next round looked for it.
+    assert gets(emu) == []
+    assert "2" in {r.query["page"] for r in lists(emu)}
+
+
+def test_waiter_is_not_served_before_its_own_interval(emu: AISearchEmulator) -> None:
+    fast = emu.add_job("docs", duration=3600)
+    slow = emu.add_job("docs", duration=0.3)
+
+    async def scenario() -> tuple[Any, float]:
+        started = time.time()
+        task = asyncio.ensure_future(first_event(trigger(fast.id, poll_interval=0.05)))
+        event = await first_event(trigger(slow.id, poll_interval=1.5))
+        at = time.time() - started
+        task.cancel()
+        return event, at
+
+    event, at = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert event["status"] == "done"
+    # Polled at once (running), then 1.5 s later: the other waiter's 50 ms rounds did not serve it.
+    assert at >= 1.2, at  # (a listing up to 10 % of the interval early may serve it)
+    assert len(lists(emu)) >= 10  # the fast waiter's rounds ran meanwhile
+
+
+def test_poller_failure_ends_every_waiter_with_an_error(emu: AISearchEmulator, mocker: Any) -> None:
+    jobs = [emu.add_job("docs", duration=3600) for _ in range(2)]
+    mocker.patch.object(SharedJobPoller, "_poll_once", side_effect=RuntimeError("poller bug"))
+    events = asyncio.run(run_all([trigger(j.id) for j in jobs], limit=5))
+    assert [e["status"] for e in events] == ["error", "error"]
+    assert all("poller bug" in e["message"] for e in events)
+    assert emu.requests == []
+
+
+def test_shared_fallback_get_respects_the_deadline(emu: AISearchEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(polling, "MAX_SCAN_PAGES", 1)
+    job = emu.add_job("docs", started_at=time.time() - 7200, duration=3600 * 24)  # running, on page 2
+    emu.seed_jobs("docs", 55)
+    emu.inject(Fault.rate_limited(retry_after=100), path=job.id, times=50)  # only its own GETs are refused
+    started = time.monotonic()
+    (event,) = asyncio.run(run_all([trigger(job.id, deadline=time.time() + 0.8)], limit=10))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 4  # no 100 s Retry-After wait past the deadline
+    own = [r for r in emu.requests if r.path.endswith(job.id)]
+    assert own and all(r.status == 429 for r in own)  # its own GETs were sent, and refused
+
+
+def test_gate_counts_requests_in_flight(emu: AISearchEmulator) -> None:
+    """20 requests left, 1 in reserve: of 25 concurrent GETs, 18 go now and 7 after the reset."""
+    emu.rate_limit = RateLimit(limit=20, window=1.0, lockout=1.0)
+    job = emu.add_job("docs", duration=0)
+
+    async def scenario() -> list[Any]:
+        async with AISearchAsyncClient(retry_backoff=0.001, max_retries=0) as client:
+            await client.run(client.api.get_job("docs", job.id))  # 19 left
+            return list(await asyncio.gather(*(client.run(client.api.get_job("docs", job.id)) for _ in range(25))))
+
+    results = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [j.id for j in results] == [job.id] * 25
+    assert emu.rate_limit.refused == 0
+    assert [r.status for r in emu.requests] == [200] * 26
+
+
+def test_shared_poller_slows_down_when_the_budget_runs_low(emu: AISearchEmulator) -> None:
+    """40 requests per 2 s: once 8 are left (low), the list rounds spread the 6 above the reserve."""
+    emu.rate_limit = RateLimit(limit=40, window=2.0, lockout=2.0)
+    job = emu.add_job("docs", duration=1.6)
+    (event,) = asyncio.run(run_all([trigger(job.id, poll_interval=0.02)], limit=10))
+    assert event["status"] == "done"
+    assert emu.rate_limit.refused == 0
+    window_end = emu.requests[0].at + 2.0
+    low = [
+        b.at - a.at
+        for a, b in itertools.pairwise(emu.requests)
+        if b.at < window_end and int(a.headers["x-ratelimit-remaining"]) <= 8
+    ]
+    assert low, [r.headers for r in emu.requests]
+    # Unpaced, the rounds would go on every 20 ms until the reserve; paced, they are ~0.2 s apart.
+    assert sum(gap < 0.1 for gap in low) <= 1, low
+
+
+def test_triggers_with_other_credentials_do_not_share_a_poller(emu: AISearchEmulator, connect: Connect) -> None:
+    connect(emu, "aisearch_wrong", password="wrong-token")
+    job = emu.add_job("docs", duration=0.6)
+    events = asyncio.run(run_all([trigger(job.id), trigger(job.id, aisearch_conn_id="aisearch_wrong")]))
+    # The second connection's token is refused: it is never served by the first one's listings.
+    assert [e["status"] for e in events] == ["done", "error"]
+    assert events[1]["error"]["type"] == "AISearchAuthError"
+    assert emu.connections == 2
+
+
+def test_shared_rounds_are_one_interval_apart_however_slow_the_answers(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=1.6)
+    emu.inject(Fault("delay", delay=0.3), method="GET", times=100)
+    (event,) = asyncio.run(run_all([trigger(job.id, poll_interval=0.5)], limit=10))
+    assert event["status"] == "done"
+    sent = [r.at for r in lists(emu)]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert len(gaps) >= 2
+    # One interval from one request to the next, not an interval after each answer (0.8 s).
+    assert all(0.45 < gap < 0.65 for gap in gaps), gaps
+
+
+def test_triggers_starting_together_read_their_connection_once(emu: AISearchEmulator, mocker: Any) -> None:
+    from airflow.providers.common.compat import connection
+
+    lookup = mocker.spy(connection, "get_async_connection")
+    jobs = [emu.add_job("docs", duration=0.3) for _ in range(20)]
+    events = asyncio.run(run_all([trigger(j.id) for j in jobs]))
+    assert [e["status"] for e in events] == ["done"] * 20
+    assert lookup.call_count == 1
+
+
+def test_requests_go_until_only_the_reserve_is_left(emu: AISearchEmulator) -> None:
+    """40 requests per 30 s, 2 (5 %) in reserve: 38 sequential GETs go, the 39th is held for the reset."""
+    emu.rate_limit = RateLimit(limit=40, window=30.0, lockout=30.0)
+    job = emu.add_job("docs", duration=0)
+
+    async def scenario() -> tuple[int, AISearchRateLimitError]:
+        async with AISearchAsyncClient(max_retries=0) as client:
+            api = client.api.with_deadline(time.time() + 5)  # waiting ~30 s for the reset would pass it
+            for served in range(40):
+                try:
+                    await client.run(api.get_job("docs", job.id))
+                except AISearchRateLimitError as exc:
+                    return served, exc
+        raise AssertionError("never held back")
+
+    served, error = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert served == 38  # each answered request left the in-flight count; held at exactly the reserve
+    assert "was not sent" in str(error)
+    assert [r.status for r in emu.requests] == [200] * 38  # never a 429
+    assert emu.requests[-1].headers["x-ratelimit-remaining"] == "2"
+
+
+def test_an_older_answer_arriving_late_does_not_raise_the_remaining_budget(emu: AISearchEmulator) -> None:
+    emu.rate_limit = RateLimit(limit=40, window=30.0, lockout=30.0)
+    job = emu.add_job("docs", duration=0)
+
+    async def scenario() -> None:
+        async with AISearchAsyncClient(max_retries=0) as client:
+            api = client.api.with_deadline(time.time() + 5)
+            for _ in range(36):  # 4 left
+                await client.run(api.get_job("docs", job.id))
+            emu.inject(Fault("delay", delay=0.3), times=1)
+            slow = asyncio.ensure_future(client.run(api.get_job("docs", job.id)))  # counted first: 3 left
+            while len(emu.requests) < 37:
+                await asyncio.sleep(0.01)
+            await client.run(api.get_job("docs", job.id))  # 2 left, answered first
+            await slow  # "3 left" arrives last
+            with pytest.raises(AISearchRateLimitError, match="was not sent"):
+                await client.run(api.get_job("docs", job.id))
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [r.status for r in emu.requests] == [200] * 38
+
+
+def test_oldest_first_listing_is_read_back_only_until_the_waited_job_is_seen(
+    make_emulator: Callable[..., AISearchEmulator], connect: Connect
+) -> None:
+    emu = make_emulator(list_order="oldest")
+    connect(emu)
+    emu.seed_jobs("docs", 200)  # pages 1-4
+    running = emu.add_job("docs", duration=0.5)  # alone on page 5, the newest
+    (event,) = asyncio.run(run_all([trigger(running.id)]))
+    assert event["status"] == "done"
+    assert gets(emu) == []
+    # Each round: page 1 (which shows the order), then the last page, where the job is; not pages 4, 3, 2.
+    assert {r.query["page"] for r in lists(emu)} == {"1", "5"}
+
+
+def test_a_trigger_cancelled_while_its_connection_is_read_does_not_cancel_the_others(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0.3)
+
+    async def scenario() -> Any:
+        first = asyncio.ensure_future(first_event(trigger(job.id)))
+        second = asyncio.ensure_future(first_event(trigger(job.id)))
+        await asyncio.sleep(0)  # both wait on the one connection lookup
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await second
+
+    event = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert event["status"] == "done"
+    assert event["job"]["id"] == job.id
+
+
+def test_waiters_not_pending_when_the_poller_dies_get_an_error(emu: AISearchEmulator, mocker: Any) -> None:
+    job = emu.add_job("docs", duration=3600)
+    # The first round delivers its listing, then the poll loop dies (a bug past the delivery).
+    mocker.patch.object(RateBudget, "is_low", side_effect=RuntimeError("poller bug"))
+    (event,) = asyncio.run(run_all([trigger(job.id)], limit=5))
+    assert event["status"] == "error"
+    assert "poller bug" in event["message"]
+    assert len(lists(emu)) == 1
+
+
+def test_shared_deadline_is_kept_while_the_budget_holds_list_rounds(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=3600)
+
+    async def scenario() -> Any:
+        # One request above the 5 % reserve and 30 s to the reset: the second round is held ~30 s.
+        (await budget_of()).observe(
+            {"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "61", "x-ratelimit-reset": "30"}
+        )
+        return await first_event(trigger(job.id, deadline=time.time() + 1.0))
+
+    started = time.monotonic()
+    event = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 3  # polled once more at the deadline, not after the hold
+
+
+def test_cancelled_requests_give_their_rate_limit_slot_back(emu: AISearchEmulator) -> None:
+    job = emu.add_job("docs", duration=0)
+    emu.inject(Fault("delay", delay=1.0), method="GET", times=2)
+
+    async def scenario() -> Any:
+        # Two requests above the 5 % reserve, 30 s to the reset (the emulator sends no rate headers).
+        (await budget_of()).observe(
+            {"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "62", "x-ratelimit-reset": "30"}
+        )
+        async with AISearchAsyncClient(max_retries=0) as client:
+            api = client.api.with_deadline(time.time() + 5)
+            slow = [asyncio.ensure_future(client.run(api.get_job("docs", job.id))) for _ in range(2)]
+            while len(emu.requests) < 2:
+                await asyncio.sleep(0.01)
+            for task in slow:  # kept referenced: the trigger's task object outlives the cancellation
+                task.cancel()
+            await asyncio.gather(*slow, return_exceptions=True)
+            return await client.run(api.get_job("docs", job.id))  # not held back by the cancelled two
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)).id == job.id
+    assert len(emu.requests) == 3
+
+
+def test_budget_pacing_never_waits_past_the_reset() -> None:
+    now = [1000.0]
+    budget = RateBudget(clock=lambda: now[0])
+    # 100 left, 60 in reserve: 40 requests over the 60 s to the reset, one every 1.5 s.
+    budget.observe({"x-ratelimit-limit": "1200", "x-ratelimit-remaining": "100", "x-ratelimit-reset": "60"})
+    waits = [budget.pace(5) for _ in range(200)]  # 200 unshared pollers ask in turn
+    assert waits[:3] == [5, 6.5, 8]
+    assert max(waits) == 60  # the pollers past the 40 turns wait for the reset, not 200 turns (300 s)
+    assert waits.count(60) == 200 - 37
