@@ -79,7 +79,7 @@ def defer(sensor: AISearchJobSensor) -> AISearchJobTrigger:
 
 
 def test_poke_waits_then_returns_job_dict(emu: AISearchEmulator) -> None:
-    job = emu.add_job("docs", duration=0.4, end_reason="completed", source="user")
+    job = emu.add_job("docs", duration=1.5, end_reason="completed", source="user")  # still running at the 1st poke
     result = make_sensor(job_id=job.id).execute({})
     assert result["id"] == job.id
     assert result["status"] == "succeeded"
