@@ -320,8 +320,8 @@ def bench_triggerer() -> list[str]:
         done = r["statuses"].get("done", 0)
         rows.append(
             f"| {label} | {r['per_interval']:.0f} | {r['requests']:,} | {r['lag_p50_ms']:.1f} ms | "
-            f"{r['lag_p99_ms']:.1f} ms | {r['lag_max_ms']:.0f} ms | {r['cpu_s']:.1f} s | {r['wall_s']:.1f} s | "
-            f"{done:,}/{n:,} |"
+            f"{r['lag_p99_ms']:.1f} ms ({'met' if r['lag_p99_ms'] < 100 else 'NOT met'}) | {r['lag_max_ms']:.0f} ms | "
+            f"{r['cpu_s']:.1f} s | {r['wall_s']:.1f} s | {done:,}/{n:,} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -367,11 +367,10 @@ def main() -> None:
         "",
         "## 5. Triggerer scale and shared polling",
         "",
-        "Triggers in one asyncio event loop (as in the triggerer), each waiting on a running job that ends at a",
+        "1,000 triggers in one asyncio event loop (as in the triggerer), each waiting on a running job that ends at a",
         "random time 6–20 s after the start, polling every 2 s. A minimal asyncio server of the two jobs GETs runs",
         "in its own process (the emulator's thread per connection could not keep up with 1,000 unshared triggers).",
-        "Requests",
-        "per poll interval are counted while every trigger is still waiting (the first 6 s). Lag is how late the",
+        "Requests per poll interval are counted while every trigger is still waiting (the first 6 s). Lag is how late the",
         "loop wakes a task sleeping 50 ms. CPU is the triggers' process only.",
         "",
         "| triggers waiting on | requests per poll interval | requests in all | loop lag p50 | p99 | max "
@@ -381,7 +380,9 @@ def main() -> None:
         "",
         "Target: loop lag p99 < 100 ms. With sharing on, one list request per interval serves every trigger",
         "whose job is on the pages read: 1 page for up to 50 distinct jobs, and ceil(jobs / 50) pages for more",
-        "(an instance runs one job at a time, so the usual case is the first).",
+        "(an instance runs one job at a time, so the usual case is the first). With sharing off each trigger",
+        "asks for one GET per interval (1,000); fewer are sent only because the loop falls behind: 1,000 HTTP",
+        "clients keep the triggers' process busy, which is also why its lag misses the target.",
         "",
     ]
     out = REPO / "docs" / "benchmarks.md"
