@@ -118,6 +118,8 @@ class AISearchHook(BaseHook):
     hook_name = "Cloudflare AI Search"
 
     DEFAULT_TIMEOUT: ClassVar[tuple[float, float]] = (10.0, 60.0)
+    #: Longest (connect, read) wait of each :meth:`test_connection` request.
+    TEST_TIMEOUT: ClassVar[tuple[float, float]] = (5.0, 10.0)
 
     def __init__(
         self,
@@ -364,7 +366,8 @@ class AISearchHook(BaseHook):
         Check the credentials with one or two cheap GETs (no retries).
 
         Token: ``/accounts/{account_id}/tokens/verify``, falling back to ``/user/tokens/verify``
-        for user-owned tokens. Email + Global API Key: ``/user``.
+        for user-owned tokens. Email + Global API Key: ``/user``. Each request waits at most
+        :attr:`TEST_TIMEOUT` (the UI's Test button waits on it), whatever the hook's ``timeout``.
         """
         try:
             info = self.conn_info
@@ -375,6 +378,15 @@ class AISearchHook(BaseHook):
             return False, str(exc)
         except Exception as exc:  # connection not found, etc.
             return False, f"Cannot read connection {self.aisearch_conn_id!r}: {type(exc).__name__}: {exc}"
+        saved = self.timeout
+        connect, read = saved if isinstance(saved, tuple) else (saved, saved)
+        self.timeout = (min(connect, self.TEST_TIMEOUT[0]), min(read, self.TEST_TIMEOUT[1]))
+        try:
+            return self._test_credentials(info, account)
+        finally:
+            self.timeout = saved
+
+    def _test_credentials(self, info: ConnectionInfo, account: str) -> tuple[bool, str]:
         try:
             if info.email:
                 payload = self.run(self.api.request(Call("GET", "/user"), max_retries=0))
@@ -476,7 +488,8 @@ async def load_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
     task = _lookups.get(key)
     if task is None:
         task = _lookups[key] = asyncio.ensure_future(_read_connection_info(aisearch_conn_id))
-        task.add_done_callback(lambda _: _lookups.pop(key, None))
+        task.add_done_callback(lambda done: (_lookups.pop(key, None), done.cancelled() or done.exception()))
+        # (reading the exception marks it retrieved: when every caller was cancelled, asyncio stays quiet)
     return await asyncio.shield(task)  # one caller being cancelled does not cancel the others
 
 

@@ -6,6 +6,7 @@ import logging
 import math
 import re
 import socket
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -641,6 +642,21 @@ def test_test_connection_does_not_retry(hook: AISearchHook, emulator: AISearchEm
     assert "HTTP 503" in message
     assert len(emulator.requests) == 1
     assert sleep.call_count == 0
+
+
+def test_test_connection_waits_at_most_its_own_timeout(
+    emulator: AISearchEmulator, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(emulator)
+    monkeypatch.setattr(AISearchHook, "TEST_TIMEOUT", (0.5, 0.5))
+    hook = AISearchHook(timeout=(10.0, 60.0))
+    emulator.inject(Fault("delay", delay=3.0), times=2)  # verify answers late
+    started = time.monotonic()
+    ok, message = hook.test_connection()
+    assert not ok
+    assert time.monotonic() - started < 2.5  # not the hook's 60 s read timeout
+    assert "timed out" in message.lower() or "timeout" in message.lower(), message
+    assert hook.timeout == (10.0, 60.0)  # restored for the hook's other calls
 
 
 def test_user_agent_names_the_provider(hook: AISearchHook, emulator: AISearchEmulator) -> None:

@@ -529,3 +529,29 @@ def test_budget_pacing_never_waits_past_the_reset() -> None:
     assert waits[:3] == [5, 6.5, 8]
     assert max(waits) == 60  # the pollers past the 40 turns wait for the reset, not 200 turns (300 s)
     assert waits.count(60) == 200 - 37
+
+
+def test_failed_lookup_after_every_caller_left_is_not_reported_as_unretrieved(mocker: Any) -> None:
+    import gc
+
+    from airflow_provider_aisearch.hooks import load_connection_info
+
+    async def failing(conn_id: str) -> Any:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("no such connection")
+
+    mocker.patch("airflow_provider_aisearch.hooks._read_connection_info", failing)
+    reported: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        callers = [asyncio.ensure_future(load_connection_info("gone")) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        for caller in callers:
+            caller.cancel()  # every trigger waiting on the lookup was cancelled
+        await asyncio.gather(*callers, return_exceptions=True)
+        await asyncio.sleep(0.1)  # the shared lookup fails with nobody left to read it
+        gc.collect()
+
+    asyncio.run(scenario())
+    assert [c.get("message") for c in reported] == []
