@@ -225,7 +225,8 @@ class AISearchJobTrigger(BaseTrigger):
                     listing = await source.next_listing(not_before, watch.job_id)
                     try:
                         if listing.error is not None:
-                            raise listing.error
+                            # One error object is shared by every waiter: raise it with only this one's frames.
+                            raise listing.error.with_traceback(None)
                         result = await source.run(watch.poll(listing.jobs, listing.by_id))
                     except (AISearchAuthError, AISearchNotFoundError) as exc:
                         yield self._event("error", watch, result, str(exc), _error_info(exc))
