@@ -114,8 +114,6 @@ class SharedJobPoller:
         self.waiters: list[_Waiter] = []
         #: The newest listing taken (served at once to a waiter that joins soon after it).
         self.latest: Listing | None = None
-        #: List rounds made, for logs and benchmarks.
-        self.rounds = 0
         #: No list round before this epoch time (the rate-limit budget is low).
         self.hold_until = 0.0
         self._wake = asyncio.Event()
@@ -205,16 +203,14 @@ class SharedJobPoller:
     async def _poll_once(self, now: float) -> None:
         want = {w.job_id for w in self.waiters}
         deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
-        # Pages are read, newest first, until every waited-on job was seen (usually page 1: an instance
-        # runs one job at a time), up to MAX_SCAN_PAGES. A job further back is read with its own GET;
-        # it has long ended, so its waiter is then done.
-        pages = MAX_SCAN_PAGES
         api = self.client.api.with_deadline(min(deadlines, default=None))
         taken_at = time.time()
-        self.rounds += 1
         try:
+            # Pages are read, newest first, until every waited-on job was seen (usually page 1: an
+            # instance runs one job at a time), up to MAX_SCAN_PAGES. A job further back is read
+            # with its own GET; it has long ended, so its waiter is then done.
             jobs = await self.client.run(
-                api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=pages)
+                api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=MAX_SCAN_PAGES)
             )
             listing = Listing.of(taken_at, jobs)
         except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll

@@ -69,6 +69,16 @@ class RateLimitState:
     reset_at: float | None
     seen_at: float
 
+    @property
+    def window_end(self) -> float:
+        """When the window resets: as reported, else a whole window after the answer."""
+        return self.reset_at if self.reset_at is not None else self.seen_at + DEFAULT_WINDOW
+
+    @property
+    def allowed(self) -> int:
+        """Requests per window: as reported, else Cloudflare's documented limit."""
+        return self.limit or DEFAULT_LIMIT
+
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], now: float) -> RateLimitState | None:
         """The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``."""
@@ -128,9 +138,8 @@ class RateBudget:
             state = self._state
             if state is not None:
                 now = self.clock()
-                reset_at = state.reset_at if state.reset_at is not None else state.seen_at + DEFAULT_WINDOW
-                limit = state.limit or DEFAULT_LIMIT
-                if reset_at > now and state.remaining - self._in_flight <= limit * RESERVE_FRACTION:
+                reset_at = state.window_end
+                if reset_at > now and state.remaining - self._in_flight <= state.allowed * RESERVE_FRACTION:
                     return reset_at - now
             self._in_flight += 1
             return 0.0
@@ -171,13 +180,10 @@ class RateBudget:
             if state is None:
                 return interval
             now = self.clock()
-            reset_at = state.reset_at if state.reset_at is not None else state.seen_at + DEFAULT_WINDOW
-            if reset_at <= now:
+            reset_at = state.window_end
+            if reset_at <= now or state.remaining > state.allowed * LOW_FRACTION:
                 return interval
-            limit = state.limit or DEFAULT_LIMIT
-            if state.remaining > limit * LOW_FRACTION:
-                return interval
-            spendable = state.remaining - limit * RESERVE_FRACTION
+            spendable = state.remaining - state.allowed * RESERVE_FRACTION
             if spendable < 1:
                 return max(interval, reset_at - now)
             slot = max(now + interval, self._next_slot)
@@ -191,8 +197,7 @@ class RateBudget:
         state = self._state
         if state is None:
             return False
-        reset_at = state.reset_at if state.reset_at is not None else state.seen_at + DEFAULT_WINDOW
-        return reset_at > self.clock() and state.remaining <= (state.limit or DEFAULT_LIMIT) * LOW_FRACTION
+        return state.window_end > self.clock() and state.remaining <= state.allowed * LOW_FRACTION
 
     def describe(self) -> str:
         """A short account of the state, for log lines."""

@@ -257,9 +257,7 @@ class AISearchJobTrigger(BaseTrigger):
                             self.poll_interval,
                             source.api.budget.describe(),
                         )
-                    # Shared: the next listing after this one; own: this long after this poll.
-                    start = listing.taken_at if isinstance(source, SharedPolls) else now
-                    not_before = start + interval
+                    not_before = listing.taken_at + interval  # polls one interval apart, start to start
                     if self.deadline is not None:
                         not_before = min(not_before, self.deadline)  # poll once more at the deadline
         except Exception as exc:  # never die silently: report it as an event
