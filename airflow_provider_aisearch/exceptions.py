@@ -125,3 +125,12 @@ def _rebuild_ambiguous(
 
 class AISearchJobFailedError(AirflowFailException):
     """An indexing job ended with a failing end reason (failed, cancelled, or a refused supersede)."""
+
+
+class AISearchJobTimeoutError(AISearchError):
+    """
+    A job was still running when the create operator's ``timeout`` passed.
+
+    Airflow's ``retries`` apply; the job this task instance started was cancelled first unless
+    ``cancel_on_timeout=False``, so a retry starts a fresh job.
+    """

@@ -13,16 +13,26 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, BaseOperator, conf
 
-from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, _Unset, validate_description, validate_instance_id
+from airflow_provider_aisearch.api import (
+    DESCRIPTION_MAX_LENGTH,
+    JOBS_MAX_PER_PAGE,
+    UNSET,
+    _Unset,
+    validate_description,
+    validate_instance_id,
+)
 from airflow_provider_aisearch.exceptions import (
     AISearchCooldownError,
     AISearchCreateAmbiguousError,
     AISearchError,
+    AISearchJobTimeoutError,
+    AISearchNotFoundError,
 )
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
 from airflow_provider_aisearch.sensors import AISearchJobWaitMixin, end_reason_settings, validate_hook_params
+from airflow_provider_aisearch.triggers import error_from_event, validate_event
 from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict
 
 if TYPE_CHECKING:
@@ -327,45 +337,92 @@ class AISearchListJobsOperator(BaseOperator):
 # Creating
 # --------------------------------------------------------------------------------------------
 
+#: Key under which the create operator keeps its job id in the task state store (Airflow 3.3+).
+STATE_STORE_KEY = "aisearch_job_id"
+#: Room left in a default description for ``:try<n>`` (try numbers up to 999,999).
+_TRY_SUFFIX_ROOM = len(":try") + 6
+#: ``execute_complete`` phases: waiting for someone else's job to end (``if_running="wait"``), or for ours.
+_IDLE, _JOB = "idle", "job"
 
-def default_description(context: Context) -> str:
-    """``airflow:<dag>:<task>[<map index>]:<run id>:try<n>``, at most 255 characters (hashed when longer)."""
+
+def _task_instance_prefix(context: Context) -> str:
+    """``airflow:<dag>:<task>[<map index>]:<run id>``, shortened (ending in its hash) to leave room for ``:try<n>``."""
     ti = context["ti"]
     map_index = getattr(ti, "map_index", -1)
     mapped = f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else ""
-    text = f"airflow:{ti.dag_id}:{ti.task_id}{mapped}:{ti.run_id}:try{ti.try_number}"
-    if len(text) <= 255:
+    text = f"airflow:{ti.dag_id}:{ti.task_id}{mapped}:{ti.run_id}"
+    room = DESCRIPTION_MAX_LENGTH - _TRY_SUFFIX_ROOM
+    if len(text) <= room:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return text[: 255 - 17] + "~" + digest
+    return text[: room - 17] + "~" + digest
+
+
+def default_description(context: Context) -> str:
+    """
+    ``airflow:<dag>:<task>[<map index>]:<run id>:try<n>``, at most 255 characters.
+
+    A long task-instance part is shortened to end in its hash, and every try of one task instance
+    shares everything before ``:try<n>``: that is how a retry recognises the job an earlier try started.
+    """
+    return f"{_task_instance_prefix(context)}:try{context['ti'].try_number}"
+
+
+def _earlier_try_number(description: str | None, prefix: str, try_number: int) -> int | None:
+    """The try that wrote ``description`` (a default one with ``prefix``), if it is earlier than ``try_number``."""
+    if description is None or not description.startswith(prefix + ":try"):
+        return None
+    number = description[len(prefix) + len(":try") :]
+    if not number.isdigit() or int(number) >= try_number:
+        return None
+    return int(number)
+
+
+def _newest_running(jobs: Iterable[Job]) -> Job | None:
+    running = [j for j in jobs if j.is_running]
+    return max(running, key=_newest_first_key) if running else None
 
 
 class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
     """
     Start an indexing job safely, optionally waiting until it ends.
 
-    Before creating it looks for a running job and applies ``if_running``: ``"reuse"`` adopts it
-    (no POST), ``"wait"`` waits for it to end and then creates, ``"supersede"`` creates anyway
-    (Cloudflare ends the old one with ``new_job_has_started``), ``"fail"`` raises. During the create
-    cooldown (429 ``sync_in_cooldown``) it waits (``Retry-After``, else 30 s) and retries until
-    ``cooldown_timeout``. An ambiguous create failure is resolved by finding the job by its
-    ``description``, so one task try never starts two jobs.
+    **A retried or cleared task never starts a second job while its first still runs.** Before
+    anything else it looks for a running job that an earlier try of the same task instance (same
+    DAG, task, map index and run id) started, and adopts it whatever ``if_running`` says. Earlier
+    tries are recognised by the default ``description``, and on Airflow 3.3+ also by the job id kept
+    in the task state store (so a user-set ``description`` is covered too). If that job has ended,
+    a retry means "index again" and starts a new job. An adopted job that then ends ``cancelled``
+    (clearing a running task: the earlier try's ``on_kill`` cancels it) is replaced, once, by a
+    job of this try's own.
+
+    Otherwise it applies ``if_running`` to a running job: ``"reuse"`` adopts it (no POST),
+    ``"wait"`` waits for it to end and then creates (in the triggerer when ``deferrable=True``),
+    ``"supersede"`` creates anyway (Cloudflare ends the old one with ``new_job_has_started``),
+    ``"fail"`` raises. During the create cooldown (429 ``sync_in_cooldown``) it waits
+    (``Retry-After``, else 30 s) and retries until ``cooldown_timeout``. An ambiguous create failure
+    is resolved by finding the job by its ``description``, so one task try never starts two jobs.
 
     The job id is pushed to XCom (key ``job_id``) as soon as it is known; the return value is the job's
     dict. ``wait_for_completion=True`` waits exactly as :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor`
-    (the same code, deferrable with the same trigger when ``deferrable=True``). ``on_kill`` cancels a
-    job this task created.
+    (the same code, deferrable with the same trigger when ``deferrable=True``). A failed job raises
+    :class:`~airflow_provider_aisearch.exceptions.AISearchJobFailedError`, and a wait past ``timeout``
+    :class:`~airflow_provider_aisearch.exceptions.AISearchJobTimeoutError`; Airflow's ``retries``
+    apply to both, and a retry starts a new job. ``on_kill``, and a timeout unless
+    ``cancel_on_timeout=False``, cancel a job this task instance started (never one adopted with
+    ``if_running="reuse"``).
 
     :param instance_id: AI Search instance id (templated).
     :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.
     :param aisearch_conn_id: The Airflow connection id.
     :param description: Stored on the job (templated, at most 255 characters); default identifies
-        the DAG, task, run and try.
+        the DAG, task, map index, run and try.
     :param if_running: ``"reuse"``, ``"wait"``, ``"supersede"`` or ``"fail"``.
     :param cooldown_timeout: Seconds to keep retrying through the create cooldown.
     :param wait_for_completion: Wait until the job ends (and fail on a failing end reason).
-    :param poll_interval: Seconds between polls while waiting.
-    :param timeout: Seconds to wait for completion (``None``: no limit).
+    :param poll_interval: Seconds between polls while waiting (> 0).
+    :param timeout: Seconds the whole task may wait, ``if_running="wait"`` included (``None``: no limit).
+    :param cancel_on_timeout: Cancel the job this task instance started when ``timeout`` passes.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     :param on_superseded: As for the sensor: ``"follow"``, ``"fail"`` or ``"succeed"``.
     :param success_end_reasons: Extra end reasons meaning success.
@@ -393,6 +450,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         wait_for_completion: bool = False,
         poll_interval: float = 30,
         timeout: float | None = None,
+        cancel_on_timeout: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         on_superseded: str = "follow",
         success_end_reasons: Iterable[str] | None = None,
@@ -404,9 +462,10 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         super().__init__(**kwargs)
         if if_running not in IF_RUNNING:
             raise ValueError(f"if_running must be one of {', '.join(IF_RUNNING)}; got {if_running!r}")
-        for name, value in (("cooldown_timeout", cooldown_timeout), ("poll_interval", poll_interval)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if isinstance(cooldown_timeout, bool) or not isinstance(cooldown_timeout, (int, float)) or cooldown_timeout < 0:
+            raise ValueError(f"cooldown_timeout must be a number of seconds >= 0, got {cooldown_timeout!r}")
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or not poll_interval > 0:
+            raise ValueError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self.instance_id = instance_id
@@ -418,6 +477,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = float(poll_interval)
         self.timeout = None if timeout is None else float(timeout)
+        self.cancel_on_timeout = bool(cancel_on_timeout)
         self.deferrable = deferrable
         self._init_wait(
             on_superseded=on_superseded,
@@ -429,41 +489,23 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         self._created_job_id: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Find or start the job, push its id, and optionally wait for it."""
+        """Adopt an earlier try's running job, or apply ``if_running`` and start one; optionally wait."""
         description = self.description or default_description(context)
         validate_description(description)
         hook = self.hook
-        path_check = hook.api.path(self.instance_id, namespace=self.namespace)  # validate before any request
-        self.log.info("Starting an indexing job on %s with description %r", path_check, description)
-        job, created = self._find_or_create(description)
-        if created:
-            self._created_job_id = job.id
-        ti = context["ti"]
-        ti.xcom_push(key="job_id", value=job.id)
-        account = hook.conn_info.account_id or ""
-        ti.xcom_push(key=DASHBOARD_URL_XCOM_KEY, value=dashboard_url(account, self.instance_id))
-        if not self.wait_for_completion:
-            return result_dict(job, [], self.policy)
-        watch = self._new_watch(job.id)
-        if self.deferrable:
-            self._warn_fast_polling(self.poll_interval)
-            backstop = None if self.timeout is None else timedelta(seconds=self.timeout + self.poll_interval + 60)
-            self.defer(
-                trigger=self._trigger(watch, self.poll_interval, self.timeout, cancel_on_kill=created),
-                method_name="execute_complete",
-                timeout=backstop,
+        where = hook.api.path(self.instance_id, namespace=self.namespace)  # validate before any request
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        self.log.info("Starting an indexing job on %s with description %r", where, description)
+        jobs = hook.run(hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
+        earlier = self._earlier_try_job(context, jobs)
+        if earlier is not None:
+            self.log.info(
+                "Job %s, started by an earlier try of this task instance, is still running: "
+                "adopting it (if_running does not apply)",
+                earlier.id,
             )
-        return self._wait_in_worker(watch, self.poll_interval, self.timeout)
-
-    # -- finding or creating -----------------------------------------------------------------
-
-    def _running_job(self) -> Job | None:
-        jobs = self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
-        running = [j for j in jobs if j.is_running]
-        return max(running, key=_newest_first_key) if running else None
-
-    def _find_or_create(self, description: str) -> tuple[Job, bool]:
-        running = self._running_job()
+            return self._started(context, earlier, owned=True, adopted=True, deadline=deadline, description=description)
+        running = _newest_running(jobs)
         if running is not None:
             self.log.info(
                 "Job %s is already running on instance %s (if_running=%r)",
@@ -472,29 +514,238 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 self.if_running,
             )
             if self.if_running == "reuse":
-                return running, False
+                return self._started(
+                    context, running, owned=False, adopted=False, deadline=deadline, description=description
+                )
             if self.if_running == "fail":
                 raise AISearchError(
                     f"Job {running.id!r} is already running on instance {self.instance_id!r} and if_running='fail'"
                 )
             if self.if_running == "wait":
-                self._wait_until_idle(running)
-        return self._create(description), True
+                self._wait_until_idle(running, deadline, description)
+        job = self._create(description)
+        return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
 
-    def _wait_until_idle(self, running: Job) -> None:
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        *,
+        phase: str = _JOB,
+        job_id: str | None = None,
+        owned: bool = False,
+        adopted: bool = False,
+        deadline: float | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Resume after the trigger: create after an ``if_running="wait"``, or finish (or replace) our job."""
+        event = validate_event(event)
+        if phase == _IDLE:
+            if event["status"] == "timeout":
+                raise self._timeout_error(event["job_id"], " (if_running='wait')")
+            if event["status"] == "error":
+                raise error_from_event(event)
+            self.log.info("Job %s has ended; creating a new one", event["job_id"])
+            description = description or self.description or default_description(context)
+            job = self._create(description)
+            return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
+        job_id = job_id or event["job_id"]
+        if owned:
+            self._created_job_id = job_id
+        if event["status"] == "timeout":
+            raise self._timed_out(job_id, owned)
+        if event["status"] == "error":
+            raise error_from_event(event)
+        return self._outcome(
+            context,
+            Job.from_dict(event["job"]),
+            event.get("followed_from", []),
+            adopted=adopted,
+            deadline=deadline,
+            description=description,
+        )
+
+    # -- the job: keep, push, wait -----------------------------------------------------------
+
+    def _started(
+        self,
+        context: Context,
+        job: Job,
+        *,
+        owned: bool,
+        adopted: bool,
+        deadline: float | None,
+        description: str | None,
+    ) -> dict[str, Any]:
+        """The job is known: keep and push its id, then wait for it (here or in the triggerer) if asked."""
+        if owned:
+            self._created_job_id = job.id
+            self._store_job_id(context, job.id)
+        ti = context["ti"]
+        ti.xcom_push(key="job_id", value=job.id)
+        ti.xcom_push(
+            key=DASHBOARD_URL_XCOM_KEY, value=dashboard_url(self.hook.conn_info.account_id or "", self.instance_id)
+        )
+        if not self.wait_for_completion:
+            return result_dict(job, [], self.policy)
+        watch = self._new_watch(job.id)
+        if self.deferrable:
+            remaining = None if deadline is None else deadline - time.time()
+            if remaining is not None and remaining <= 0:
+                raise self._timed_out(job.id, owned)
+            self._defer(
+                watch,
+                remaining,
+                _JOB,
+                job_id=job.id,
+                owned=owned,
+                adopted=adopted,
+                deadline=deadline,
+                description=description,
+            )
+        result = self._wait_for_end(watch, self.poll_interval, deadline)
+        if result is None:
+            raise self._timed_out(job.id, owned)
+        return self._outcome(
+            context, result.job, result.followed_from, adopted=adopted, deadline=deadline, description=description
+        )
+
+    def _outcome(
+        self,
+        context: Context,
+        job: Job,
+        followed_from: Sequence[str],
+        *,
+        adopted: bool,
+        deadline: float | None,
+        description: str | None,
+    ) -> dict[str, Any]:
+        """The ended job's XCom value; a cancelled job adopted from an earlier try is replaced, once."""
+        if adopted and not followed_from and job.classify(self.policy) is JobStatus.CANCELLED:
+            self.log.warning(
+                "Job %s, adopted from an earlier try of this task instance, was cancelled (clearing a running "
+                "task cancels the earlier try's job); starting a job of this try's own",
+                job.id,
+            )
+            description = description or self.description or default_description(context)
+            new = self._create(description)
+            return self._started(context, new, owned=True, adopted=False, deadline=deadline, description=description)
+        return self._finish(job, followed_from)
+
+    def _defer(
+        self,
+        watch: JobWatch,
+        remaining: float | None,
+        phase: str,
+        *,
+        job_id: str,
+        owned: bool,
+        adopted: bool,
+        deadline: float | None,
+        description: str | None,
+    ) -> None:
+        self._warn_fast_polling(self.poll_interval)
+        self.defer(
+            trigger=self._trigger(
+                watch,
+                self.poll_interval,
+                remaining,
+                cancel_on_kill=owned,
+                on_superseded="follow" if phase == _IDLE else None,
+            ),
+            method_name="execute_complete",
+            kwargs={
+                "phase": phase,
+                "job_id": job_id,
+                "owned": owned,
+                "adopted": adopted,
+                "deadline": deadline,
+                "description": description,
+            },
+            # A backstop only: the trigger reports the timeout itself after one last poll.
+            timeout=None if remaining is None else timedelta(seconds=remaining + self.poll_interval + 60),
+        )
+
+    def _timeout_error(self, job_id: str, what: str = "") -> AISearchJobTimeoutError:
+        return AISearchJobTimeoutError(
+            f"AI Search job {job_id!r} on instance {self.instance_id!r} was still running after "
+            f"timeout={self.timeout:g} s{what}"
+        )
+
+    def _timed_out(self, job_id: str, owned: bool) -> AISearchJobTimeoutError:
+        """The wait for our job ran out: cancel it if this task instance started it (and may)."""
+        error = self._timeout_error(job_id)
+        if owned and self.cancel_on_timeout and self._cancel_if_running(job_id):
+            error = AISearchJobTimeoutError(f"{error.message}; the job was cancelled (cancel_on_timeout=True)")
+        return error
+
+    # -- finding or creating -----------------------------------------------------------------
+
+    def _earlier_try_job(self, context: Context, jobs: Sequence[Job]) -> Job | None:
+        """A running job an earlier try of this task instance started (task state store, or default description)."""
+        stored = self._stored_job_id(context)
+        running = sorted((j for j in jobs if j.is_running), key=_newest_first_key, reverse=True)
+        for job in running:
+            if stored is not None and job.id == stored:
+                return job
+        if self.description is None:
+            prefix = _task_instance_prefix(context)
+            try_number = context["ti"].try_number
+            for job in running:
+                if _earlier_try_number(job.description, prefix, try_number) is not None:
+                    return job
+        if stored is not None and stored not in {j.id for j in jobs}:
+            try:  # not among the newest jobs listed: look it up
+                job = self.hook.get_job(self.instance_id, stored, namespace=self.namespace)
+            except AISearchNotFoundError:
+                return None
+            return job if job.is_running else None
+        return None
+
+    def _stored_job_id(self, context: Context) -> str | None:
+        store = context.get("task_state_store")
+        if store is None:
+            return None
+        try:
+            value = store.get(STATE_STORE_KEY)
+        except Exception as exc:  # the store is an aid, never a reason to fail
+            self.log.warning("Could not read the task state store: %s", exc)
+            return None
+        return value if isinstance(value, str) and value else None
+
+    def _store_job_id(self, context: Context, job_id: str) -> None:
+        store = context.get("task_state_store")
+        if store is None:
+            return
+        try:
+            store.set(STATE_STORE_KEY, job_id)
+        except Exception as exc:
+            self.log.warning("Could not keep job id %s in the task state store: %s", job_id, exc)
+
+    def _wait_until_idle(self, running: Job, deadline: float | None, description: str) -> None:
         """Wait until the running job (or whatever superseded it) has ended; its outcome does not matter."""
         watch = JobWatch(self.hook.api, self.instance_id, running.id, namespace=self.namespace)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while True:
-            result = self._poll(watch)
-            if result is not None and result.done:
-                self.log.info("Job %s has ended (%s); creating a new one", result.job.id, result.status.value)
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                raise AISearchError(
-                    f"Job {watch.job_id!r} was still running after {self.timeout} s (if_running='wait')"
+        if self.deferrable:
+            remaining = None if deadline is None else deadline - time.time()
+            if remaining is None or remaining > 0:
+                self._defer(
+                    watch,
+                    remaining,
+                    _IDLE,
+                    job_id=running.id,
+                    owned=False,
+                    adopted=False,
+                    deadline=deadline,
+                    description=description,
                 )
-            time.sleep(self.poll_interval)
+        result = (
+            None
+            if deadline is not None and time.time() >= deadline
+            else self._wait_for_end(watch, self.poll_interval, deadline)
+        )
+        if result is None:
+            raise self._timeout_error(watch.job_id, " (if_running='wait')")
+        self.log.info("Job %s has ended (%s); creating a new one", result.job.id, result.status.value)
 
     def _create(self, description: str) -> Job:
         """POST through the cooldown; resolve ambiguous failures by description, never creating twice."""
@@ -571,17 +822,22 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 time.sleep(self.ambiguity_recheck_delay)
         return None, covered
 
-    # -- kill ----------------------------------------------------------------------------------
+    # -- cancelling ----------------------------------------------------------------------------
 
-    def on_kill(self) -> None:
-        """Cancel the job this task created (never a reused one) if it is still running."""
-        job_id = self._created_job_id
-        if job_id is None:
-            return
+    def _cancel_if_running(self, job_id: str) -> bool:
+        """Cancel ``job_id`` if it still runs; whether it was cancelled. Errors are logged, never raised."""
         try:
             job = self.hook.get_job(self.instance_id, job_id, namespace=self.namespace)
-            if job.is_running:
-                self.hook.cancel_job(self.instance_id, job_id, namespace=self.namespace)
-                self.log.info("Cancelled job %s", job_id)
+            if not job.is_running:
+                return False
+            self.hook.cancel_job(self.instance_id, job_id, namespace=self.namespace)
         except AISearchError as exc:
             self.log.warning("Could not cancel job %s: %s", job_id, exc)
+            return False
+        self.log.info("Cancelled job %s", job_id)
+        return True
+
+    def on_kill(self) -> None:
+        """Cancel the job this task instance started (never one reused with ``if_running``) if it still runs."""
+        if self._created_job_id is not None:
+            self._cancel_if_running(self._created_job_id)

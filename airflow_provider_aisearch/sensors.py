@@ -182,21 +182,29 @@ class AISearchJobWaitMixin:
             stamp = entry.created_at.isoformat() if entry.created_at else "-"
             self.log.error("  %s [%s] %s", stamp, entry.message_type, entry.message)
 
-    def _wait_in_worker(self, watch: JobWatch, interval: float, timeout: float | None) -> dict[str, Any]:
-        """Poll in this process until the job ends (the create operator's non-deferrable wait)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _wait_for_end(self, watch: JobWatch, interval: float, deadline: float | None) -> PollResult | None:
+        """
+        Poll in this process until the job ends (the create operator's non-deferrable waits).
+
+        :param deadline: Wall-clock epoch seconds; ``None``: no limit.
+        :return: The final poll, or ``None`` when ``deadline`` passed while the job still ran.
+        """
         while True:
             result = self._poll(watch)
             if result is not None and result.done:
-                return self._finish(result.job, result.followed_from)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise AirflowSensorTimeout(
-                    f"job {watch.job_id!r} on instance {self.instance_id!r} was still running after {timeout} s"
-                )
-            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+                return result
+            if deadline is not None and time.time() >= deadline:
+                return None
+            time.sleep(interval if deadline is None else max(0.0, min(interval, deadline - time.time())))
 
     def _trigger(
-        self, watch: JobWatch, interval: float, timeout: float | None, *, cancel_on_kill: bool = False
+        self,
+        watch: JobWatch,
+        interval: float,
+        timeout: float | None,
+        *,
+        cancel_on_kill: bool = False,
+        on_superseded: str | None = None,
     ) -> AISearchJobTrigger:
         """The trigger that continues ``watch`` in the triggerer (JSON-safe kwargs)."""
         hook = self.hook
@@ -207,7 +215,7 @@ class AISearchJobWaitMixin:
             namespace=hook.api.resolve_namespace(self.namespace),
             poll_interval=interval,
             deadline=None if timeout is None else time.time() + timeout,
-            on_superseded=self.on_superseded,
+            on_superseded=on_superseded or self.on_superseded,
             success_end_reasons=self.success_end_reasons,
             failure_end_reasons=self.failure_end_reasons,
             followed_from=watch.followed_from,
