@@ -400,3 +400,70 @@ def test_a_timeout_never_cancels_a_reused_job(emu: AISearchEmulator, deferrable:
 def test_poll_interval_must_be_positive(value: Any) -> None:
     with pytest.raises(ValueError, match="poll_interval"):
         create_op(poll_interval=value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same in Airflow itself: dag.test() runs the retry (Airflow 3.3 with the real task state store)
+# ---------------------------------------------------------------------------------------------
+
+RETRY_DAG = """
+import datetime as dt
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_aisearch.operators import AISearchCreateJobOperator
+
+with DAG("aisearch_retry", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
+    AISearchCreateJobOperator(
+        task_id="reindex",
+        instance_id="docs",
+        description={description!r},
+        if_running="supersede",  # would end the earlier try's job if the retry did not recognise it
+        wait_for_completion=True,
+        timeout=4.0,  # the first try times out while its job still runs...
+        cancel_on_timeout=False,  # ...and leaves it running: Airflow's retry must adopt it
+        poll_interval=0.2,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=0),
+        hook_params={{"retry_backoff": 0.001}},
+    )
+"""
+
+
+def _airflow_has_task_state_store() -> bool:
+    try:
+        from airflow.sdk import ResumableJobMixin  # noqa: F401  (arrived with the task state store, 3.3)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("description", [None, "nightly"], ids=["default description", "user description"])
+def test_airflow_retries_the_task_and_the_retry_adopts_the_job(
+    make_emulator: Callable[..., AISearchEmulator],
+    connect: Connect,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    description: str | None,
+) -> None:
+    if description is not None and not _airflow_has_task_state_store():
+        pytest.skip("below Airflow 3.3 there is no task state store: a user-set description is not tied to a try")
+    import airflow.settings
+    from airflow.utils import db
+
+    (tmp_path / "aisearch_retry.py").write_text(RETRY_DAG.format(description=description))
+    monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(tmp_path))  # dag.test() syncs this folder on 3.x
+    db.resetdb()
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.1+
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    emu = make_emulator(job_duration=6.0)
+    connect(emu)
+    dag = DagBag(dag_folder=str(tmp_path)).get_dag("aisearch_retry")
+    run = dag.test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    listings = [r for r in emu.requests if r.method == "GET" and len(r.segments) == 3]
+    assert len(listings) == 2  # each try looked once: the first try did fail and Airflow retried it
+    assert len(posts(emu)) == 1  # the retry started no second job
+    (only,) = emu.jobs("docs")
+    assert only["end_reason"] == "completed"  # and did not supersede the first
+    assert emu.requests_to(method="PATCH") == []
