@@ -738,11 +738,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                     deadline=deadline,
                     description=description,
                 )
-        result = (
-            None
-            if deadline is not None and time.time() >= deadline
-            else self._wait_for_end(watch, self.poll_interval, deadline)
-        )
+        result = self._wait_for_end(watch, self.poll_interval, deadline)  # (one last poll when time is up)
         if result is None:
             raise self._timeout_error(watch.job_id, " (if_running='wait')")
         self.log.info("Job %s has ended (%s); creating a new one", result.job.id, result.status.value)
