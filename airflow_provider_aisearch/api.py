@@ -58,10 +58,13 @@ __all__ = [
     "TransportFailure",
     "Verdict",
     "evaluate",
+    "is_already_ended",
     "jobs_path",
     "parse_job",
     "parse_job_page",
     "parse_log_page",
+    "validate_instance_id",
+    "validate_namespace",
 ]
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -71,9 +74,15 @@ LOGS_MAX_PER_PAGE = 500
 DESCRIPTION_MAX_LENGTH = 255
 SEGMENT_MAX_LENGTH = 256
 COOLDOWN_CODE = 7020
+#: "Unable to connect to ai search": HTTP 503 on any jobs endpoint, transient (nothing was done).
+UNAVAILABLE_CODE = 7017
 USER_AGENT = f"airflow-provider-aisearch/{__version__}"
 
-_INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
+#: Cloudflare's instance id pattern (OpenAPI 2026-08): no leading, trailing or doubled ``-``.
+_INSTANCE_ID_RE = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+INSTANCE_ID_MAX_LENGTH = 64
+#: Cloudflare's namespace name pattern (OpenAPI 2026-08): 1-28 characters, ``-`` only inside.
+_NAMESPACE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,26}[a-z0-9])?")
 
 
 class _Unset(Enum):
@@ -96,15 +105,34 @@ UNSET = _Unset.UNSET
 
 def validate_instance_id(instance_id: object) -> str:
     """
-    Check an AI Search instance id: lowercase alphanumeric, ``-``, ``_``, 1-64 characters.
+    Check an AI Search instance id as Cloudflare does: ``^[a-z0-9_]+(?:-[a-z0-9_]+)*$``, 1-64 characters.
 
     :raises ValueError: naming ``instance_id``.
     """
-    if not isinstance(instance_id, str) or not _INSTANCE_ID_RE.fullmatch(instance_id):
+    if (
+        not isinstance(instance_id, str)
+        or len(instance_id) > INSTANCE_ID_MAX_LENGTH
+        or not _INSTANCE_ID_RE.fullmatch(instance_id)
+    ):
         raise ValueError(
-            f"instance_id must be 1-64 characters of lowercase letters, digits, '-' or '_', got {_preview(instance_id)}"
+            "instance_id must be 1-64 characters of lowercase letters, digits, '_' and single '-' between them "
+            f"(no leading, trailing or doubled '-'), got {_preview(instance_id)}"
         )
     return instance_id
+
+
+def validate_namespace(namespace: object) -> str:
+    """
+    Check a namespace name as Cloudflare does: ``^[a-z0-9]([a-z0-9-]{0,26}[a-z0-9])?$``.
+
+    :raises ValueError: naming ``namespace``.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError(
+            "namespace must be 1-28 characters of lowercase letters, digits and '-', starting and ending "
+            f"with a letter or digit, got {_preview(namespace)}"
+        )
+    return namespace
 
 
 def path_segment(name: str, value: object) -> str:
@@ -175,7 +203,7 @@ def jobs_path(
     """
     path = f"/accounts/{path_segment('account_id', account_id)}/ai-search"
     if namespace is not None:
-        path += f"/namespaces/{path_segment('namespace', namespace)}"
+        path += f"/namespaces/{validate_namespace(namespace)}"
     path += f"/instances/{validate_instance_id(instance_id)}/jobs"
     if job_id is not None:
         path += f"/{path_segment('job_id', job_id)}"
@@ -381,6 +409,12 @@ def _errors_of(body: Any) -> list[dict[str, Any]]:
     for item in raw:
         if isinstance(item, Mapping):
             entry: dict[str, Any] = {"code": item.get("code"), "message": str(item.get("message", ""))[:500]}
+            where = item.get("path")
+            if isinstance(where, list) and where:
+                # A validation error's location, e.g. ["body", "description"] (Cloudflare's 400s carry it).
+                entry["path"] = [p if isinstance(p, int) and not isinstance(p, bool) else str(p)[:100] for p in where][
+                    :20
+                ]
             chain = item.get("error_chain")
             if isinstance(chain, list):
                 entry["error_chain"] = _errors_of({"errors": chain})
@@ -394,6 +428,9 @@ def _describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for e in errors:
         text = f"[{e.get('code')}] {e.get('message')}" if e.get("code") is not None else str(e.get("message"))
+        where = e.get("path")
+        if where:
+            text += " (at " + ".".join(str(p) for p in where) + ")"
         chain = e.get("error_chain")
         if chain:
             text += " (" + _describe_errors(chain) + ")"
@@ -532,11 +569,28 @@ def _error_verdict(
         return Verdict(error=AISearchCooldownError(text, **kwargs), retryable=True, retry_after=retry_after)
     if status == 429:
         return Verdict(error=AISearchRateLimitError(text, **kwargs), retryable=True, retry_after=retry_after)
+    if status >= 500 and UNAVAILABLE_CODE in codes:
+        # The API could not reach AI Search: nothing was done, so even a create may be sent again.
+        return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
     if status >= 500 or status == 408:
         if create:
             return Verdict(error=_ambiguous(text, description, status, errors, method, path))
         return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
     return Verdict(error=AISearchError(text, **kwargs))
+
+
+def is_already_ended(exc: BaseException) -> bool:
+    """
+    Whether a cancel failed only because the job had already ended.
+
+    Cloudflare answers a PATCH cancel of an ended job with HTTP 400 ``Job cannot be cancelled.``;
+    callers cancelling on kill or on timeout treat that as done, not as a failure.
+
+    :param exc: The exception the cancel raised.
+    """
+    if not isinstance(exc, AISearchError) or exc.status_code != 400:
+        return False
+    return any("cannot be cancel" in str(e.get("message", "")).lower() for e in exc.errors)
 
 
 def _ambiguous(
@@ -849,10 +903,11 @@ class JobsAPI:
         validate_instance_id(instance_id)
         if job_id is not UNSET:
             path_segment("job_id", job_id)
-        if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
+        resolved = self.resolve_namespace(namespace)
+        if resolved is not None:
+            validate_namespace(resolved)  # also the connection's namespace, before any request
         job = None if job_id is UNSET else job_id
-        return jobs_path(self.info.require_account_id(), self.resolve_namespace(namespace), instance_id, job, logs=logs)
+        return jobs_path(self.info.require_account_id(), resolved, instance_id, job, logs=logs)
 
     def request(self, call: Call, max_retries: int | None = None) -> Plan[dict[str, Any]]:
         """Send one call with retries; the plan returns the envelope."""

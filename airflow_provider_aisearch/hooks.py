@@ -38,6 +38,7 @@ from airflow_provider_aisearch.api import (
     result_of,
     run_async,
     run_sync,
+    validate_namespace,
 )
 from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
@@ -134,7 +135,7 @@ class AISearchHook(BaseHook):
         if not isinstance(aisearch_conn_id, str) or not aisearch_conn_id:
             raise ValueError(f"aisearch_conn_id must be a non-empty string, got {aisearch_conn_id!r}")
         if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
+            validate_namespace(namespace)
         self.aisearch_conn_id = aisearch_conn_id
         self.namespace = namespace
         self.timeout = _validate_timeout(timeout)
@@ -527,7 +528,7 @@ class AISearchAsyncClient:
         self.timeout = _validate_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
+            validate_namespace(namespace)
         self.log = log
         self._client: Any = None
         self._api: JobsAPI | None = None
