@@ -14,12 +14,13 @@ the async trigger, so each rule lives in exactly one place:
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -35,7 +36,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchResponseError,
 )
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
-from airflow_provider_aisearch.ratelimit import RateBudget, budget_for
+from airflow_provider_aisearch.ratelimit import RateBudget, budget_for, seconds_until
 from airflow_provider_aisearch.ratelimit import header as _header
 
 if TYPE_CHECKING:
@@ -381,22 +382,15 @@ class Verdict:
     retry_after: float | None = None
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
+def parse_retry_after(value: str | None, headers: Mapping[str, str] | None = None) -> float | None:
+    """
+    Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP date read against the answer's
+    ``Date``), capped at Cloudflare's 300 s lockout; ``None`` when absent or unreadable.
+
+    :param value: The header value.
+    :param headers: The answer's headers (for ``Date``).
+    """
+    return seconds_until(value, headers or {}, time.time())
 
 
 def _errors_of(body: Any) -> list[dict[str, Any]]:
@@ -534,7 +528,7 @@ def evaluate(
             detail = "no error details"
     text = f"{where} failed with HTTP {status}: {detail}"
     kwargs: dict[str, Any] = {"status_code": status, "errors": errors, "method": method, "path": path}
-    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    retry_after = parse_retry_after(_header(headers, "retry-after"), headers)
     verdict = _error_verdict(text, kwargs, status, conn_id, retry_after, codes, detail, create, description)
     if verdict.error is not None:
         verdict.error.retry_after = retry_after
@@ -722,10 +716,14 @@ class Answer:
 
 @dataclass(frozen=True)
 class Backoff:
-    """A wait a plan asks for before retrying; the driver sleeps ``seconds`` and sends ``None``."""
+    """
+    A wait a plan asks for before retrying; the driver logs ``message`` at ``level``, sleeps
+    ``seconds`` and sends ``None``.
+    """
 
     seconds: float
     message: str
+    level: int = logging.WARNING
 
 
 T = TypeVar("T")
@@ -792,9 +790,10 @@ def with_retries(
     """
     retries = policy.max_retries if max_retries is None else max_retries
     attempt = 0
+    announced = False  # a held request says so once, at WARNING; later holds of it log at DEBUG
     while True:
         if budget is not None:
-            yield from _await_budget(budget, call, deadline)
+            announced = yield from _await_budget(budget, call, deadline, announced)
         try:
             answer = yield call
         except BaseException:  # the plan was abandoned mid-request (cancelled, closed)
@@ -834,24 +833,38 @@ def with_retries(
         attempt += 1
 
 
-def _await_budget(budget: RateBudget, call: Call, deadline: float | None) -> Generator[Backoff, Any, None]:
-    """Wait (as :class:`Backoff` steps) until the rate-limit budget lets ``call`` go."""
+def _await_budget(
+    budget: RateBudget, call: Call, deadline: float | None, announced: bool = False
+) -> Generator[Backoff, Any, bool]:
+    """
+    Wait (as :class:`Backoff` steps) until the rate-limit budget lets ``call`` go.
+
+    Each wait is at most :data:`~airflow_provider_aisearch.ratelimit.MAX_WAIT` and never ends
+    after ``deadline`` (the error is raised instead). The first hold is logged at WARNING with
+    what it waits for and until when; later ones (``announced``) at DEBUG.
+
+    :return: Whether the hold has been announced.
+    """
     while True:
         wait = budget.acquire()
         if wait <= 0:
-            return
-        if deadline is not None and time.time() + wait > deadline:
+            return announced
+        now = time.time()
+        if deadline is not None and now + wait > deadline:
             raise AISearchRateLimitError(
                 f"{call.method} {call.path} was not sent: {budget.describe()}, and waiting {wait:.0f} s "
                 "for the rate-limit window to reset would pass the deadline",
                 method=call.method,
                 path=call.path,
             )
+        until = datetime.fromtimestamp(now + wait, tz=timezone.utc).strftime("%H:%M:%S UTC")
         yield Backoff(
             wait,
-            f"Cloudflare rate-limit budget nearly spent ({budget.describe()}): "
-            f"waiting {wait:.0f} s for the window to reset before {call.method} {call.path}",
+            f"{call.method} {call.path} held: Cloudflare rate-limit budget nearly spent ({budget.describe()}); "
+            f"waiting {wait:.0f} s, until {until}, for the window to reset",
+            logging.DEBUG if announced else logging.WARNING,
         )
+        announced = True
 
 
 class JobsAPI:

@@ -8,6 +8,7 @@ synchronous retry loop.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import ssl
 import time
@@ -204,7 +205,7 @@ class AISearchHook(BaseHook):
         return Answer(response.status_code, response.headers, response.content)
 
     def _sleep(self, backoff: Backoff) -> None:
-        self.log.warning("%s", backoff.message)
+        _log_backoff(self.log, backoff)
         time.sleep(backoff.seconds)
 
     # -- jobs API --------------------------------------------------------------------------
@@ -435,6 +436,12 @@ class AISearchHook(BaseHook):
         }
 
 
+def _log_backoff(log: Any, backoff: Backoff) -> None:
+    """Log a wait at its level (warning or debug: named methods, which stdlib and structlog loggers share)."""
+    emit = log.warning if backoff.level >= logging.WARNING else log.debug
+    emit("%s", backoff.message)
+
+
 def _validate_timeout(timeout: object) -> float | tuple[float, float]:
     def ok(v: object) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
@@ -599,5 +606,5 @@ class AISearchAsyncClient:
         import asyncio
 
         if self.log is not None:
-            self.log.warning("%s", backoff.message)
+            _log_backoff(self.log, backoff)
         await asyncio.sleep(backoff.seconds)
