@@ -888,12 +888,15 @@ class JobsAPI:
         self.deadline: float | None = None
         #: The credential's rate-limit budget, updated from every answer (shared per process).
         self.budget: RateBudget = budget_for(info.base_url, f"{info.email or ''}\0{info.secret}")
+        #: Called with a message whenever a path is built for the deprecated un-namespaced form.
+        self.on_legacy_path: Callable[[str], None] | None = None
 
     def with_deadline(self, deadline: float | None) -> JobsAPI:
         """A copy of these plans whose retry waits never run past ``deadline`` (same connection and budget)."""
         other = JobsAPI(self.info, self.policy, self.namespace)
         other.rng = self.rng
         other.deadline = deadline
+        other.on_legacy_path = self.on_legacy_path
         return other
 
     def resolve_namespace(self, namespace: str | _Unset | None = UNSET) -> str | None:
@@ -919,6 +922,12 @@ class JobsAPI:
         resolved = self.resolve_namespace(namespace)
         if resolved is not None:
             validate_namespace(resolved)  # also the connection's namespace, before any request
+        elif self.on_legacy_path is not None:
+            self.on_legacy_path(
+                f"Connection {self.info.conn_id!r}: namespace=None uses the un-namespaced "
+                "/ai-search/instances/{id}/jobs paths, which Cloudflare has deprecated (its SDK since 5.8 and "
+                "wrangler use /ai-search/namespaces/{name}/instances/...); set a namespace, usually 'default'"
+            )
         job = None if job_id is UNSET else job_id
         return jobs_path(self.info.require_account_id(), resolved, instance_id, job, logs=logs)
 

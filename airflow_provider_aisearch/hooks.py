@@ -142,6 +142,7 @@ class AISearchHook(BaseHook):
         self.timeout = _validate_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._rng = random.Random()
+        self._legacy_warned = False
 
     # -- connection ------------------------------------------------------------------------
 
@@ -182,7 +183,14 @@ class AISearchHook(BaseHook):
         """The jobs endpoints as plans (paths, validation, retries, parsing), for this connection."""
         api = JobsAPI(self.conn_info, self.retry_policy, self.namespace)
         api.rng = self._rng
+        api.on_legacy_path = self._warn_legacy_path
         return api
+
+    def _warn_legacy_path(self, message: str) -> None:
+        """Log the un-namespaced paths' deprecation, once per hook."""
+        if not self._legacy_warned:
+            self._legacy_warned = True
+            self.log.warning("Deprecated: %s", message)
 
     def run(self, plan: Plan[T]) -> T:
         """Drive a :class:`~airflow_provider_aisearch.api.JobsAPI` plan over the hook's session."""
@@ -539,6 +547,7 @@ class AISearchAsyncClient:
         self.log = log
         self._client: Any = None
         self._api: JobsAPI | None = None
+        self._legacy_warned = False
 
     async def __aenter__(self) -> AISearchAsyncClient:
         self.open(await load_connection_info(self.aisearch_conn_id))
@@ -563,6 +572,7 @@ class AISearchAsyncClient:
         else:
             connect = read = self.timeout
         self._api = JobsAPI(info, self.retry_policy, self.namespace)
+        self._api.on_legacy_path = self._warn_legacy_path
         self._client = httpx.AsyncClient(
             verify=_ssl_context(),
             auth=add_auth,
@@ -571,6 +581,12 @@ class AISearchAsyncClient:
             follow_redirects=False,
         )
         return self
+
+    def _warn_legacy_path(self, message: str) -> None:
+        """Log the un-namespaced paths' deprecation, once per client."""
+        if not self._legacy_warned and self.log is not None:
+            self._legacy_warned = True
+            self.log.warning("Deprecated: %s", message)
 
     async def aclose(self) -> None:
         """Close the HTTP client (idempotent)."""

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, BaseOperator, conf
 
-from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, UNSET, _Unset, validate_description, validate_instance_id
+from airflow_provider_aisearch.api import (
+    JOBS_MAX_PER_PAGE,
+    UNSET,
+    _Unset,
+    is_already_ended,
+    validate_description,
+    validate_instance_id,
+)
 from airflow_provider_aisearch.exceptions import (
     AISearchCooldownError,
     AISearchCreateAmbiguousError,
@@ -584,4 +591,5 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 self.hook.cancel_job(self.instance_id, job_id, namespace=self.namespace)
                 self.log.info("Cancelled job %s", job_id)
         except AISearchError as exc:
-            self.log.warning("Could not cancel job %s: %s", job_id, exc)
+            if not is_already_ended(exc):  # else it ended between the GET and the PATCH: nothing to cancel
+                self.log.warning("Could not cancel job %s: %s", job_id, exc)
