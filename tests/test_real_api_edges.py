@@ -25,7 +25,7 @@ from airflow_provider_aisearch.hooks import AISearchAsyncClient, AISearchHook
 from airflow_provider_aisearch.operators import AISearchCreateJobOperator
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 
-FAST = {"retry_backoff": 0.001}
+FAST: dict[str, Any] = {"retry_backoff": 0.001}
 
 
 @pytest.fixture
@@ -56,6 +56,10 @@ class FakeTI:
         self.xcom[key] = value
 
 
+def ctx(**values: Any) -> Any:
+    return values
+
+
 def _end_before_the_patch(emu: AISearchEmulator, job_id: str) -> None:
     """The job ends between the caller's GET (running) and its PATCH: the race on_kill must survive."""
     emu.inject(Fault.before(lambda: emu.finish_job("docs", job_id)), method="PATCH")
@@ -84,7 +88,7 @@ def test_cancelling_an_ended_job_gets_cloudflares_400(emu: AISearchEmulator) -> 
 
 def test_operator_on_kill_stays_quiet_when_the_job_ends_before_the_patch(emu: AISearchEmulator, mocker: Any) -> None:
     op = create_op()
-    job = op.execute({"ti": FakeTI()})
+    job = op.execute(ctx(ti=FakeTI()))
     log = MagicMock()
     mocker.patch.object(AISearchCreateJobOperator, "log", new_callable=PropertyMock, return_value=log)
     _end_before_the_patch(emu, job["id"])
@@ -99,7 +103,7 @@ def test_operator_on_kill_stays_quiet_when_the_job_ends_before_the_patch(emu: AI
 
 def test_operator_on_kill_still_warns_about_other_failures(emu: AISearchEmulator, mocker: Any) -> None:
     op = create_op()
-    op.execute({"ti": FakeTI()})
+    op.execute(ctx(ti=FakeTI()))
     log = MagicMock()
     mocker.patch.object(AISearchCreateJobOperator, "log", new_callable=PropertyMock, return_value=log)
     emu.inject(Fault.http(403), method="PATCH")
@@ -110,7 +114,7 @@ def test_operator_on_kill_still_warns_about_other_failures(emu: AISearchEmulator
 def test_trigger_on_kill_stays_quiet_when_the_job_ends_before_the_patch(emu: AISearchEmulator, mocker: Any) -> None:
     op = create_op(wait_for_completion=True, deferrable=True, timeout=60)
     with pytest.raises(TaskDeferred) as info:
-        op.execute({"ti": FakeTI()})
+        op.execute(ctx(ti=FakeTI()))
     trigger = info.value.trigger
     assert isinstance(trigger, AISearchJobTrigger) and trigger.cancel_on_kill
     log = MagicMock()
