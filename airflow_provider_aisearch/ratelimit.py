@@ -126,7 +126,11 @@ class RateLimitState:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], now: float) -> RateLimitState | None:
-        """The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``."""
+        """
+        The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``.
+
+        The reset is at most :data:`MAX_WAIT` after ``now``, read relative to the answer (:func:`seconds_until`).
+        """
         remaining = _number(header(headers, "x-ratelimit-remaining"))
         if remaining is None:
             return None
@@ -167,7 +171,8 @@ class RateBudget:
         else the seconds to wait before asking again.
 
         The hard stop: requests are held back once the reported remaining budget, less the requests
-        already in flight, is down to the 5 % reserve. They go again when the window resets.
+        already in flight, is down to the 5 % reserve. They go again when the window resets; no
+        single wait is longer than :data:`MAX_WAIT`.
         """
         with self._lock:
             state = self._state
