@@ -14,12 +14,13 @@ the async trigger, so each rule lives in exactly one place:
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -35,7 +36,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchResponseError,
 )
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
-from airflow_provider_aisearch.ratelimit import RateBudget, budget_for
+from airflow_provider_aisearch.ratelimit import RateBudget, budget_for, seconds_until
 from airflow_provider_aisearch.ratelimit import header as _header
 
 if TYPE_CHECKING:
@@ -58,10 +59,13 @@ __all__ = [
     "TransportFailure",
     "Verdict",
     "evaluate",
+    "is_already_ended",
     "jobs_path",
     "parse_job",
     "parse_job_page",
     "parse_log_page",
+    "validate_instance_id",
+    "validate_namespace",
 ]
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -71,9 +75,15 @@ LOGS_MAX_PER_PAGE = 500
 DESCRIPTION_MAX_LENGTH = 255
 SEGMENT_MAX_LENGTH = 256
 COOLDOWN_CODE = 7020
+#: "Unable to connect to ai search": HTTP 503 on any jobs endpoint, transient (nothing was done).
+UNAVAILABLE_CODE = 7017
 USER_AGENT = f"airflow-provider-aisearch/{__version__}"
 
-_INSTANCE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
+#: Cloudflare's instance id pattern (OpenAPI 2026-08): no leading, trailing or doubled ``-``.
+_INSTANCE_ID_RE = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+INSTANCE_ID_MAX_LENGTH = 64
+#: Cloudflare's namespace name pattern (OpenAPI 2026-08): 1-28 characters, ``-`` only inside.
+_NAMESPACE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,26}[a-z0-9])?")
 
 
 class _Unset(Enum):
@@ -96,15 +106,34 @@ UNSET = _Unset.UNSET
 
 def validate_instance_id(instance_id: object) -> str:
     """
-    Check an AI Search instance id: lowercase alphanumeric, ``-``, ``_``, 1-64 characters.
+    Check an AI Search instance id as Cloudflare does: ``^[a-z0-9_]+(?:-[a-z0-9_]+)*$``, 1-64 characters.
 
     :raises ValueError: naming ``instance_id``.
     """
-    if not isinstance(instance_id, str) or not _INSTANCE_ID_RE.fullmatch(instance_id):
+    if (
+        not isinstance(instance_id, str)
+        or len(instance_id) > INSTANCE_ID_MAX_LENGTH
+        or not _INSTANCE_ID_RE.fullmatch(instance_id)
+    ):
         raise ValueError(
-            f"instance_id must be 1-64 characters of lowercase letters, digits, '-' or '_', got {_preview(instance_id)}"
+            "instance_id must be 1-64 characters of lowercase letters, digits, '_' and single '-' between them "
+            f"(no leading, trailing or doubled '-'), got {_preview(instance_id)}"
         )
     return instance_id
+
+
+def validate_namespace(namespace: object) -> str:
+    """
+    Check a namespace name as Cloudflare does: ``^[a-z0-9]([a-z0-9-]{0,26}[a-z0-9])?$``.
+
+    :raises ValueError: naming ``namespace``.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError(
+            "namespace must be 1-28 characters of lowercase letters, digits and '-', starting and ending "
+            f"with a letter or digit, got {_preview(namespace)}"
+        )
+    return namespace
 
 
 def path_segment(name: str, value: object) -> str:
@@ -175,7 +204,7 @@ def jobs_path(
     """
     path = f"/accounts/{path_segment('account_id', account_id)}/ai-search"
     if namespace is not None:
-        path += f"/namespaces/{path_segment('namespace', namespace)}"
+        path += f"/namespaces/{validate_namespace(namespace)}"
     path += f"/instances/{validate_instance_id(instance_id)}/jobs"
     if job_id is not None:
         path += f"/{path_segment('job_id', job_id)}"
@@ -353,22 +382,15 @@ class Verdict:
     retry_after: float | None = None
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
+def parse_retry_after(value: str | None, headers: Mapping[str, str] | None = None) -> float | None:
+    """
+    Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP date read against the answer's
+    ``Date``), capped at Cloudflare's 300 s lockout; ``None`` when absent or unreadable.
+
+    :param value: The header value.
+    :param headers: The answer's headers (for ``Date``).
+    """
+    return seconds_until(value, headers or {}, time.time())
 
 
 def _errors_of(body: Any) -> list[dict[str, Any]]:
@@ -381,6 +403,12 @@ def _errors_of(body: Any) -> list[dict[str, Any]]:
     for item in raw:
         if isinstance(item, Mapping):
             entry: dict[str, Any] = {"code": item.get("code"), "message": str(item.get("message", ""))[:500]}
+            where = item.get("path")
+            if isinstance(where, list) and where:
+                # A validation error's location, e.g. ["body", "description"] (Cloudflare's 400s carry it).
+                entry["path"] = [p if isinstance(p, int) and not isinstance(p, bool) else str(p)[:100] for p in where][
+                    :20
+                ]
             chain = item.get("error_chain")
             if isinstance(chain, list):
                 entry["error_chain"] = _errors_of({"errors": chain})
@@ -394,6 +422,9 @@ def _describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for e in errors:
         text = f"[{e.get('code')}] {e.get('message')}" if e.get("code") is not None else str(e.get("message"))
+        where = e.get("path")
+        if where:
+            text += " (at " + ".".join(str(p) for p in where) + ")"
         chain = e.get("error_chain")
         if chain:
             text += " (" + _describe_errors(chain) + ")"
@@ -497,7 +528,7 @@ def evaluate(
             detail = "no error details"
     text = f"{where} failed with HTTP {status}: {detail}"
     kwargs: dict[str, Any] = {"status_code": status, "errors": errors, "method": method, "path": path}
-    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    retry_after = parse_retry_after(_header(headers, "retry-after"), headers)
     verdict = _error_verdict(text, kwargs, status, conn_id, retry_after, codes, detail, create, description)
     if verdict.error is not None:
         verdict.error.retry_after = retry_after
@@ -532,11 +563,28 @@ def _error_verdict(
         return Verdict(error=AISearchCooldownError(text, **kwargs), retryable=True, retry_after=retry_after)
     if status == 429:
         return Verdict(error=AISearchRateLimitError(text, **kwargs), retryable=True, retry_after=retry_after)
+    if status >= 500 and UNAVAILABLE_CODE in codes:
+        # The API could not reach AI Search: nothing was done, so even a create may be sent again.
+        return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
     if status >= 500 or status == 408:
         if create:
             return Verdict(error=_ambiguous(text, description, status, errors, method, path))
         return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
     return Verdict(error=AISearchError(text, **kwargs))
+
+
+def is_already_ended(exc: BaseException) -> bool:
+    """
+    Whether a cancel failed only because the job had already ended.
+
+    Cloudflare answers a PATCH cancel of an ended job with HTTP 400 ``Job cannot be cancelled.``;
+    callers cancelling on kill or on timeout treat that as done, not as a failure.
+
+    :param exc: The exception the cancel raised.
+    """
+    if not isinstance(exc, AISearchError) or exc.status_code != 400:
+        return False
+    return any("cannot be cancel" in str(e.get("message", "")).lower() for e in exc.errors)
 
 
 def _ambiguous(
@@ -668,10 +716,14 @@ class Answer:
 
 @dataclass(frozen=True)
 class Backoff:
-    """A wait a plan asks for before retrying; the driver sleeps ``seconds`` and sends ``None``."""
+    """
+    A wait a plan asks for before retrying; the driver logs ``message`` at ``level``, sleeps
+    ``seconds`` and sends ``None``.
+    """
 
     seconds: float
     message: str
+    level: int = logging.WARNING
 
 
 T = TypeVar("T")
@@ -738,9 +790,10 @@ def with_retries(
     """
     retries = policy.max_retries if max_retries is None else max_retries
     attempt = 0
+    announced = False  # a held request says so once, at WARNING; later holds of it log at DEBUG
     while True:
         if budget is not None:
-            yield from _await_budget(budget, call, deadline)
+            announced = yield from _await_budget(budget, call, deadline, announced)
         try:
             answer = yield call
         except BaseException:  # the plan was abandoned mid-request (cancelled, closed)
@@ -780,24 +833,38 @@ def with_retries(
         attempt += 1
 
 
-def _await_budget(budget: RateBudget, call: Call, deadline: float | None) -> Generator[Backoff, Any, None]:
-    """Wait (as :class:`Backoff` steps) until the rate-limit budget lets ``call`` go."""
+def _await_budget(
+    budget: RateBudget, call: Call, deadline: float | None, announced: bool = False
+) -> Generator[Backoff, Any, bool]:
+    """
+    Wait (as :class:`Backoff` steps) until the rate-limit budget lets ``call`` go.
+
+    Each wait is at most :data:`~airflow_provider_aisearch.ratelimit.MAX_WAIT` and never ends
+    after ``deadline`` (the error is raised instead). The first hold is logged at WARNING with
+    what it waits for and until when; later ones (``announced``) at DEBUG.
+
+    :return: Whether the hold has been announced.
+    """
     while True:
         wait = budget.acquire()
         if wait <= 0:
-            return
-        if deadline is not None and time.time() + wait > deadline:
+            return announced
+        now = time.time()
+        if deadline is not None and now + wait > deadline:
             raise AISearchRateLimitError(
                 f"{call.method} {call.path} was not sent: {budget.describe()}, and waiting {wait:.0f} s "
                 "for the rate-limit window to reset would pass the deadline",
                 method=call.method,
                 path=call.path,
             )
+        until = datetime.fromtimestamp(now + wait, tz=timezone.utc).strftime("%H:%M:%S UTC")
         yield Backoff(
             wait,
-            f"Cloudflare rate-limit budget nearly spent ({budget.describe()}): "
-            f"waiting {wait:.0f} s for the window to reset before {call.method} {call.path}",
+            f"{call.method} {call.path} held: Cloudflare rate-limit budget nearly spent ({budget.describe()}); "
+            f"waiting {wait:.0f} s, until {until}, for the window to reset",
+            logging.DEBUG if announced else logging.WARNING,
         )
+        announced = True
 
 
 class JobsAPI:
@@ -821,12 +888,15 @@ class JobsAPI:
         self.deadline: float | None = None
         #: The credential's rate-limit budget, updated from every answer (shared per process).
         self.budget: RateBudget = budget_for(info.base_url, f"{info.email or ''}\0{info.secret}")
+        #: Called with a message whenever a path is built for the deprecated un-namespaced form.
+        self.on_legacy_path: Callable[[str], None] | None = None
 
     def with_deadline(self, deadline: float | None) -> JobsAPI:
         """A copy of these plans whose retry waits never run past ``deadline`` (same connection and budget)."""
         other = JobsAPI(self.info, self.policy, self.namespace)
         other.rng = self.rng
         other.deadline = deadline
+        other.on_legacy_path = self.on_legacy_path
         return other
 
     def resolve_namespace(self, namespace: str | _Unset | None = UNSET) -> str | None:
@@ -849,10 +919,17 @@ class JobsAPI:
         validate_instance_id(instance_id)
         if job_id is not UNSET:
             path_segment("job_id", job_id)
-        if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
+        resolved = self.resolve_namespace(namespace)
+        if resolved is not None:
+            validate_namespace(resolved)  # also the connection's namespace, before any request
+        elif self.on_legacy_path is not None:
+            self.on_legacy_path(
+                f"Connection {self.info.conn_id!r}: namespace=None uses the un-namespaced "
+                "/ai-search/instances/{id}/jobs paths, which Cloudflare has deprecated (its SDK since 5.8 and "
+                "wrangler use /ai-search/namespaces/{name}/instances/...); set a namespace, usually 'default'"
+            )
         job = None if job_id is UNSET else job_id
-        return jobs_path(self.info.require_account_id(), self.resolve_namespace(namespace), instance_id, job, logs=logs)
+        return jobs_path(self.info.require_account_id(), resolved, instance_id, job, logs=logs)
 
     def request(self, call: Call, max_retries: int | None = None) -> Plan[dict[str, Any]]:
         """Send one call with retries; the plan returns the envelope."""

@@ -13,7 +13,9 @@ It serves every jobs endpoint in the namespaced and the legacy un-namespaced for
 and ``/user``, with Cloudflare's envelopes, auth checks (401/403), pagination with
 ``result_info``, jobs that end as time passes, ``new_job_has_started`` when a job is created while
 one runs, the create cooldown (429, code 7020), and scripted faults (:meth:`AISearchEmulator.inject`).
-Error codes it invents where Cloudflare documents none: ``job_not_found`` is 7005.
+Cancelling an ended job gets Cloudflare's 400 ``Job cannot be cancelled.``; its own validation
+errors (400) carry a ``path`` array like Cloudflare's. Error codes it invents where Cloudflare
+documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ NOT_FOUND_INSTANCE = {"code": 7002, "message": "ai_search_not_found"}
 NOT_FOUND_JOB = {"code": 7005, "message": "job_not_found"}
 COOLDOWN = {"code": 7020, "message": "sync_in_cooldown"}
 RATE_LIMITED = {"code": 971, "message": "Please wait and consider throttling your request speed"}
+CANNOT_CANCEL = {"code": 7009, "message": "Job cannot be cancelled."}
+UNAVAILABLE = {"code": 7017, "message": "Unable to connect to ai search"}
+
+
+def _invalid(message: str, *path: str) -> dict[str, Any]:
+    """A validation error entry (code 7001) with the ``path`` of the offending field."""
+    return {"code": 7001, "message": message, "path": list(path)}
 
 
 @dataclass
@@ -78,11 +87,13 @@ class Fault:
         ``"reset_before"`` (drop the connection before acting), ``"reset_after"`` (act, then drop
         the connection without answering), ``"delay"`` (act, then answer ``delay`` seconds late),
         ``"truncate"`` (act, then send the first half of the JSON answer), ``"status_after"`` (act,
-        then answer ``status``/``body`` as a failing proxy would).
+        then answer ``status``/``body`` as a failing proxy would), ``"before"`` (call ``action``,
+        then serve the request normally: e.g. end a job just before a cancel arrives).
     :param status: HTTP status for ``"status"``.
     :param body: Body for ``"status"``: bytes/str sent verbatim, anything else JSON-encoded.
     :param headers: Extra response headers for ``"status"``.
     :param delay: Seconds for ``"delay"``.
+    :param action: Callable for ``"before"``.
     """
 
     kind: str
@@ -90,6 +101,18 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    action: Callable[[], None] | None = None
+
+    @classmethod
+    def before(cls, action: Callable[[], None]) -> Fault:
+        """Run ``action`` (no arguments) just before the request is served normally."""
+        return cls("before", action=action)
+
+    @classmethod
+    def unavailable(cls) -> Fault:
+        """Cloudflare's 503 ``Unable to connect to ai search`` (code 7017), as any jobs endpoint may send it."""
+        body = {"success": False, "errors": [dict(UNAVAILABLE)], "messages": [], "result": None}
+        return cls("status", status=503, body=body)
 
     @classmethod
     def http(cls, status: int, body: Any = None, headers: dict[str, str] | None = None) -> Fault:
@@ -339,6 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.emulator.verbose:
             super().log_message(format, *args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header tells the emulator's own time (its clock may be a test's), as a server's does.
+        return super().date_time_string(self.server.emulator.clock() if timestamp is None else timestamp)
 
     def do_GET(self) -> None:
         self.server.emulator._handle(self)
@@ -758,6 +785,8 @@ class AISearchEmulator:
             if fault.kind == "reset_before":
                 self._drop(h)
                 return
+            if fault.kind == "before" and fault.action is not None:
+                fault.action()
         raw_body = h.rfile.read(length) if length else b""
         if raw_body:
             try:
@@ -935,7 +964,10 @@ class AISearchEmulator:
             if h.command == "PATCH":
                 body = record.body
                 if not isinstance(body, dict) or body.get("action") != "cancel":
-                    return self._error(400, {"code": 7001, "message": "action must be 'cancel'"})
+                    return self._error(400, _invalid("action must be 'cancel'", "action"))
+                job.settle(self.clock())
+                if job.ended_at is not None:
+                    return self._error(400, CANNOT_CANCEL)
                 job.end(self.clock(), "cancelled")
                 return self._ok(self._job_json(job))
             return self._error(405, {"code": 10405, "message": "Method not allowed"})
@@ -952,9 +984,11 @@ class AISearchEmulator:
             page = int(query.get("page", "1"))
             per_page = int(query.get("per_page", "20"))
         except ValueError:
-            return self._error(400, {"code": 7001, "message": "page and per_page must be numbers"})
-        if page < 1 or not 0 <= per_page <= max_per_page:
-            return self._error(400, {"code": 7001, "message": f"per_page must be 0-{max_per_page}, page >= 1"})
+            return self._error(400, _invalid("page and per_page must be numbers", "page"))
+        if page < 1:
+            return self._error(400, _invalid("page must be >= 1", "page"))
+        if not 0 <= per_page <= max_per_page:
+            return self._error(400, _invalid(f"per_page must be 0-{max_per_page}", "per_page"))
         per_page = per_page or 20
         chunk = items[(page - 1) * per_page : page * per_page]
         chunk = [render(item) for item in chunk] if render is not None else chunk
@@ -973,10 +1007,10 @@ class AISearchEmulator:
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            return self._error(400, {"code": 7001, "message": "body must be a JSON object"})
+            return self._error(400, _invalid("body must be a JSON object"))
         description = body.get("description")
         if description is not None and (not isinstance(description, str) or len(description) > 255):
-            return self._error(400, {"code": 7001, "message": "description must be a string of at most 255 characters"})
+            return self._error(400, _invalid("description must be a string of at most 255 characters", "description"))
         now = self.clock()
         latest = max((j.started_at for j in inst.jobs), default=None)
         if latest is not None and now - latest < self.cooldown:
@@ -1009,12 +1043,25 @@ class AISearchEmulator:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the emulator in the foreground (``python -m airflow_provider_aisearch.emulator``)."""
-    parser = argparse.ArgumentParser(description="Local Cloudflare AI Search jobs API emulator")
+    parser = argparse.ArgumentParser(
+        description="Local Cloudflare AI Search jobs API emulator. Prints its base URL and an Airflow "
+        "connection for it, then serves until interrupted."
+    )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--port", type=int, default=8787, help="0 picks a free port (printed)")
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
-    parser.add_argument("--token", default=DEFAULT_TOKEN)
-    parser.add_argument("--instance", action="append", help="instance id (repeatable; default: docs)")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the valid API token")
+    parser.add_argument("--email", default=None, help="account email for the Global API Key scheme")
+    parser.add_argument("--global-key", default=None, help="the Global API Key matching --email")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        help="namespace holding every --instance (repeatable; default: default); the first one goes in the "
+        "printed connection",
+    )
+    parser.add_argument(
+        "--instance", action="append", help="instance id, or NAMESPACE/ID for one namespace (repeatable; default: docs)"
+    )
     parser.add_argument("--seed-jobs", type=int, default=3, help="ended jobs to create per instance")
     parser.add_argument("--job-duration", type=float, default=10.0)
     parser.add_argument("--cooldown", type=float, default=30.0)
@@ -1028,23 +1075,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-window", type=float, default=300.0)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if (args.email is None) != (args.global_key is None):
+        parser.error("--email and --global-key go together")
+    namespaces = args.namespace or ["default"]
+    instances: list[tuple[str, str]] = []
+    for item in args.instance or ["docs"]:
+        if "/" in item:
+            namespace, instance_id = item.split("/", 1)
+            instances.append((namespace, instance_id))
+        else:
+            instances.extend((namespace, item) for namespace in namespaces)
     emu = AISearchEmulator(
         host=args.host,
         port=args.port,
         account_id=args.account_id,
         token=args.token,
-        instances=args.instance or ["docs"],
+        email=args.email,
+        global_key=args.global_key,
+        instances=instances,
         job_duration=args.job_duration,
         cooldown=args.cooldown,
         verbose=args.verbose,
     )
     if args.rate_limit is not None:
         emu.rate_limit = RateLimit(limit=args.rate_limit, window=args.rate_window, lockout=args.rate_window)
-    for inst in args.instance or ["docs"]:
-        emu.seed_jobs(inst, args.seed_jobs)
+    for namespace, instance_id in instances:
+        emu.seed_jobs(instance_id, args.seed_jobs, namespace=namespace)
     emu.start()
-    print(f"AI Search emulator on {emu.url}")
-    print(f"export AIRFLOW_CONN_AISEARCH_DEFAULT='{emu.connection_json()}'")
+    print(f"AI Search emulator on {emu.url}", flush=True)
+    conn = emu.connection_json(namespace=namespaces[0], global_key=args.email is not None)
+    print(f"export AIRFLOW_CONN_AISEARCH_DEFAULT='{conn}'", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -8,6 +8,7 @@ synchronous retry loop.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import ssl
 import time
@@ -38,6 +39,7 @@ from airflow_provider_aisearch.api import (
     result_of,
     run_async,
     run_sync,
+    validate_namespace,
 )
 from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
@@ -134,12 +136,13 @@ class AISearchHook(BaseHook):
         if not isinstance(aisearch_conn_id, str) or not aisearch_conn_id:
             raise ValueError(f"aisearch_conn_id must be a non-empty string, got {aisearch_conn_id!r}")
         if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
+            validate_namespace(namespace)
         self.aisearch_conn_id = aisearch_conn_id
         self.namespace = namespace
         self.timeout = _validate_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._rng = random.Random()
+        self._legacy_warned = False
 
     # -- connection ------------------------------------------------------------------------
 
@@ -180,7 +183,14 @@ class AISearchHook(BaseHook):
         """The jobs endpoints as plans (paths, validation, retries, parsing), for this connection."""
         api = JobsAPI(self.conn_info, self.retry_policy, self.namespace)
         api.rng = self._rng
+        api.on_legacy_path = self._warn_legacy_path
         return api
+
+    def _warn_legacy_path(self, message: str) -> None:
+        """Log the un-namespaced paths' deprecation, once per hook."""
+        if not self._legacy_warned:
+            self._legacy_warned = True
+            self.log.warning("Deprecated: %s", message)
 
     def run(self, plan: Plan[T]) -> T:
         """Drive a :class:`~airflow_provider_aisearch.api.JobsAPI` plan over the hook's session."""
@@ -203,7 +213,7 @@ class AISearchHook(BaseHook):
         return Answer(response.status_code, response.headers, response.content)
 
     def _sleep(self, backoff: Backoff) -> None:
-        self.log.warning("%s", backoff.message)
+        _log_backoff(self.log, backoff)
         time.sleep(backoff.seconds)
 
     # -- jobs API --------------------------------------------------------------------------
@@ -434,6 +444,12 @@ class AISearchHook(BaseHook):
         }
 
 
+def _log_backoff(log: Any, backoff: Backoff) -> None:
+    """Log a wait at its level (warning or debug: named methods, which stdlib and structlog loggers share)."""
+    emit = log.warning if backoff.level >= logging.WARNING else log.debug
+    emit("%s", backoff.message)
+
+
 def _validate_timeout(timeout: object) -> float | tuple[float, float]:
     def ok(v: object) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
@@ -527,10 +543,11 @@ class AISearchAsyncClient:
         self.timeout = _validate_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         if namespace is not UNSET and namespace is not None:
-            path_segment("namespace", namespace)
+            validate_namespace(namespace)
         self.log = log
         self._client: Any = None
         self._api: JobsAPI | None = None
+        self._legacy_warned = False
 
     async def __aenter__(self) -> AISearchAsyncClient:
         self.open(await load_connection_info(self.aisearch_conn_id))
@@ -555,6 +572,7 @@ class AISearchAsyncClient:
         else:
             connect = read = self.timeout
         self._api = JobsAPI(info, self.retry_policy, self.namespace)
+        self._api.on_legacy_path = self._warn_legacy_path
         self._client = httpx.AsyncClient(
             verify=_ssl_context(),
             auth=add_auth,
@@ -563,6 +581,12 @@ class AISearchAsyncClient:
             follow_redirects=False,
         )
         return self
+
+    def _warn_legacy_path(self, message: str) -> None:
+        """Log the un-namespaced paths' deprecation, once per client."""
+        if not self._legacy_warned and self.log is not None:
+            self._legacy_warned = True
+            self.log.warning("Deprecated: %s", message)
 
     async def aclose(self) -> None:
         """Close the HTTP client (idempotent)."""
@@ -598,5 +622,5 @@ class AISearchAsyncClient:
         import asyncio
 
         if self.log is not None:
-            self.log.warning("%s", backoff.message)
+            _log_backoff(self.log, backoff)
         await asyncio.sleep(backoff.seconds)

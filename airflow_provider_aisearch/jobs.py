@@ -9,9 +9,10 @@ This module imports nothing from Airflow, so trigger events and tests can use it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -162,12 +163,17 @@ class EndReasonPolicy:
 DEFAULT_END_REASON_POLICY = EndReasonPolicy()
 
 
+_DATE_FIRST = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+
+
 def parse_timestamp(value: Any, *, name: str = "timestamp") -> datetime | None:
     """
     Parse a job timestamp into an aware UTC datetime.
 
     Cloudflare sends ``"2026-07-16 19:29:59"`` (UTC, no zone). ISO 8601 with ``T``, fractional
-    seconds, ``Z`` or an offset is accepted too; naive values are read as UTC.
+    seconds of any length, ``Z`` or an offset (``+00:00`` or ``+0000``) is accepted too; naive
+    values are read as UTC. ``pendulum`` parses them, the same on every Python version
+    (``datetime.fromisoformat`` accepts far less before Python 3.11).
 
     :param value: The raw value (``None`` and ``""`` give ``None``).
     :param name: Field name, for the error message.
@@ -178,13 +184,27 @@ def parse_timestamp(value: Any, *, name: str = "timestamp") -> datetime | None:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        import pendulum  # Airflow imports it already: no import cost
+
         text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
+        result = None
+        if _DATE_FIRST.match(text):  # a date and maybe a time; never a bare time or a duration
+            try:
+                result = pendulum.parse(text, tz="UTC")
+            except (ValueError, TypeError, OverflowError):
+                result = None
+        if not isinstance(result, pendulum.DateTime):
             raise MalformedJobError(f"{name} is not a timestamp: {value[:64]!r}") from None
+        parsed = datetime(
+            result.year,
+            result.month,
+            result.day,
+            result.hour,
+            result.minute,
+            result.second,
+            result.microsecond,
+            tzinfo=timezone(result.utcoffset() or timedelta(0)),
+        )
     else:
         raise MalformedJobError(f"{name} must be a string, got {type(value).__name__}")
     if parsed.tzinfo is None:

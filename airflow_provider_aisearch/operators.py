@@ -18,6 +18,7 @@ from airflow_provider_aisearch.api import (
     JOBS_MAX_PER_PAGE,
     UNSET,
     _Unset,
+    is_already_ended,
     validate_description,
     validate_instance_id,
 )
@@ -828,7 +829,8 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 return False
             self.hook.cancel_job(self.instance_id, job_id, namespace=self.namespace)
         except AISearchError as exc:
-            self.log.warning("Could not cancel job %s: %s", job_id, exc)
+            if not is_already_ended(exc):  # else it ended between the GET and the PATCH: nothing to cancel
+                self.log.warning("Could not cancel job %s: %s", job_id, exc)
             return False
         self.log.info("Cancelled job %s", job_id)
         return True

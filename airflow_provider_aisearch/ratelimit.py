@@ -10,6 +10,11 @@ and triggers of a process that use it). Pollers ask :meth:`RateBudget.pace` for 
 interval: unchanged while the budget is healthy, stretched so the remaining requests last until
 the window resets once it runs low, and held until the reset when only the reserve is left. A
 429 itself is handled by the retry policy (``Retry-After`` honoured).
+
+Every wait the headers ask for is read as seconds from the answer (``Retry-After`` and
+``x-ratelimit-reset`` in seconds; an HTTP date compared with the answer's own ``Date`` header), so
+a skewed local clock cannot inflate it, and capped at :data:`MAX_WAIT` (Cloudflare's 5-minute
+lockout): one odd answer cannot hold a credential's requests for hours.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW", "RateBudget", "RateLimitState", "budget_for"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW", "MAX_WAIT", "RateBudget", "RateLimitState", "budget_for", "seconds_until"]
 
 #: Cloudflare's documented per-user limit and window.
 DEFAULT_LIMIT = 1200
@@ -30,6 +35,10 @@ DEFAULT_WINDOW = 300.0
 LOW_FRACTION = 0.2
 #: This share of the limit is left for the dashboard and other tools: pollers wait for the reset.
 RESERVE_FRACTION = 0.05
+#: The longest wait any header can impose (Cloudflare's lockout is 5 minutes).
+MAX_WAIT = 300.0
+#: An ``x-ratelimit-reset`` number above this is an epoch time, not seconds from now.
+_EPOCH_THRESHOLD = 10 * DEFAULT_WINDOW * 1000
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -51,6 +60,42 @@ def _number(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if number >= 0 else None
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def seconds_until(value: str | None, headers: Mapping[str, str], now: float) -> float | None:
+    """
+    The wait a ``Retry-After`` / ``x-ratelimit-reset`` value asks for, in seconds, capped at :data:`MAX_WAIT`.
+
+    Seconds are taken as they are. An HTTP date (whole seconds) is compared with the answer's
+    ``Date`` header, so the local clock's skew does not count; without one, with ``now`` plus the
+    second the date may have been rounded down by. An epoch number is compared the same way.
+
+    :param value: The header value (``None``: not sent).
+    :param headers: The answer's headers (for ``Date``).
+    :param now: The local clock when the answer arrived (epoch seconds).
+    :return: Seconds from ``now``, or ``None`` when ``value`` is absent or unreadable.
+    """
+    if not value:
+        return None
+    number = _number(value)
+    server_now = _http_date(header(headers, "date"))
+    if number is not None and number <= _EPOCH_THRESHOLD:
+        delay = number
+    else:
+        when = number if number is not None else _http_date(value)
+        if when is None:
+            return None
+        delay = when - server_now if server_now is not None else when - now + (0.0 if number is not None else 1.0)
+    return min(max(delay, 0.0), MAX_WAIT)
 
 
 @dataclass(frozen=True)
@@ -81,25 +126,19 @@ class RateLimitState:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], now: float) -> RateLimitState | None:
-        """The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``."""
+        """
+        The state in an answer's headers, or ``None`` when it reports no ``x-ratelimit-remaining``.
+
+        The reset is at most :data:`MAX_WAIT` after ``now``, read relative to the answer (:func:`seconds_until`).
+        """
         remaining = _number(header(headers, "x-ratelimit-remaining"))
         if remaining is None:
             return None
         limit = _number(header(headers, "x-ratelimit-limit"))
-        reset_at: float | None = None
-        reset = header(headers, "x-ratelimit-reset")
-        if reset:
-            seconds = _number(reset)
-            if seconds is not None:
-                # Seconds until the reset (IETF draft form); an epoch value is far larger than a window.
-                reset_at = seconds if seconds > 10 * DEFAULT_WINDOW * 1000 else now + seconds
-            else:
-                try:
-                    # The date has whole seconds: assume the latest moment it may stand for.
-                    reset_at = parsedate_to_datetime(reset).timestamp() + 1.0
-                except (TypeError, ValueError, IndexError):
-                    reset_at = None
-        retry_after = _number(header(headers, "retry-after"))
+        # Relative to the answer and capped (see seconds_until): never hours, whatever the clocks say.
+        reset_in = seconds_until(header(headers, "x-ratelimit-reset"), headers, now)
+        reset_at = None if reset_in is None else now + reset_in
+        retry_after = seconds_until(header(headers, "retry-after"), headers, now)
         if retry_after is not None and remaining <= 0:
             reset_at = max(reset_at or 0.0, now + retry_after)
         return cls(int(remaining), None if limit is None else int(limit), reset_at, now)
@@ -132,7 +171,8 @@ class RateBudget:
         else the seconds to wait before asking again.
 
         The hard stop: requests are held back once the reported remaining budget, less the requests
-        already in flight, is down to the 5 % reserve. They go again when the window resets.
+        already in flight, is down to the 5 % reserve. They go again when the window resets; no
+        single wait is longer than :data:`MAX_WAIT`.
         """
         with self._lock:
             state = self._state
@@ -140,7 +180,7 @@ class RateBudget:
                 now = self.clock()
                 reset_at = state.window_end
                 if reset_at > now and state.remaining - self._in_flight <= state.allowed * RESERVE_FRACTION:
-                    return reset_at - now
+                    return min(reset_at - now, MAX_WAIT)
             self._in_flight += 1
             return 0.0
 
@@ -159,7 +199,15 @@ class RateBudget:
         with self._lock:
             current = self._state
             # Concurrent answers arrive out of order: within one window the smaller remaining is newer.
-            same_window = current is not None and current.reset_at == state.reset_at
+            # (Resets are read relative to each answer, so one window's may differ by a second or two.)
+            same_window = current is not None and (
+                current.reset_at == state.reset_at
+                or (
+                    current.reset_at is not None
+                    and state.reset_at is not None
+                    and abs(current.reset_at - state.reset_at) <= 2.0
+                )
+            )
             if current is None or not same_window or state.remaining <= current.remaining:
                 self._state = state
 
@@ -180,7 +228,7 @@ class RateBudget:
             if state is None:
                 return interval
             now = self.clock()
-            reset_at = state.window_end
+            reset_at = min(state.window_end, now + MAX_WAIT)
             if reset_at <= now or state.remaining > state.allowed * LOW_FRACTION:
                 return interval
             spendable = state.remaining - state.allowed * RESERVE_FRACTION

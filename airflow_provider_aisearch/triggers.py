@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aisearch import exceptions
+from airflow_provider_aisearch.api import is_already_ended
 from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
 from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.jobs import EndReasonPolicy
@@ -277,5 +278,10 @@ class AISearchJobTrigger(BaseTrigger):
         ) as client:
             job = await client.run(client.api.get_job(self.instance_id, self.job_id))
             if job.is_running:
-                await client.run(client.api.cancel_job(self.instance_id, self.job_id))
+                try:
+                    await client.run(client.api.cancel_job(self.instance_id, self.job_id))
+                except AISearchError as exc:
+                    if not is_already_ended(exc):
+                        raise
+                    return  # it ended between the GET and the PATCH: nothing left to cancel
                 self.log.info("Cancelled job %s", self.job_id)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import airflow_provider_aisearch.jobs as jobs_module
+from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
+from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import (
     DEFAULT_END_REASON_POLICY,
     EndReasonPolicy,
@@ -96,6 +100,10 @@ def test_unrecognised_end_reason_message_says_how_to_declare_success() -> None:
         "2026-07-16T19:29:59+00:00",
         "2026-07-16T21:29:59+02:00",
         "2026-07-16 19:29:59.000000",
+        "2026-07-16T19:29:59+0000",
+        "2026-07-16 19:29:59+0000",
+        "2026-07-16T21:29:59+0200",
+        "2026-07-16T19:29:59.000Z",
     ],
 )
 def test_timestamps_in_both_formats_are_utc(raw: str) -> None:
@@ -104,7 +112,57 @@ def test_timestamps_in_both_formats_are_utc(raw: str) -> None:
     assert parsed is not None and parsed.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("raw", ["yesterday", "2026-13-01 00:00:00", 1700000000, ["x"]])
+# Shapes Python 3.10's datetime.fromisoformat rejects (it reads only what isoformat() writes:
+# no "Z", no "+0000", fractions of exactly 3 or 6 digits) and 3.11+ accepts.
+PY310_REJECTS = {
+    "2026-07-16T19:29:59.12Z": ENDED.replace(microsecond=120000),
+    "2026-07-16 19:29:59.12Z": ENDED.replace(microsecond=120000),
+    "2026-07-16T19:29:59Z": ENDED,
+    "2026-07-16T19:29:59+0000": ENDED,
+    "2026-07-16T19:29:59.1234567Z": ENDED.replace(microsecond=123456),
+}
+_PY310_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(.\d{2}(:\d{2}(:\d{2}(\.\d{3}(\d{3})?)?)?)?([+-]\d{2}:\d{2})?)?")
+
+
+class _Py310Datetime(datetime):
+    """``datetime`` whose ``fromisoformat`` accepts only what Python 3.10's does."""
+
+    @classmethod
+    def fromisoformat(cls, date_string: str) -> datetime:  # type: ignore[override]
+        if not _PY310_ISO.fullmatch(date_string):
+            raise ValueError(f"Invalid isoformat string: {date_string!r}")
+        return datetime.fromisoformat(date_string)
+
+
+@pytest.mark.parametrize(("raw", "expected"), PY310_REJECTS.items())
+def test_timestamps_parse_the_same_on_python_3_10(
+    raw: str, expected: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser does not lean on fromisoformat, so what 3.11 accepts 3.10 accepts too."""
+    monkeypatch.setattr(jobs_module, "datetime", _Py310Datetime)
+    assert parse_timestamp(raw, name="ended_at") == expected
+
+
+def test_timestamps_from_the_api_parse_on_every_python(
+    hook: AISearchHook, emulator: AISearchEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs_module, "datetime", _Py310Datetime)
+    job = {
+        "id": "j1",
+        "source": "user",
+        "started_at": "2026-07-16T19:00:00+0000",
+        "ended_at": "2026-07-16T19:29:59.12Z",
+        "last_seen_at": "2026-07-16 19:29:59.12Z",
+        "end_reason": "completed",
+    }
+    emulator.inject(Fault.http(200, {"success": True, "errors": [], "messages": [], "result": job}), method="GET")
+    got = hook.get_job("docs", "j1")
+    assert got.started_at == datetime(2026, 7, 16, 19, 0, 0, tzinfo=timezone.utc)
+    assert got.ended_at == got.last_seen_at == ENDED.replace(microsecond=120000)
+    assert [r.method for r in emulator.requests] == ["GET"]
+
+
+@pytest.mark.parametrize("raw", ["yesterday", "2026-13-01 00:00:00", 1700000000, ["x"], "19:29:59", "P1D", "2026"])
 def test_bad_timestamps_raise_malformed(raw: object) -> None:
     with pytest.raises(MalformedJobError):
         parse_timestamp(raw, name="ended_at")

@@ -11,9 +11,28 @@ from airflow_provider_aisearch.api import jobs_path
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.hooks import AISearchHook
 
-BAD_INSTANCE_IDS = ["", "Docs", "docs/other", "docs..", "a" * 65, " docs", "docs%2F", "dócs", "..", None, 5]
+BAD_INSTANCE_IDS = [
+    "",
+    "Docs",
+    "docs/other",
+    "docs..",
+    "a" * 65,
+    " docs",
+    "docs%2F",
+    "dócs",
+    "..",
+    None,
+    5,
+    # Cloudflare's pattern ^[a-z0-9_]+(?:-[a-z0-9_]+)*$: '-' only between other characters
+    "-docs",
+    "docs-",
+    "a--b",
+    "-",
+]
+GOOD_INSTANCE_IDS = ["docs", "a", "my_docs-2", "_x_", "a-b-c", "a" * 64]
 BAD_JOB_IDS = ["", "   ", ".", "..", "x" * 257, "a\x00b", None, 12]
-BAD_NAMESPACES = ["", " ", ".", "..", "n" * 257, 7]
+BAD_NAMESPACES = ["", " ", ".", "..", "n" * 257, 7, "-team", "team-", "Team", "team_a", "t" * 29, "a.b"]
+GOOD_NAMESPACES = ["default", "t", "team-a", "a--b", "0" * 28]
 
 
 def _calls(hook: AISearchHook, **kw: Any) -> list[Callable[[], Any]]:
@@ -34,6 +53,32 @@ def _calls(hook: AISearchHook, **kw: Any) -> list[Callable[[], Any]]:
 def test_bad_instance_id(hook: AISearchHook, emulator: AISearchEmulator, instance_id: Any) -> None:
     for call in _calls(hook, instance_id=instance_id):
         with pytest.raises(ValueError, match="instance_id"):
+            call()
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("instance_id", GOOD_INSTANCE_IDS)
+def test_good_instance_ids_are_sent(hook: AISearchHook, emulator: AISearchEmulator, instance_id: str) -> None:
+    emulator.add_instance(instance_id)
+    assert hook.list_jobs(instance_id).jobs == ()
+    assert emulator.requests[0].segments == (emulator.account_id, "default", instance_id)
+
+
+@pytest.mark.parametrize("namespace", GOOD_NAMESPACES)
+def test_good_namespaces_are_sent(hook: AISearchHook, emulator: AISearchEmulator, namespace: str) -> None:
+    emulator.add_instance("docs", namespace=namespace)
+    assert hook.list_jobs("docs", namespace=namespace).jobs == ()
+    assert emulator.requests[0].segments == (emulator.account_id, namespace, "docs")
+
+
+@pytest.mark.parametrize("namespace", ["-team", "Team", "team_a", "t" * 29])
+def test_bad_connection_namespace_is_rejected_before_any_request(
+    emulator: AISearchEmulator, connect: Callable[..., None], namespace: str
+) -> None:
+    connect(emulator, namespace=namespace)
+    hook = AISearchHook()
+    for call in _calls(hook):
+        with pytest.raises(ValueError, match="namespace"):
             call()
     assert emulator.requests == []
 
