@@ -385,12 +385,16 @@ class AISearchHook(BaseHook):
             if ListOrder(e.id for e in entries + tail).ascending:
                 return sorted({e.id: e for e in entries + tail}.values(), key=lambda e: e.id)[-lines:]
         # No proven order (or no total to find the end by): every page, keeping the newest entries.
-        newest = heapq.nlargest(
-            lines,
-            {e.id: e for e in self.iter_job_logs(instance_id, job_id, namespace=namespace)}.values(),
-            key=lambda e: e.id,
-        )
-        return newest[::-1]
+        newest = dict(heapq.nlargest(lines, ((e.id, e) for e in entries)))
+        page = 1
+        while not is_last_page(len(entries), page, LOGS_MAX_PER_PAGE, total):
+            page += 1
+            entries, total = self.run(
+                self.api.job_logs_page(instance_id, job_id, page=page, per_page=LOGS_MAX_PER_PAGE, namespace=namespace)
+            )
+            newest.update((e.id, e) for e in entries)
+            newest = dict(heapq.nlargest(lines, newest.items()))
+        return [newest[i] for i in sorted(newest)]
 
     # -- connection test -------------------------------------------------------------------
 
