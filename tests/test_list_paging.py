@@ -12,7 +12,7 @@ from airflow_provider_aisearch.api import ORDER_EVIDENCE, ListOrder
 from airflow_provider_aisearch.emulator import AISearchEmulator, EmulatedJob
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.operators import JobFilter
-from tests.test_operators import BASE, FAST, at, brute_force, list_op, seed
+from tests.test_operators import BASE, at, brute_force, list_op, seed
 
 Connect = Callable[..., None]
 MakeEmulator = Callable[..., AISearchEmulator]
@@ -181,7 +181,7 @@ def test_newest_jobs_holds_the_newest_job_in_any_order(
     emu = env(make_emulator, connect, order)
     seed(emu, 119)
     running = emu.add_job("docs", started_at=BASE + 100 * 119, duration=10**9)
-    hook = AISearchHook(**FAST)
+    hook = AISearchHook(retry_backoff=0.001, timeout=(2.0, 5.0))
     jobs = hook.run(hook.api.newest_jobs("docs"))
     assert running.id in {j.id for j in jobs}
     assert len(jobs) == len({j.id for j in jobs})
@@ -196,7 +196,7 @@ def test_newest_jobs_reads_on_when_a_job_starts_after_page_1_of_an_oldest_first_
     emu.clock = lambda: BASE + 100 * 200
     seed(emu, 100)  # two full pages
     started = start_once_before_page(emu, 2)
-    hook = AISearchHook(**FAST)
+    hook = AISearchHook(retry_backoff=0.001, timeout=(2.0, 5.0))
     jobs = hook.run(hook.api.newest_jobs("docs"))
     assert started and started[0].id in {j.id for j in jobs}
     assert [r.query["page"] for r in emu.requests] == ["1", "2", "3"]
@@ -215,7 +215,7 @@ def test_newest_jobs_on_a_list_whose_last_page_breaks_the_order_reads_every_page
         return [*jobs[1:], jobs[0]]
 
     emu._ordered = patched  # type: ignore[method-assign]
-    hook = AISearchHook(**FAST)
+    hook = AISearchHook(retry_backoff=0.001, timeout=(2.0, 5.0))
     jobs = hook.run(hook.api.newest_jobs("docs"))
     newest = max(emu.jobs("docs"), key=lambda j: j["started_at"])
     assert newest["id"] in {j.id for j in jobs}
@@ -232,7 +232,7 @@ def test_tail_job_logs_reads_every_page_when_the_entries_have_no_order(
     hook: AISearchHook, emulator: AISearchEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = emulator.add_job("docs", duration=0)
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"id": i, "message": f"line {i}", "message_type": 0, "created_at": int(BASE) + i} for i in range(1, 1201)
     ]
     shuffled = sorted(entries, key=lambda e: (e["id"] * 7919) % 1201)
