@@ -626,9 +626,11 @@ class ListOrder:
     ``started_at``, log entries by ``id``), deciding whether pages not read yet can be skipped.
 
     An order is proven only when every value read so far goes one way (equal neighbours allowed)
-    and at least :data:`ORDER_EVIDENCE` distinct values were seen. A missing value (``None``) or a
-    single step the other way means "no order" for good. Feed each item once, in list order (drop
-    an item listed again because the list shifted while paging before calling :meth:`see`).
+    and at least :data:`ORDER_EVIDENCE` distinct values were seen; a single step the other way means
+    "no order" for good. A missing value (``None``: a job created but not started yet) has no place
+    in the order and is passed over, so that a pending job does not make every listing read every
+    page. Feed each item once, in list order (drop an item listed again because the list shifted
+    while paging before calling :meth:`see`).
     """
 
     def __init__(self, values: Iterable[Any] = ()) -> None:
@@ -636,14 +638,12 @@ class ListOrder:
         self.distinct = 0
         self.rising = False
         self.falling = False
-        self.broken = False
         for value in values:
             self.see(value)
 
     def see(self, value: Any) -> None:
-        """Take the next value of the list (``None``: unknown, so the list has no provable order)."""
+        """Take the next value of the list (``None`` is passed over)."""
         if value is None:
-            self.broken = True
             return
         if self.last is None:
             self.distinct = 1
@@ -658,7 +658,7 @@ class ListOrder:
     @property
     def proven(self) -> bool:
         """Whether one direction is proven (see :attr:`descending` and :attr:`ascending`)."""
-        return not self.broken and self.rising != self.falling and self.distinct >= ORDER_EVIDENCE
+        return self.rising != self.falling and self.distinct >= ORDER_EVIDENCE
 
     @property
     def descending(self) -> bool:
@@ -675,9 +675,12 @@ class UniqueJobs:
     """
     The jobs of a paged listing, each id once, in list order. A job that started while pages were
     read shifts the list, so a job already read comes back on the next page; it is dropped here.
+
+    :param keep: Keep the jobs in :attr:`jobs` (else only their ids, for long streamed listings).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
         self.jobs: list[Job] = []
         self.ids: set[str] = set()
 
@@ -688,7 +691,8 @@ class UniqueJobs:
             if job.id not in self.ids:
                 self.ids.add(job.id)
                 fresh.append(job)
-        self.jobs.extend(fresh)
+        if self.keep:
+            self.jobs.extend(fresh)
         return fresh
 
 

@@ -263,11 +263,10 @@ class AISearchHook(BaseHook):
     def _iter_job_pages(
         self, first: Plan[JobPage], instance_id: str, per_page: int, namespace: str | _Unset | None
     ) -> Iterator[list[Job]]:
-        unique = UniqueJobs()
+        unique = UniqueJobs(keep=False)  # only the ids: memory stays small for long listings
         result = self.run(first)
         while True:
             yield unique.add(result.jobs)
-            unique.jobs.clear()  # only the ids are kept: memory stays small for long listings
             if is_last_page(result.count, result.page, per_page, result.total_count):
                 return
             result = self.list_jobs(instance_id, page=result.page + 1, per_page=per_page, namespace=namespace)
