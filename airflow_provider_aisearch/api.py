@@ -1003,8 +1003,8 @@ class JobsAPI:
         order = ListOrder(j.started_at for j in head)
         if is_last_page(first.count, 1, per_page, first.total_count):
             return unique.jobs
+        number, page = 1, first
         if order.descending:
-            number, page = 1, first
             while (
                 not want <= unique.ids
                 and number < max_pages
@@ -1012,14 +1012,15 @@ class JobsAPI:
             ):
                 number += 1
                 page = yield from self._list_jobs(path, number, per_page)
-                unique.add(page.jobs)
-            return unique.jobs
-        if order.ascending and first.total_count is not None:
+                for job in unique.add(page.jobs):
+                    order.see(job.started_at)
+            if order.descending:  # still proven on every page read
+                return unique.jobs
+        elif order.ascending and first.total_count is not None:
             tail = yield from self._oldest_first_tail(path, first, head, want, max_pages)
             if tail is not None:
                 return tail
         # No proven order (or oldest first with no total to find the end by): every page.
-        number, page = 1, first
         while not is_last_page(page.count, number, per_page, page.total_count):
             number += 1
             page = yield from self._list_jobs(path, number, per_page)

@@ -223,6 +223,18 @@ def test_newest_jobs_on_a_list_whose_last_page_breaks_the_order_reads_every_page
     hook.close()
 
 
+def test_newest_jobs_reads_every_page_when_a_later_page_breaks_the_order(
+    hook: AISearchHook, emulator: AISearchEmulator
+) -> None:
+    # Newest first, but the newest job is listed on page 2: page 1 proves an order that page 2 breaks.
+    seed(emulator, 150)
+    _move_newest_to(emulator, 60)
+    listed = emulator.jobs("docs")
+    jobs = hook.run(hook.api.newest_jobs("docs", want={listed[70]["id"]}, max_pages=2))
+    assert {j["id"] for j in listed} == {j.id for j in jobs}
+    assert [r.query["page"] for r in emulator.requests] == ["1", "2", "3"]
+
+
 # ---------------------------------------------------------------------------------------------
 # tail_job_logs
 # ---------------------------------------------------------------------------------------------
