@@ -18,7 +18,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Collection, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -661,6 +661,89 @@ def is_last_page(items_on_page: int, page: int, per_page: int, total_count: int 
     return total_count is not None and page * per_page >= total_count
 
 
+#: Distinct values, all in one strict direction, that prove a paged list's order. Two values prove
+#: nothing (any two are in one order or the other), and a random order of 3 looks sorted one time in
+#: three; 10 looks sorted by chance 1 time in 1.8 million (2/10!). A full page of jobs (50) or log
+#: entries (500) is far more; only lists read with a small ``per_page`` need an extra page first.
+ORDER_EVIDENCE = 10
+
+
+class ListOrder:
+    """
+    The order of a paged list as read so far: one source of truth for every paged read (jobs by
+    ``started_at``, log entries by ``id``), deciding whether pages not read yet can be skipped.
+
+    An order is proven only when every value read so far goes one way (equal neighbours allowed)
+    and at least :data:`ORDER_EVIDENCE` distinct values were seen; a single step the other way means
+    "no order" for good. A missing value (``None``: a job created but not started yet) has no place
+    in the order and is passed over, so that a pending job does not make every listing read every
+    page. Feed each item once, in list order (drop an item listed again because the list shifted
+    while paging before calling :meth:`see`).
+    """
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        self.last: Any = None
+        self.distinct = 0
+        self.rising = False
+        self.falling = False
+        for value in values:
+            self.see(value)
+
+    def see(self, value: Any) -> None:
+        """Take the next value of the list (``None`` is passed over)."""
+        if value is None:
+            return
+        if self.last is None:
+            self.distinct = 1
+        elif value > self.last:
+            self.rising = True
+            self.distinct += 1
+        elif value < self.last:
+            self.falling = True
+            self.distinct += 1
+        self.last = value
+
+    @property
+    def proven(self) -> bool:
+        """Whether one direction is proven (see :attr:`descending` and :attr:`ascending`)."""
+        return self.rising != self.falling and self.distinct >= ORDER_EVIDENCE
+
+    @property
+    def descending(self) -> bool:
+        """Proven newest (largest) first."""
+        return self.proven and self.falling
+
+    @property
+    def ascending(self) -> bool:
+        """Proven oldest (smallest) first."""
+        return self.proven and self.rising
+
+
+class UniqueJobs:
+    """
+    The jobs of a paged listing, each id once, in list order. A job that started while pages were
+    read shifts the list, so a job already read comes back on the next page; it is dropped here.
+
+    :param keep: Keep the jobs in :attr:`jobs` (else only their ids, for long streamed listings).
+    """
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.jobs: list[Job] = []
+        self.ids: set[str] = set()
+
+    def add(self, jobs: Iterable[Job]) -> list[Job]:
+        """Add ``jobs`` and return those not seen before."""
+        fresh = []
+        for job in jobs:
+            if job.id not in self.ids:
+                self.ids.add(job.id)
+                fresh.append(job)
+        if self.keep:
+            self.jobs.extend(fresh)
+        return fresh
+
+
 def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[JobLog], int | None]:
     """Read a job-logs envelope: the entries and ``result_info.total_count`` (if reported)."""
     items = result_of(payload, list, method=method, path=path)
@@ -970,15 +1053,19 @@ class JobsAPI:
         max_pages: int = 1,
     ) -> Plan[list[Job]]:
         """
-        The newest jobs: page 1, plus the last page when the list turns out to be oldest-first.
+        The newest jobs, each id once: page 1 of a newest-first list, the last page(s) of an
+        oldest-first one, and every page of a list with no proven order.
 
-        The API documents no order, so it is read off page 1: if its ``started_at`` values rise
-        and more pages exist, the newest jobs are on the last page (one more request).
+        The API documents no order, so it is read off the pages (see :class:`ListOrder`): page 1
+        must prove it before later pages are skipped. An oldest-first list's last page is read
+        next (one more request, plus one if jobs started meanwhile); when it does not continue
+        page 1's order, every page is read. A list with no proven order is read to its end, so
+        the result holds the newest job whatever the server's order.
 
-        :param want: Job ids the caller looks for: further pages are read, newest first, until
-            every one of them was seen, up to ``max_pages`` pages in all.
-        :param max_pages: The most pages read when looking for ``want`` (at least 1; the last
-            page of an oldest-first list is always read).
+        :param want: Job ids the caller looks for: on an ordered list further pages are read,
+            newest first, until every one of them was seen, up to ``max_pages`` pages in all.
+        :param max_pages: The most pages read when looking for ``want`` on an ordered list (at
+            least 1; the last page of an oldest-first list is always read).
         """
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
@@ -987,45 +1074,68 @@ class JobsAPI:
 
     def _newest_jobs(self, path: str, want: frozenset[str] = frozenset(), max_pages: int = 1) -> Plan[list[Job]]:
         first = yield from self._list_jobs(path, 1, JOBS_MAX_PER_PAGE)
-        jobs = list(first.jobs)
-        seen = {j.id for j in jobs}
-        starts = [j.started_at for j in jobs if j.started_at is not None]
-        ascending = len(starts) >= 2 and starts[0] < starts[-1]
         per_page = first.per_page
+        unique = UniqueJobs()
+        head = unique.add(first.jobs)
+        order = ListOrder(j.started_at for j in head)
         if is_last_page(first.count, 1, per_page, first.total_count):
-            return jobs
-        if not ascending:
-            number, page = 1, first
+            return unique.jobs
+        number, page = 1, first
+        if order.descending:
             while (
-                not want <= seen
+                not want <= unique.ids
                 and number < max_pages
-                and not is_last_page(page.count, number, per_page, first.total_count)
+                and not is_last_page(page.count, number, per_page, page.total_count)
             ):
                 number += 1
                 page = yield from self._list_jobs(path, number, per_page)
-                jobs.extend(page.jobs)
-                seen.update(j.id for j in page.jobs)
-            return jobs
-        if first.total_count is not None:
-            # Oldest first: the newest jobs are on the last pages, read backwards.
-            number = -(-first.total_count // per_page)
-            read = 1
-            while number > 1:
-                page = yield from self._list_jobs(path, number, per_page)
-                jobs.extend(page.jobs)
-                seen.update(j.id for j in page.jobs)
-                read += 1
-                number -= 1
-                if want <= seen or read >= max(max_pages, 2):
-                    break
-            return jobs
-        # Oldest first with no total: walk to the short last page.
-        number, page = 1, first
-        while not is_last_page(page.count, number, page.per_page, None):
+                for job in unique.add(page.jobs):
+                    order.see(job.started_at)
+            if order.descending:  # still proven on every page read
+                return unique.jobs
+        elif order.ascending and first.total_count is not None:
+            tail = yield from self._oldest_first_tail(path, first, head, want, max_pages)
+            if tail is not None:
+                return tail
+        # No proven order (or oldest first with no total to find the end by): every page.
+        while not is_last_page(page.count, number, per_page, page.total_count):
             number += 1
-            page = yield from self._list_jobs(path, number, first.per_page)
-            jobs.extend(page.jobs)
-        return jobs
+            page = yield from self._list_jobs(path, number, per_page)
+            unique.add(page.jobs)
+        return unique.jobs
+
+    def _oldest_first_tail(
+        self, path: str, first: JobPage, head: list[Job], want: frozenset[str], max_pages: int
+    ) -> Plan[list[Job] | None]:
+        """
+        Page 1 and the last page(s) of an oldest-first list, read backwards; ``None`` when the pages
+        read do not continue page 1's order (the caller then reads every page).
+        """
+        per_page = first.per_page
+        assert first.total_count is not None
+        last = -(-first.total_count // per_page)
+        pages: list[JobPage] = []  # the pages read after page 1, in list order
+        number = last
+        page = yield from self._list_jobs(path, number, per_page)
+        pages.append(page)
+        # Jobs that started since page 1 was read are past the old end: read on to the new end.
+        while not is_last_page(page.count, number, per_page, page.total_count):
+            number += 1
+            page = yield from self._list_jobs(path, number, per_page)
+            pages.append(page)
+        number = last - 1
+        while True:
+            unique = UniqueJobs()
+            unique.add(head)
+            for read in pages:
+                unique.add(read.jobs)
+            if not ListOrder(j.started_at for j in unique.jobs).ascending:
+                return None
+            if number <= 1 or want <= unique.ids or 1 + len(pages) >= max(max_pages, 2):
+                return unique.jobs
+            page = yield from self._list_jobs(path, number, per_page)
+            pages.insert(0, page)
+            number -= 1
 
     def get_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[Job]:
         """One job."""

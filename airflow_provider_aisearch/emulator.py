@@ -21,6 +21,7 @@ documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -404,7 +405,8 @@ class AISearchEmulator:
     :param cooldown: Seconds after a job starts during which a create gets 429 ``sync_in_cooldown``.
     :param timestamp_format: ``"cloudflare"`` (``2026-07-16 19:29:59``), ``"iso"`` (``2026-07-16T19:29:59Z``)
         or ``"mixed"`` (either, at random).
-    :param list_order: ``"newest"`` (by ``started_at``, newest first) or ``"oldest"``.
+    :param list_order: ``"newest"`` (by ``started_at``, newest first), ``"oldest"``, or ``"none"`` (a
+        fixed order unrelated to time: by a hash of the job id, so pages stay consistent between requests).
     :param seed: Seed for job ids.
     :param clock: Time source (epoch seconds).
     :param verbose: Print an access line per request (never header values).
@@ -435,8 +437,8 @@ class AISearchEmulator:
             raise ValueError("token_owner must be 'account' or 'user'")
         if timestamp_format not in ("cloudflare", "iso", "mixed"):
             raise ValueError("timestamp_format must be 'cloudflare', 'iso' or 'mixed'")
-        if list_order not in ("newest", "oldest"):
-            raise ValueError("list_order must be 'newest' or 'oldest'")
+        if list_order not in ("newest", "oldest", "none"):
+            raise ValueError("list_order must be 'newest', 'oldest' or 'none'")
         self.host = host
         self.port = port
         self.account_id = account_id
@@ -464,6 +466,9 @@ class AISearchEmulator:
         self.token_status = "active"
         #: When false, list answers omit ``result_info.total_count`` (clients must stop on a short page).
         self.report_total_count = True
+        #: Called with the page number before a list page is served (e.g. to start a job while a client
+        #: pages through the list); runs under the emulator's lock, so it may call :meth:`start_job`.
+        self.before_list_page: Callable[[int], None] | None = None
         #: Cloudflare's global rate limit (see :class:`RateLimit`); ``None``: unlimited, no headers.
         self.rate_limit: RateLimit | None = None
         self.requests: list[RequestRecord] = []
@@ -688,6 +693,8 @@ class AISearchEmulator:
         now = self.clock()
         for job in inst.jobs:
             job.settle(now)
+        if self.list_order == "none":
+            return sorted(inst.jobs, key=lambda j: hashlib.sha256(j.id.encode()).digest())
         return sorted(inst.jobs, key=lambda j: j.started_at, reverse=self.list_order == "newest")
 
     def _ts(self, value: float | None) -> str | None:
@@ -1000,6 +1007,12 @@ class AISearchEmulator:
     def _list(
         self, inst: _Instance, query: dict[str, str], *, max_per_page: int
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self.before_list_page is not None:
+            try:
+                page = int(query.get("page", "1"))
+            except ValueError:
+                page = 0
+            self.before_list_page(page)
         # Only the page is rendered, so listing stays cheap for large instances.
         return self._paginate(self._ordered(inst), query, max_per_page=max_per_page, render=self._job_json)
 

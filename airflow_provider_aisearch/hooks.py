@@ -8,6 +8,7 @@ synchronous retry loop.
 from __future__ import annotations
 
 import functools
+import heapq
 import logging
 import random
 import ssl
@@ -29,9 +30,11 @@ from airflow_provider_aisearch.api import (
     Call,
     ConnectionInfo,
     JobsAPI,
+    ListOrder,
     Plan,
     RetryPolicy,
     TransportFailure,
+    UniqueJobs,
     _describe_errors,
     _Unset,
     is_last_page,
@@ -240,24 +243,40 @@ class AISearchHook(BaseHook):
         self, instance_id: str, *, per_page: int = JOBS_MAX_PER_PAGE, namespace: str | _Unset | None = UNSET
     ) -> Iterator[Job]:
         """
-        Iterate over all of an instance's jobs, fetching pages lazily.
+        Iterate over all of an instance's jobs, fetching pages lazily, each job id once.
 
         Stops at ``total_count`` or a short page, so N jobs cost ``ceil(N / per_page)`` requests
-        (one request when there are none).
+        (one request when there are none). A job that starts while pages are read shifts the list;
+        a job listed again because of that is skipped.
+
+        :param instance_id: AI Search instance id.
+        :param per_page: Jobs per page, 1-50.
+        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        """
+        pages = self.iter_job_pages(instance_id, per_page=per_page, namespace=namespace)  # validates now
+        return (job for page in pages for job in page)
+
+    def iter_job_pages(
+        self, instance_id: str, *, per_page: int = JOBS_MAX_PER_PAGE, namespace: str | _Unset | None = UNSET
+    ) -> Iterator[list[Job]]:
+        """
+        As :meth:`iter_jobs`, one list per page read (jobs already read on an earlier page are left
+        out, so a list may be shorter than the page, or empty). Stop between pages to stop paging.
 
         :param instance_id: AI Search instance id.
         :param per_page: Jobs per page, 1-50.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
         first = self.api.list_jobs(instance_id, page=1, per_page=per_page, namespace=namespace)  # validates now
-        return self._iter_jobs(first, instance_id, per_page, namespace)
+        return self._iter_job_pages(first, instance_id, per_page, namespace)
 
-    def _iter_jobs(
+    def _iter_job_pages(
         self, first: Plan[JobPage], instance_id: str, per_page: int, namespace: str | _Unset | None
-    ) -> Iterator[Job]:
+    ) -> Iterator[list[Job]]:
+        unique = UniqueJobs(keep=False)  # only the ids: memory stays small for long listings
         result = self.run(first)
         while True:
-            yield from result.jobs
+            yield unique.add(result.jobs)
             if is_last_page(result.count, result.page, per_page, result.total_count):
                 return
             result = self.list_jobs(instance_id, page=result.page + 1, per_page=per_page, namespace=namespace)
@@ -342,6 +361,9 @@ class AISearchHook(BaseHook):
         """
         The last ``lines`` log entries of a job, oldest first, in one request (two for very long logs).
 
+        The order of the entries is read off page 1 (:class:`~airflow_provider_aisearch.api.ListOrder`):
+        when it proves none and there are more pages, every page is read.
+
         :param instance_id: AI Search instance id.
         :param job_id: Job id.
         :param lines: How many entries.
@@ -353,21 +375,35 @@ class AISearchHook(BaseHook):
         if lines == 0:
             return []
         entries, total = self.run(first)
-        ascending = len(entries) >= 2 and entries[0].id < entries[-1].id
-        if ascending and total is not None and total > len(entries):
+        order = ListOrder(e.id for e in entries)
+        if is_last_page(len(entries), 1, LOGS_MAX_PER_PAGE, total) or order.descending:
+            return sorted(entries, key=lambda e: e.id)[-lines:]
+        if order.ascending and total is not None:
             # Oldest first and longer than a page: the newest entries are on the last page(s).
             last = -(-total // LOGS_MAX_PER_PAGE)
-            entries = []
+            tail: list[JobLog] = []
             page = last
-            while page >= 1 and len(entries) < lines:
+            while page > 1 and len(tail) < lines:
                 older, _ = self.run(
                     self.api.job_logs_page(
                         instance_id, job_id, page=page, per_page=LOGS_MAX_PER_PAGE, namespace=namespace
                     )
                 )
-                entries = older + entries
+                tail = older + tail
                 page -= 1
-        return sorted(entries, key=lambda e: e.id)[-lines:]
+            if ListOrder(e.id for e in entries + tail).ascending:
+                return sorted({e.id: e for e in entries + tail}.values(), key=lambda e: e.id)[-lines:]
+        # No proven order (or no total to find the end by): every page, keeping the newest entries.
+        newest = dict(heapq.nlargest(lines, ((e.id, e) for e in entries)))
+        page = 1
+        while not is_last_page(len(entries), page, LOGS_MAX_PER_PAGE, total):
+            page += 1
+            entries, total = self.run(
+                self.api.job_logs_page(instance_id, job_id, page=page, per_page=LOGS_MAX_PER_PAGE, namespace=namespace)
+            )
+            newest.update((e.id, e) for e in entries)
+            newest = dict(heapq.nlargest(lines, newest.items()))
+        return [newest[i] for i in sorted(newest)]
 
     # -- connection test -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from airflow_provider_aisearch.api import (
     DESCRIPTION_MAX_LENGTH,
     JOBS_MAX_PER_PAGE,
     UNSET,
+    ListOrder,
     _Unset,
     is_already_ended,
     validate_description,
@@ -171,31 +172,6 @@ def _within(value: datetime | None, after: datetime | None, before: datetime | N
     return (after is None or value >= after) and (before is None or value < before)
 
 
-class _Order:
-    """The list's order as observed so far (by ``started_at``)."""
-
-    def __init__(self) -> None:
-        self.previous: datetime | None = None
-        self.rising = False
-        self.falling = False
-
-    def see(self, started_at: datetime | None) -> None:
-        if started_at is None:
-            return
-        if self.previous is not None:
-            self.rising |= started_at > self.previous
-            self.falling |= started_at < self.previous
-        self.previous = started_at
-
-    @property
-    def newest_first(self) -> bool:
-        return self.falling and not self.rising
-
-    @property
-    def oldest_first(self) -> bool:
-        return self.rising and not self.falling
-
-
 def _newest_first_key(job: Job) -> tuple[bool, datetime]:
     return (job.started_at is not None, job.started_at or datetime.min.replace(tzinfo=timezone.utc))
 
@@ -206,8 +182,10 @@ class AISearchListJobsOperator(BaseOperator):
 
     The return value feeds ``.expand()`` directly (for example
     ``AISearchJobSensor.partial(...).expand(job_id=list_task.output)`` with ``ids_only=True``).
-    Paging stops as soon as no later page can match, when the list turns out to be ordered by
-    ``started_at`` (the order is checked, never assumed). With ``outlets`` holding an ``Asset``,
+    Each job is returned once, even when jobs start while the pages are read. Paging stops between
+    pages as soon as no later page can match, once every job read proves the list ordered by
+    ``started_at`` (see :class:`~airflow_provider_aisearch.api.ListOrder`: the order is checked, never
+    assumed); a list with no proven order is read to its end. With ``outlets`` holding an ``Asset``,
     each run that found jobs attaches ``{"job_ids": [...], "instance_id": ..., "namespace": ...}`` to the asset
     event's ``extra``; combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
 
@@ -297,21 +275,20 @@ class AISearchListJobsOperator(BaseOperator):
             policy=self.policy,
         )
         matched: list[Job] = []
-        order = _Order()
+        order = ListOrder()
         listed = 0
-        for job in self.hook.iter_jobs(self.instance_id, namespace=self.namespace):
-            listed += 1
-            order.see(job.started_at)
-            if job_filter.matches(job):
-                matched.append(job)
-            started = job.started_at
-            if started is None:
-                continue
-            if order.newest_first and (
-                (self.limit is not None and len(matched) >= self.limit) or job_filter.older_cannot_match(started)
+        for page in self.hook.iter_job_pages(self.instance_id, namespace=self.namespace):
+            for job in page:
+                listed += 1
+                order.see(job.started_at)
+                if job_filter.matches(job):
+                    matched.append(job)
+            # Only between pages, and only on an order proven by every job read so far.
+            if order.descending and (
+                (self.limit is not None and len(matched) >= self.limit) or job_filter.older_cannot_match(order.last)
             ):
                 break
-            if order.oldest_first and job_filter.newer_cannot_match(started):
+            if order.ascending and job_filter.newer_cannot_match(order.last):
                 break
         matched.sort(key=_newest_first_key, reverse=True)
         if self.limit is not None:

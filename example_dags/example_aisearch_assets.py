@@ -32,8 +32,13 @@ def example_aisearch_asset_producer() -> None:
         instance_id=INSTANCE_ID,
         statuses=["succeeded"],
         # The 24 hours before the interval end: data_interval_start for a scheduled daily run, and
-        # the last day for a manual one (whose interval is empty).
-        ended_after="{{ data_interval_end - macros.timedelta(days=1) }}",
+        # the last day for a manual one (whose interval is empty). A run triggered with no logical
+        # date (Airflow 3: `airflow dags trigger`, the REST API) has no data interval: the 24 hours
+        # before it was triggered.
+        ended_after=(
+            "{{ (data_interval_end if data_interval_end is defined else dag_run.run_after)"
+            " - macros.timedelta(days=1) }}"
+        ),
         ids_only=True,
         skip_if_empty=True,
         outlets=[INDEXED],

@@ -47,7 +47,12 @@ def example_aisearch_operators() -> None:
         task_id="recent_succeeded_ids",
         instance_id=INSTANCE_ID,
         statuses=["succeeded"],
-        started_after="{{ macros.ds_add(ds, -7) }}",
+        # The week before the run: its data interval's end, or (a run triggered with no logical date
+        # on Airflow 3, where ds and data_interval_* are undefined) when it was triggered.
+        started_after=(
+            "{{ (data_interval_end if data_interval_end is defined else dag_run.run_after)"
+            " - macros.timedelta(days=7) }}"
+        ),
         limit=3,
         ids_only=True,
     )

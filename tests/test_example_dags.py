@@ -184,3 +184,83 @@ def test_create_operator_extra_link_points_at_the_dashboard(
     url = _xcom_value("example_aisearch_operators", "reindex", DASHBOARD_URL_XCOM_KEY)
     assert url == f"https://dash.cloudflare.com/{emu.account_id}/ai/ai-search/instance/docs/jobs"
     assert _xcom_value("example_aisearch_operators", "reindex", "job_id") == emu.jobs("docs")[0]["id"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs with no logical date (Airflow 3: `airflow dags trigger`, REST API runs)
+# ---------------------------------------------------------------------------------------------
+
+needs_airflow3 = pytest.mark.skipif(
+    __import__("airflow").__version__.startswith("2."),
+    reason="Airflow 2.11 gives every run a logical date (ds and data_interval_* are always defined)",
+)
+
+
+@needs_airflow3
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "example_aisearch_hook",
+        "example_aisearch_sensor",
+        "example_aisearch_operators",
+        "example_aisearch_asset_producer",
+        "example_aisearch_asset_consumer",
+    ],
+)
+def test_example_dags_run_with_no_logical_date(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None], dag_id: str
+) -> None:
+    """As `airflow dags trigger` runs them on Airflow 3: no logical date, so no ds or data interval."""
+    emu = make_emulator(job_duration=0.5)
+    emu.seed_jobs("docs", 6)
+    emu.add_job("docs", duration=0)  # ended just now: inside every example's window
+    connect(emu)
+    run = _dagbag().get_dag(dag_id).test(logical_date=None)
+    assert run.logical_date is None
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    listed = [r for r in emu.requests if r.route == "jobs" and len(r.segments) == 3 and r.method == "GET"]
+    if dag_id in ("example_aisearch_operators", "example_aisearch_asset_producer"):
+        assert listed  # the templated list tasks ran
+
+
+def _readme_templates() -> list[str]:
+    import re
+
+    readme = (EXAMPLE_DAGS.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    return [t for block in blocks for t in re.findall(r"\"(\{\{.*?\}\})\"", block)]
+
+
+@pytest.mark.parametrize("logical_date", [True, False], ids=["with_logical_date", "no_logical_date"])
+def test_readme_templates_render_with_and_without_a_logical_date(logical_date: bool) -> None:
+    """Every template in the README's examples renders (strictly) in both kinds of run."""
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    import jinja2
+
+    from airflow_provider_aisearch.operators import parse_bound
+
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    context: dict[str, Any] = {
+        "macros": SimpleNamespace(timedelta=timedelta),
+        "ti": SimpleNamespace(xcom_pull=lambda **kwargs: "job-1"),
+    }
+    if logical_date:  # Airflow 2.11, or a scheduled/dags-test run: dag_run.run_after may not exist (2.11)
+        context.update(
+            dag_run=SimpleNamespace(),
+            ds=f"{now - timedelta(days=1):%Y-%m-%d}",
+            logical_date=now - timedelta(days=1),
+            data_interval_start=now - timedelta(days=1),
+            data_interval_end=now,
+        )
+    else:  # Airflow 3, `airflow dags trigger` / REST API: none of ds, logical_date, data_interval_*
+        context.update(dag_run=SimpleNamespace(run_after=now))
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    templates = _readme_templates()
+    assert any("data_interval" in t for t in templates)
+    for template in templates:
+        rendered = env.from_string(template).render(context)
+        if "xcom_pull" not in template:
+            bound = parse_bound("bound", rendered)
+            assert bound is not None and now - timedelta(days=1) <= bound <= now
