@@ -4,10 +4,13 @@ In the triggerer, every :class:`~airflow_provider_aisearch.triggers.AISearchJobT
 jobs of the same instance (same base URL, account, credential, namespace, instance and request
 settings) in one event loop shares a :class:`SharedJobPoller`. The poller sends one list request
 per poll interval (newest jobs first, more pages only when waited-on jobs are missing from the
-first) and hands the listing to every trigger that is due. A trigger whose job is not in the
-listing falls back to its own GET through :class:`~airflow_provider_aisearch.watch.JobWatch`, so
-the outcome rules stay in one place. The poller starts with its first waiter and stops, closing
-its HTTP client, when its last waiter leaves.
+first) and hands the listing to every trigger that is due, or would be due before the next round
+(so triggers of different intervals share rounds). A trigger whose job is not in the listing falls
+back to its own GET through :class:`~airflow_provider_aisearch.watch.JobWatch`, so the outcome
+rules stay in one place. The poller starts with its first waiter and stops, closing its HTTP
+client, when its last waiter leaves. Its retry and rate-limit lines go to the log of each waiter,
+and each waiter's errors name its own connection id. Rounds are at least :data:`MIN_ROUND_GAP`
+apart and every round awaits, so no interval can starve the event loop.
 
 :class:`OwnPolls` is the unshared source: it only waits, and every poll is the trigger's own GET.
 Both sources answer :meth:`next_listing` the same way, so the trigger has one loop.
