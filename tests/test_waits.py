@@ -254,20 +254,30 @@ def test_permanent_local_failure_ends_the_trigger_at_once(
     assert emu.requests == []
 
 
-@pytest.mark.parametrize("mode", ["poke", "reschedule"])
 @pytest.mark.parametrize("kind", sorted(TRANSIENT))
-def test_transient_error_is_polled_through_by_the_sensor(
-    emu: AISearchEmulator, mocker: Any, mode: str, kind: str
-) -> None:
+def test_transient_error_is_polled_through_in_poke_mode(emu: AISearchEmulator, kind: str) -> None:
+    job = emu.add_job("docs", duration=1.0)
+    emu.inject(TRANSIENT[kind], times=2)  # the first poke fails after its one retry
+    sensor = make_sensor(job_id=job.id, poke_interval=0.1, hook_params={**FAST, "timeout": (2.0, 0.4)})
+    assert sensor.execute({})["status"] == "succeeded"
+    assert emu.fault_counts[TRANSIENT[kind].kind] == 2
+    assert len(emu.requests) >= 3  # 2 faulted, then polls until the job ended
+
+
+@pytest.mark.parametrize("kind", sorted(TRANSIENT))
+def test_transient_error_is_polled_through_in_reschedule_mode(emu: AISearchEmulator, mocker: Any, kind: str) -> None:
+    from airflow.exceptions import AirflowRescheduleException
+
     job = emu.add_job("docs", duration=3600)
     emu.inject(TRANSIENT[kind], times=2)  # the first poke fails after its one retry
     sensor = make_sensor(job_id=job.id, hook_params={**FAST, "timeout": (2.0, 0.4)})
-    sensor.mode = mode
-    assert sensor.poke({}) is False  # logged, inconclusive
-    assert sensor.poke({}) is False  # the job still runs
+    with pytest.raises(AirflowRescheduleException):  # inconclusive: poke again later
+        run_sensor(sensor, "reschedule", mocker)
+    assert len(emu.requests) == 2
+    with pytest.raises(AirflowRescheduleException):  # the job still runs
+        run_sensor(sensor, "reschedule", mocker)
     emu.finish_job("docs", job.id, "completed")
-    result = sensor.poke({})
-    assert not isinstance(result, bool)
+    assert run_sensor(sensor, "reschedule", mocker)["status"] == "succeeded"
     assert len(emu.requests) == 4  # 2 faulted + 2 answered polls
     assert emu.fault_counts[TRANSIENT[kind].kind] == 2
 
