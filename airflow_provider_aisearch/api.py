@@ -869,7 +869,8 @@ def with_retries(
     :param deadline: Wall-clock epoch seconds; no wait may end after it (the error is raised instead).
     :param budget: The credential's rate-limit budget: every answer's headers are recorded, and
         no request is sent while only its reserve is left (the plan waits for the reset instead).
-    :raises AISearchError: the final error (its message says how many attempts were made).
+    :raises AISearchError: the final error (its message says how many attempts were made; its
+        ``transient`` attribute says whether the policy would have retried it).
     """
     retries = policy.max_retries if max_retries is None else max_retries
     attempt = 0
@@ -902,6 +903,7 @@ def with_retries(
             return verdict.payload
         error = verdict.error
         assert error is not None
+        error.transient = verdict.retryable  # the policy's verdict, for waits: poll again, or end the wait
         if not verdict.retryable or attempt >= retries:
             if attempt:
                 error.message += f" (after {attempt + 1} attempts)"

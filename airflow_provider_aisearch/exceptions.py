@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException
 
 
 class AISearchError(AirflowException):
@@ -22,7 +22,13 @@ class AISearchError(AirflowException):
     :param errors: Cloudflare's ``errors`` entries, each with ``code`` and ``message``.
     :param method: HTTP method of the failed request.
     :param path: API path of the failed request (relative to the base URL).
+    :param transient: Whether waiting and asking again may succeed (the retry policy's verdict);
+        ``None``: the class default (:attr:`transient`).
     """
+
+    #: Default of :attr:`transient` for errors not judged by the retry policy: a wait polls
+    #: through a transient error and ends at once on any other.
+    transient: bool = False
 
     def __init__(
         self,
@@ -32,6 +38,7 @@ class AISearchError(AirflowException):
         errors: Sequence[Mapping[str, Any]] = (),
         method: str | None = None,
         path: str | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -41,6 +48,11 @@ class AISearchError(AirflowException):
         self.path = path
         #: Seconds the server asked to wait (``Retry-After``), when it said so.
         self.retry_after: float | None = None
+        if transient is not None:
+            #: ``True`` when the retry policy would retry this failure (5xx, 429, timeouts, resets,
+            #: malformed answers): a wait polls again. ``False`` (400, 3xx, 405/409/422, auth,
+            #: not found, a fatal transport failure, a bad connection): a wait ends at once.
+            self.transient = bool(transient)
 
     @property
     def codes(self) -> list[int]:
@@ -51,7 +63,16 @@ class AISearchError(AirflowException):
         # Keep keyword-only attributes when pickled (Airflow may pickle exceptions across processes).
         return (
             _rebuild,
-            (type(self), self.message, self.status_code, self.errors, self.method, self.path, self.retry_after),
+            (
+                type(self),
+                self.message,
+                self.status_code,
+                self.errors,
+                self.method,
+                self.path,
+                self.retry_after,
+                self.transient,
+            ),
         )
 
 
@@ -63,8 +84,9 @@ def _rebuild(
     method: str | None,
     path: str | None,
     retry_after: float | None = None,
+    transient: bool | None = None,
 ) -> AISearchError:
-    error = cls(message, status_code=status_code, errors=errors, method=method, path=path)
+    error = cls(message, status_code=status_code, errors=errors, method=method, path=path, transient=transient)
     error.retry_after = retry_after
     return error
 
@@ -80,6 +102,8 @@ class AISearchNotFoundError(AISearchError):
 class AISearchRateLimitError(AISearchError):
     """HTTP 429 still returned after every retry (the account is throttled)."""
 
+    transient = True
+
 
 class AISearchCooldownError(AISearchRateLimitError):
     """A create was refused with ``sync_in_cooldown`` (code 7020) after every retry; no job was created."""
@@ -87,6 +111,8 @@ class AISearchCooldownError(AISearchRateLimitError):
 
 class AISearchResponseError(AISearchError):
     """The API answered with something that is not a valid Cloudflare envelope (HTML, bad JSON, missing fields)."""
+
+    transient = True
 
 
 class AISearchCreateAmbiguousError(AISearchError):
@@ -106,7 +132,7 @@ class AISearchCreateAmbiguousError(AISearchError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_ambiguous,
-            (self.message, self.description, self.status_code, self.errors, self.method, self.path),
+            (self.message, self.description, self.status_code, self.errors, self.method, self.path, self.transient),
         )
 
 
@@ -117,14 +143,27 @@ def _rebuild_ambiguous(
     errors: list[dict[str, Any]],
     method: str | None,
     path: str | None,
+    transient: bool | None = None,
 ) -> AISearchCreateAmbiguousError:
     return AISearchCreateAmbiguousError(
-        message, description=description, status_code=status_code, errors=errors, method=method, path=path
+        message,
+        description=description,
+        status_code=status_code,
+        errors=errors,
+        method=method,
+        path=path,
+        transient=transient,
     )
 
 
-class AISearchJobFailedError(AirflowFailException):
-    """An indexing job ended with a failing end reason (failed, cancelled, or a refused supersede)."""
+class AISearchJobFailedError(AISearchError):
+    """
+    An indexing job ended with a failing end reason (failed, cancelled, or a refused supersede).
+
+    An :class:`~airflow.exceptions.AirflowException` (not ``AirflowFailException``), so the task's
+    ``retries`` apply, as in the dbt Cloud and Databricks providers. A sensor with ``soft_fail=True``
+    turns it into a skip in every mode.
+    """
 
 
 class AISearchJobTimeoutError(AISearchError):

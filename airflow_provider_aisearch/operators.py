@@ -35,7 +35,7 @@ from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
 from airflow_provider_aisearch.sensors import AISearchJobWaitMixin, end_reason_settings, validate_hook_params
 from airflow_provider_aisearch.triggers import error_from_event, validate_event
-from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict
+from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE, JobWatch, result_dict, validate_interval
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -398,7 +398,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
     :param if_running: ``"reuse"``, ``"wait"``, ``"supersede"`` or ``"fail"``.
     :param cooldown_timeout: Seconds to keep retrying through the create cooldown.
     :param wait_for_completion: Wait until the job ends (and fail on a failing end reason).
-    :param poll_interval: Seconds between polls while waiting (> 0).
+    :param poll_interval: Seconds between polls while waiting (> 0; a number or a ``timedelta``).
     :param timeout: Seconds the whole task may wait, ``if_running="wait"`` included (``None``: no limit).
     :param cancel_on_timeout: Cancel the job this task instance started when ``timeout`` passes.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
@@ -442,8 +442,6 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             raise ValueError(f"if_running must be one of {', '.join(IF_RUNNING)}; got {if_running!r}")
         if isinstance(cooldown_timeout, bool) or not isinstance(cooldown_timeout, (int, float)) or cooldown_timeout < 0:
             raise ValueError(f"cooldown_timeout must be a number of seconds >= 0, got {cooldown_timeout!r}")
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or not poll_interval > 0:
-            raise ValueError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self.instance_id = instance_id
@@ -453,7 +451,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         self.if_running = if_running
         self.cooldown_timeout = float(cooldown_timeout)
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = validate_interval("poll_interval", poll_interval)
         self.timeout = None if timeout is None else float(timeout)
         self.cancel_on_timeout = bool(cancel_on_timeout)
         self.deferrable = deferrable

@@ -4,10 +4,13 @@ In the triggerer, every :class:`~airflow_provider_aisearch.triggers.AISearchJobT
 jobs of the same instance (same base URL, account, credential, namespace, instance and request
 settings) in one event loop shares a :class:`SharedJobPoller`. The poller sends one list request
 per poll interval (newest jobs first, more pages only when waited-on jobs are missing from the
-first) and hands the listing to every trigger that is due. A trigger whose job is not in the
-listing falls back to its own GET through :class:`~airflow_provider_aisearch.watch.JobWatch`, so
-the outcome rules stay in one place. The poller starts with its first waiter and stops, closing
-its HTTP client, when its last waiter leaves.
+first) and hands the listing to every trigger that is due, or would be due before the next round
+(so triggers of different intervals share rounds). A trigger whose job is not in the listing falls
+back to its own GET through :class:`~airflow_provider_aisearch.watch.JobWatch`, so the outcome
+rules stay in one place. The poller starts with its first waiter and stops, closing its HTTP
+client, when its last waiter leaves. Its retry and rate-limit lines go to the log of each waiter,
+and each waiter's errors name its own connection id. Rounds are at least :data:`MIN_ROUND_GAP`
+apart and every round awaits, so no interval can starve the event loop.
 
 :class:`OwnPolls` is the unshared source: it only waits, and every poll is the trigger's own GET.
 Both sources answer :meth:`next_listing` the same way, so the trigger has one loop.
@@ -16,6 +19,8 @@ Both sources answer :meth:`next_listing` the same way, so the trigger has one lo
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import hashlib
 import logging
 import time
@@ -24,11 +29,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from airflow_provider_aisearch.api import UNSET, ConnectionInfo, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAPI, Plan, _Unset, run_async
+from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.hooks import AISearchAsyncClient
 from airflow_provider_aisearch.jobs import Job
 
-__all__ = ["Listing", "OwnPolls", "SharedJobPoller", "SharedPolls", "active_pollers", "shared_polls"]
+__all__ = [
+    "MIN_ROUND_GAP",
+    "Listing",
+    "OwnPolls",
+    "SharedJobPoller",
+    "SharedPolls",
+    "active_pollers",
+    "format_seconds",
+    "shared_polls",
+]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -37,6 +52,31 @@ log = logging.getLogger(__name__)
 MAX_SCAN_PAGES = 40
 #: A waiter due within this share of its interval after a listing was taken is served by it.
 COALESCE_FRACTION = 0.1
+#: Shortest time from one poll round to the next (shared list request, or a trigger's own poll),
+#: whatever the interval: every round awaits, so no interval can starve the triggerer's event loop.
+MIN_ROUND_GAP = 0.01
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds for a log line: whole seconds from 10 s up, else two significant digits (``1.2``, ``0.05``)."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.2g}"
+
+
+def relabel(text: str, conn_id: str, waiter_conn_id: str) -> str:
+    """``text`` naming ``waiter_conn_id`` where it names the shared client's ``conn_id``."""
+    if conn_id == waiter_conn_id:
+        return text
+    return text.replace(f"connection {conn_id!r}", f"connection {waiter_conn_id!r}")
+
+
+def error_for_waiter(error: BaseException, conn_id: str, waiter_conn_id: str) -> BaseException:
+    """A copy of a shared listing's error that names the waiter's own connection id (the same error if equal)."""
+    if conn_id == waiter_conn_id or not isinstance(error, AISearchError):
+        return error
+    own = copy.copy(error)  # __reduce__ keeps every attribute (status, errors, transient...)
+    own.message = relabel(error.message, conn_id, waiter_conn_id)
+    own.args = (own.message,)
+    return own
 
 
 @dataclass(frozen=True)
@@ -68,10 +108,8 @@ class OwnPolls:
         self.api: JobsAPI = client.api.with_deadline(deadline)
 
     async def next_listing(self, not_before: float, job_id: str) -> Listing:
-        """Sleep until ``not_before``; no listing."""
-        delay = not_before - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Sleep until ``not_before`` (always suspending, even when it has passed); no listing."""
+        await asyncio.sleep(max(0.0, not_before - time.time()))
         return Listing(time.time())
 
     def pace(self, interval: float) -> float:
@@ -88,8 +126,35 @@ class _Waiter:
     job_id: str
     interval: float
     deadline: float | None
+    conn_id: str = ""  # the waiter's own connection id (named in its errors)
+    log: Any = None  # the waiter's own logger (its trigger's log)
     want_at: float = 0.0
     future: asyncio.Future[Listing] | None = None
+
+
+class _WaitersLog:
+    """The shared client's log: its retry and rate-limit lines go to the log of every waiter."""
+
+    def __init__(self, poller: SharedJobPoller) -> None:
+        self.poller = poller
+
+    def _emit(self, level: str, msg: str, *args: Any) -> None:
+        conn_id = self.poller.client.aisearch_conn_id
+        for waiter in list(self.poller.waiters):
+            own = tuple(relabel(a, conn_id, waiter.conn_id) if isinstance(a, str) else a for a in args)
+            getattr(waiter.log or log, level)(msg, *own)
+
+    def info(self, msg: str, *args: Any) -> None:
+        """Log at INFO to every waiter."""
+        self._emit("info", msg, *args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        """Log at WARNING to every waiter."""
+        self._emit("warning", msg, *args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        """Log at ERROR to every waiter."""
+        self._emit("error", msg, *args)
 
 
 class SharedJobPoller:
@@ -116,15 +181,26 @@ class SharedJobPoller:
         self.latest: Listing | None = None
         #: No list round before this epoch time (the rate-limit budget is low).
         self.hold_until = 0.0
+        #: While the budget is low: seconds between list rounds (else 0).
+        self.round_gap = 0.0
+        #: When the last list round was sent (the next one comes at least MIN_ROUND_GAP later).
+        self.last_round_at = float("-inf")
         self._wake = asyncio.Event()
         self._sleeping_until = 0.0  # while the poll loop sleeps: when it will wake by itself
         self._task: asyncio.Task[None] | None = None
         self._stopped = False  # the poll loop has ended: no listing will come any more
         self._failure: BaseException | None = None  # why it ended, if it died
 
-    def join(self, job_id: str, interval: float, deadline: float | None) -> _Waiter:
-        """Register a waiter (starting the poll loop with the first one)."""
-        waiter = _Waiter(job_id, interval, deadline)
+    def join(
+        self, job_id: str, interval: float, deadline: float | None, *, conn_id: str | None = None, log: Any = None
+    ) -> _Waiter:
+        """
+        Register a waiter (starting the poll loop with the first one).
+
+        :param conn_id: The waiter's connection id (default: the shared client's), named in its errors.
+        :param log: The waiter's logger: its retry, rate-limit and error lines go there.
+        """
+        waiter = _Waiter(job_id, interval, deadline, conn_id or self.client.aisearch_conn_id, log)
         self.waiters.append(waiter)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"aisearch-poller-{self.instance_id}")
@@ -148,6 +224,7 @@ class SharedJobPoller:
             raise RuntimeError(f"the shared poller of {self.instance_id!r} stopped: {self._failure!r}")
         latest = self.latest
         if latest is not None and latest.taken_at >= not_before and job_id in latest.by_id:
+            await asyncio.sleep(0)  # served at once: still let the event loop run other tasks
             return latest
         waiter.want_at = not_before
         waiter.future = asyncio.get_running_loop().create_future()
@@ -165,7 +242,18 @@ class SharedJobPoller:
         due = max(waiter.want_at, self.hold_until)
         if waiter.deadline is not None:  # a round held for the budget still comes at a waiter's deadline
             due = min(due, max(waiter.want_at, waiter.deadline))
-        return due
+        return max(due, self.last_round_at + MIN_ROUND_GAP)  # whatever the intervals, the loop awaits
+
+    def _serves(self, waiter: _Waiter, listing: Listing, want: set[str], next_round_in: float) -> bool:
+        """Whether a round hands its listing to a pending waiter."""
+        if waiter.job_id not in want and waiter.job_id not in listing.by_id:
+            return False  # it joined during the request and was not looked for: the next round
+        early = COALESCE_FRACTION * waiter.interval
+        if waiter.deadline is None or waiter.want_at < waiter.deadline:
+            # A waiter due before the next round (the fastest waiter's interval from now) is served
+            # now rather than costing a round of its own: waiters of different intervals share rounds.
+            early = max(early, next_round_in)
+        return waiter.want_at <= listing.taken_at + early
 
     async def _run(self) -> None:
         try:
@@ -204,7 +292,7 @@ class SharedJobPoller:
         want = {w.job_id for w in self.waiters}
         deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
         api = self.client.api.with_deadline(min(deadlines, default=None))
-        taken_at = time.time()
+        taken_at = self.last_round_at = time.time()
         try:
             # Pages are read, newest first, until every waited-on job was seen (usually page 1: an
             # instance runs one job at a time), up to MAX_SCAN_PAGES. A job further back is read
@@ -216,26 +304,18 @@ class SharedJobPoller:
         except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll
             listing = Listing(taken_at, error=exc)
         self.latest = listing
+        next_round_in = min((w.interval for w in self.waiters), default=0.0)
         for waiter in self._pending():
-            # A waiter that joined during the request was not looked for: it gets the next round.
-            looked_for = waiter.job_id in want or waiter.job_id in listing.by_id
-            if looked_for and waiter.want_at <= taken_at + COALESCE_FRACTION * waiter.interval:
+            if self._serves(waiter, listing, want, next_round_in):
                 assert waiter.future is not None
                 waiter.future.set_result(listing)
         budget = self.client.api.budget
         if budget.is_low() and self.waiters:
-            interval = min(w.interval for w in self.waiters)
-            delay = budget.pace(interval)
-            self.hold_until = time.time() + delay
-            log.warning(
-                "Shared poll of %s: next list request in %.0f s instead of %.0f s: %s",
-                self.instance_id,
-                delay,
-                interval,
-                budget.describe(),
-            )
+            # Each waiter logs the slowdown itself (AISearchJobTrigger.run, through SharedPolls.pace).
+            self.round_gap = budget.pace(next_round_in)
+            self.hold_until = time.time() + self.round_gap
         else:
-            self.hold_until = 0.0
+            self.round_gap = self.hold_until = 0.0
 
 
 _POLLERS: dict[tuple[Any, ...], SharedJobPoller] = {}
@@ -253,19 +333,31 @@ class SharedPolls:
     def __init__(self, poller: SharedJobPoller, waiter: _Waiter, deadline: float | None) -> None:
         self.poller = poller
         self.waiter = waiter
-        self.api: JobsAPI = poller.client.api.with_deadline(deadline)
+        shared = poller.client.api
+        info = shared.info
+        if info.conn_id != waiter.conn_id:  # same credential, another connection id: its errors name its own
+            info = dataclasses.replace(info, conn_id=waiter.conn_id)
+        self.api: JobsAPI = JobsAPI(info, shared.policy, shared.namespace).with_deadline(deadline)
 
     async def next_listing(self, not_before: float, job_id: str) -> Listing:
-        """The shared listing sent at or after ``not_before``."""
-        return await self.poller.next_listing(self.waiter, not_before, job_id)
+        """The shared listing sent at or after ``not_before`` (its error names this waiter's connection)."""
+        listing = await self.poller.next_listing(self.waiter, not_before, job_id)
+        if listing.error is None:
+            return listing
+        own = error_for_waiter(listing.error, self.poller.client.aisearch_conn_id, self.waiter.conn_id)
+        return listing if own is listing.error else dataclasses.replace(listing, error=own)
 
     def pace(self, interval: float) -> float:
-        """``interval``: the poller itself slows its list rounds when the budget runs low."""
-        return interval
+        """``interval``, or the spacing of the poller's list rounds when the budget runs low, if longer."""
+        return max(interval, self.poller.round_gap)
 
     async def run(self, plan: Plan[T]) -> T:
-        """Drive a plan (a fallback GET) over the poller's client."""
-        return await self.poller.client.run(plan)
+        """Drive a plan (a fallback GET) over the poller's client; its retry waits go to this waiter's log."""
+        return await run_async(plan, self.poller.client._send, self._sleep)
+
+    async def _sleep(self, backoff: Backoff) -> None:
+        (self.waiter.log or log).warning("%s", backoff.message)
+        await asyncio.sleep(backoff.seconds)
 
 
 @asynccontextmanager
@@ -280,6 +372,7 @@ async def shared_polls(
     timeout: float | tuple[float, float],
     max_retries: int,
     retry_backoff: float,
+    log_to: Any = None,
 ) -> AsyncIterator[SharedPolls]:
     """
     Join the poller for this instance in the running event loop (starting one if needed).
@@ -293,6 +386,8 @@ async def shared_polls(
     :param timeout: Request timeout (part of the key: only triggers with equal settings share).
     :param max_retries: Retries per request (part of the key).
     :param retry_backoff: First retry delay (part of the key).
+    :param log_to: The trigger's logger: the shared rounds' retry, rate-limit and error lines for
+        this waiter go there.
     """
     loop = asyncio.get_running_loop()
     resolved = namespace if namespace is not UNSET else info.namespace
@@ -306,10 +401,10 @@ async def shared_polls(
             timeout=timeout,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
-            log=log,
         ).open(info)
         poller = _POLLERS[key] = SharedJobPoller(key, client, instance_id, namespace)
-    waiter = poller.join(job_id, interval, deadline)
+        client.log = _WaitersLog(poller)
+    waiter = poller.join(job_id, interval, deadline, conn_id=info.conn_id, log=log_to)
     try:
         yield SharedPolls(poller, waiter, deadline)
     finally:

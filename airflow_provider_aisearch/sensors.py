@@ -17,16 +17,17 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_aisearch.api import DEFAULT_BASE_URL, UNSET, _Unset
-from airflow_provider_aisearch.exceptions import (
-    AISearchAuthError,
-    AISearchError,
-    AISearchJobFailedError,
-    AISearchNotFoundError,
-)
+from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event, validate_event
-from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, validate_on_superseded
+from airflow_provider_aisearch.watch import (
+    JobWatch,
+    PollResult,
+    result_dict,
+    validate_interval,
+    validate_on_superseded,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -131,12 +132,17 @@ class AISearchJobWaitMixin:
             )
 
     def _poll(self, watch: JobWatch) -> PollResult | None:
-        """One poll; ``None`` when a transient error made it inconclusive."""
+        """
+        One poll; ``None`` when a transient error made it inconclusive.
+
+        :raises AISearchError: an error the retry policy would not retry (auth, not found, 400,
+            3xx, 405/409/422, a fatal transport failure): polling again cannot help.
+        """
         try:
             result = self.hook.run(watch.poll())
-        except (AISearchAuthError, AISearchNotFoundError):
-            raise
         except AISearchError as exc:
+            if not exc.transient:
+                raise
             self.log.warning("Could not get job %s (will try again at the next poll): %s", watch.job_id, exc)
             return None
         if result.done:
@@ -243,19 +249,24 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
     the job's dict (plus ``"followed_from"``) as its XCom ``return_value``. A failing end reason
     (``failed`` or ``cancelled`` after the overrides) raises
     :class:`~airflow_provider_aisearch.exceptions.AISearchJobFailedError` after writing the last
-    ``log_tail`` log lines to the task log; with ``soft_fail=True`` that becomes a skip.
+    ``log_tail`` log lines to the task log. It is an ``AirflowException``, so the task's
+    ``retries`` apply; with ``soft_fail=True`` it becomes a skip (in poke, reschedule and
+    deferrable mode alike).
 
-    Transient API errors (after the hook's retries) are logged and the next poke tries again;
-    authentication and not-found errors fail at once. With ``deferrable=True`` the sensor checks
-    once and then waits in the triggerer (:class:`~airflow_provider_aisearch.triggers.AISearchJobTrigger`),
-    with the same logic and the sensor's ``timeout`` as an absolute deadline.
+    Transient API errors (those the hook's retry policy retries: 5xx, 429, timeouts, resets,
+    malformed answers) are logged and the next poke tries again; any other API error (auth, not
+    found, 400, 3xx, 405/409/422, a fatal transport failure) fails at once, also with
+    ``soft_fail=True``. ``never_fail=True`` turns every failure into a skip, in every mode. With
+    ``deferrable=True`` the sensor checks once and then waits in the triggerer
+    (:class:`~airflow_provider_aisearch.triggers.AISearchJobTrigger`), with the same logic and the
+    sensor's ``timeout`` as an absolute deadline.
 
     :param instance_id: AI Search instance id (templated).
     :param job_id: Job to wait on (templated).
     :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.
     :param aisearch_conn_id: The Airflow connection id.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param poke_interval: Seconds between polls.
+    :param poke_interval: Seconds between polls (> 0; a number or a ``timedelta``).
     :param on_superseded: When the job ends with ``new_job_has_started``: ``"follow"`` the job that
         replaced it (default), ``"fail"``, or ``"succeed"``.
     :param success_end_reasons: Extra end reasons meaning success (case-insensitive).
@@ -284,6 +295,7 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        validate_interval("poke_interval", poke_interval)  # before Airflow's check, which allows 0
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.instance_id = instance_id
         self.job_id = job_id
@@ -313,17 +325,35 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
         result = self._poll(self.watch)
         if result is None or not result.done:
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(result.job, result.followed_from))
+        try:
+            value = self._finish(result.job, result.followed_from)
+        except AISearchJobFailedError as exc:
+            # Airflow's poke loop only skips AirflowFailException and timeouts for soft_fail.
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+            raise
+        return PokeReturnValue(is_done=True, xcom_value=value)
 
     # -- deferrable path ---------------------------------------------------------------------
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """As Airflow's, except that auth and not-found errors fail even with ``soft_fail`` (as when poking)."""
+        """
+        As Airflow's, made to match the poke path in every Airflow version.
+
+        ``soft_fail``: a failed job and a timeout become a skip, but an API error (the trigger only
+        reports permanent ones: auth, not found, 400...) fails, as it does when poking.
+        ``never_fail``: every failure becomes a skip (Airflow 2's ``resume_execution`` ignores it).
+        """
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException as exc:
-            if isinstance(exc.__cause__, (AISearchAuthError, AISearchNotFoundError)):
-                raise exc.__cause__ from None
+            cause = exc.__cause__
+            if self.soft_fail and isinstance(cause, AISearchError) and not isinstance(cause, AISearchJobFailedError):
+                raise cause from None
+            raise
+        except Exception as exc:
+            if self.never_fail:
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
             raise
 
     def execute(self, context: Context) -> Any:
@@ -336,9 +366,16 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
             result = self._poll(self.watch)
             if result is not None and result.done:
                 return self._finish(result.job, result.followed_from)
-        except AISearchJobFailedError as exc:
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+        except AirflowSkipException:
+            raise
+        except AISearchJobFailedError as exc:  # as the poke path: a failed job is skipped with soft_fail
+            if self.soft_fail or self.never_fail:
+                flag = "soft_fail" if self.soft_fail else "never_fail"
+                raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc
+            raise
+        except Exception as exc:  # as the poke path: never_fail skips any failure; soft_fail does not
+            if self.never_fail:
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
             raise
         self.defer(
             trigger=self._trigger(self.watch, self.poke_interval, self.timeout),

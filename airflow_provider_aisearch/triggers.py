@@ -11,11 +11,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aisearch import exceptions
 from airflow_provider_aisearch.api import is_already_ended
-from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
+from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.jobs import EndReasonPolicy
-from airflow_provider_aisearch.polling import OwnPolls, SharedPolls, shared_polls
-from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_on_superseded
+from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
+from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
 
 __all__ = ["EVENT_STATUSES", "AISearchJobTrigger", "validate_event"]
 
@@ -25,8 +25,20 @@ EVENT_STATUSES = frozenset({"done", "timeout", "error"})
 
 def _error_info(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, AISearchError):
-        return {"type": type(exc).__name__, "status_code": exc.status_code, "errors": exc.errors}
-    return {"type": type(exc).__name__, "status_code": None, "errors": []}
+        return {
+            "type": type(exc).__name__,
+            "status_code": exc.status_code,
+            "errors": exc.errors,
+            "transient": exc.transient,
+        }
+    return {"type": type(exc).__name__, "status_code": None, "errors": [], "transient": False}
+
+
+def _interval_changed(interval: float, logged: float, configured: float) -> bool:
+    """Whether the poll interval changed enough to log: by a quarter or more, or back to the configured one."""
+    if interval == logged:
+        return False
+    return interval == configured or abs(interval - logged) >= 0.25 * logged
 
 
 def validate_event(event: Any) -> dict[str, Any]:
@@ -54,10 +66,12 @@ def error_from_event(event: Mapping[str, Any]) -> AISearchError:
     cls = getattr(exceptions, str(info.get("type")), None)
     if not (isinstance(cls, type) and issubclass(cls, AISearchError)) or cls is exceptions.AISearchCreateAmbiguousError:
         cls = AISearchError
+    transient = info.get("transient")
     return cls(
         str(event.get("message") or "AISearchJobTrigger failed"),
         status_code=info.get("status_code"),
         errors=info.get("errors") or [],
+        transient=transient if isinstance(transient, bool) else None,
     )
 
 
@@ -67,9 +81,12 @@ class AISearchJobTrigger(BaseTrigger):
 
     Uses one HTTP connection for the whole wait, the same retry policy, end-reason
     classification and ``on_superseded`` handling as :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor`
-    (both drive :class:`~airflow_provider_aisearch.watch.JobWatch`). Transient API errors are
-    logged and polled again; auth and not-found errors end the wait with an ``error`` event. When
-    ``deadline`` passes it polls one last time, then yields a ``timeout`` event.
+    (both drive :class:`~airflow_provider_aisearch.watch.JobWatch`). Transient API errors (those
+    the retry policy retries: 5xx, 429, timeouts, resets, malformed answers) are logged and polled
+    again; any other error (auth, not found, 400, 3xx, 405/409/422, a fatal transport failure)
+    ends the wait at once with an ``error`` event. When ``deadline`` passes it polls one last
+    time, then yields a ``timeout`` event. Its log says what it waits for, when the rate limit
+    slows it down and why, and its errors (also when it shares polling with other triggers).
 
     Event payload: ``{"status": "done"|"timeout"|"error", "instance_id", "job_id", "job",
     "followed_from", "message", "error"}``.
@@ -78,7 +95,7 @@ class AISearchJobTrigger(BaseTrigger):
     :param job_id: Job to wait on.
     :param aisearch_conn_id: The Airflow connection id.
     :param namespace: Namespace (``None``: legacy un-namespaced paths).
-    :param poll_interval: Seconds between polls.
+    :param poll_interval: Seconds between polls (> 0).
     :param deadline: Wall-clock epoch seconds after which the wait times out (``None``: never).
     :param on_superseded: ``"follow"``, ``"fail"`` or ``"succeed"``.
     :param success_end_reasons: Extra end reasons meaning success.
@@ -121,7 +138,7 @@ class AISearchJobTrigger(BaseTrigger):
         self.job_id = job_id
         self.aisearch_conn_id = aisearch_conn_id
         self.namespace = namespace
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = validate_interval("poll_interval", poll_interval)
         self.deadline = None if deadline is None else float(deadline)
         self.on_superseded = validate_on_superseded(on_superseded)
         self.success_end_reasons = None if success_end_reasons is None else list(success_end_reasons)
@@ -189,6 +206,7 @@ class AISearchJobTrigger(BaseTrigger):
                 timeout=self.timeout,
                 max_retries=self.max_retries,
                 retry_backoff=self.retry_backoff,
+                log_to=self.log,
             ) as shared:
                 yield shared
             return
@@ -220,8 +238,15 @@ class AISearchJobTrigger(BaseTrigger):
                     on_superseded=self.on_superseded,
                     followed_from=self.followed_from,
                 )
+                self.log.info(
+                    "Waiting for job %s on instance %r: polling every %s s%s",
+                    self.job_id,
+                    self.instance_id,
+                    format_seconds(self.poll_interval),
+                    " (list requests shared with the other waiters on this instance)" if self.share_polling else "",
+                )
                 not_before = time.time() - self.poll_interval  # a listing this fresh serves the first poll
-                paced = False
+                logged_interval = self.poll_interval
                 while True:
                     listing = await source.next_listing(not_before, watch.job_id)
                     try:
@@ -229,10 +254,11 @@ class AISearchJobTrigger(BaseTrigger):
                             # One error object is shared by every waiter: raise it with only this one's frames.
                             raise listing.error.with_traceback(None)
                         result = await source.run(watch.poll(listing.jobs, listing.by_id))
-                    except (AISearchAuthError, AISearchNotFoundError) as exc:
-                        yield self._event("error", watch, result, str(exc), _error_info(exc))
-                        return
                     except AISearchError as exc:
+                        if not exc.transient:  # the retry policy would not retry it: polling cannot help
+                            self.log.error("Stopped waiting for job %s: %s", watch.job_id, exc)
+                            yield self._event("error", watch, result, str(exc), _error_info(exc))
+                            return
                         self.log.warning("Could not poll job %s (will poll again): %s", watch.job_id, exc)
                     else:
                         if result.done:
@@ -250,15 +276,20 @@ class AISearchJobTrigger(BaseTrigger):
                         )
                         return
                     interval = source.pace(self.poll_interval)
-                    if (interval > self.poll_interval) != paced:
-                        paced = not paced
-                        self.log.warning(
-                            "Polling every %.0f s instead of %.0f s: %s",
-                            interval,
-                            self.poll_interval,
-                            source.api.budget.describe(),
-                        )
-                    not_before = listing.taken_at + interval  # polls one interval apart, start to start
+                    if _interval_changed(interval, logged_interval, self.poll_interval):
+                        logged_interval = interval
+                        if interval > self.poll_interval:
+                            self.log.warning(
+                                "Polling job %s every %s s instead of %s s: %s",
+                                watch.job_id,
+                                format_seconds(interval),
+                                format_seconds(self.poll_interval),
+                                source.api.budget.describe(),
+                            )
+                        else:
+                            self.log.info("Polling job %s every %s s again", watch.job_id, format_seconds(interval))
+                    # Polls one interval apart, start to start; never without awaiting, whatever the interval.
+                    not_before = listing.taken_at + max(interval, MIN_ROUND_GAP)
                     if self.deadline is not None:
                         not_before = min(not_before, self.deadline)  # poll once more at the deadline
         except Exception as exc:  # never die silently: report it as an event

@@ -9,6 +9,7 @@ the async trigger with ``run_async``; classification, following and outcomes are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,15 @@ from typing import Any
 from airflow_provider_aisearch.api import UNSET, JobsAPI, Plan, _Unset
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
 
-__all__ = ["ON_SUPERSEDED", "JobWatch", "PollResult", "find_successor", "result_dict", "validate_on_superseded"]
+__all__ = [
+    "ON_SUPERSEDED",
+    "JobWatch",
+    "PollResult",
+    "find_successor",
+    "result_dict",
+    "validate_interval",
+    "validate_on_superseded",
+]
 
 #: Allowed values of ``on_superseded``.
 ON_SUPERSEDED = ("follow", "fail", "succeed")
@@ -30,6 +39,20 @@ def validate_on_superseded(value: object) -> str:
     if value not in ON_SUPERSEDED:
         raise ValueError(f"on_superseded must be one of {', '.join(ON_SUPERSEDED)}; got {value!r}")
     return value
+
+
+def validate_interval(name: str, value: object) -> float:
+    """
+    Check a wait's interval between polls (``poke_interval``, ``poll_interval``) and return it in seconds.
+
+    :param name: The parameter's name, for the message.
+    :param value: Seconds (a number) or a :class:`~datetime.timedelta`.
+    :raises ValueError: not a finite number of seconds > 0 (an interval of 0 would poll without pause).
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be a number of seconds > 0 (or a timedelta), got {value!r}")
+    return float(seconds)
 
 
 def find_successor(superseded: Job, jobs: Iterable[Job], exclude: Iterable[str] = ()) -> Job | None:

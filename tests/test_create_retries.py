@@ -396,7 +396,7 @@ def test_a_timeout_never_cancels_a_reused_job(emu: AISearchEmulator, deferrable:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [0, 0.0, -1, True, "5"])
+@pytest.mark.parametrize("value", [0, 0.0, -1, True, "5", float("inf"), float("nan")])
 def test_poll_interval_must_be_positive(value: Any) -> None:
     with pytest.raises(ValueError, match="poll_interval"):
         create_op(poll_interval=value)
