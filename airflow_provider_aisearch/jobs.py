@@ -164,6 +164,26 @@ DEFAULT_END_REASON_POLICY = EndReasonPolicy()
 
 
 _DATE_FIRST = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+#: The forms Cloudflare sends (``2026-07-16 19:29:59``, or ISO 8601 with ``T``, up to 6 fraction
+#: digits and ``Z`` / ``±HH:MM`` / ``±HHMM``), read without pendulum: listing 10,000 jobs parses
+#: 30,000 timestamps, and ``pendulum.parse`` costs about 15 µs each.
+_COMMON_FORM = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+def _parse_common_form(text: str) -> datetime | None:
+    """A timestamp in :data:`_COMMON_FORM` (naive = UTC), or ``None`` for any other form."""
+    match = _COMMON_FORM.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, _, sign, off_h, off_m = match.groups()
+    zone = timezone.utc
+    if sign is not None:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        zone = timezone(-offset if sign == "-" else offset)
+    micro = int(fraction.ljust(6, "0")) if fraction else 0
+    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=zone)
 
 
 def parse_timestamp(value: Any, *, name: str = "timestamp") -> datetime | None:
@@ -184,9 +204,15 @@ def parse_timestamp(value: Any, *, name: str = "timestamp") -> datetime | None:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        text = value.strip()
+        try:
+            common = _parse_common_form(text)
+        except (ValueError, OverflowError):  # e.g. month 13, or an offset of a day or more
+            raise MalformedJobError(f"{name} is not a timestamp: {value[:64]!r}") from None
+        if common is not None:
+            return common.astimezone(timezone.utc)
         import pendulum  # Airflow imports it already: no import cost
 
-        text = value.strip()
         result = None
         if _DATE_FIRST.match(text):  # a date and maybe a time; never a bare time or a duration
             try:

@@ -5,6 +5,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import airflow_provider_aisearch.jobs as jobs_module
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
@@ -203,3 +205,26 @@ def test_job_log_from_epoch_seconds() -> None:
         JobLog.from_api({"id": "7", "created_at": 1})
     with pytest.raises(MalformedJobError):
         JobLog.from_api({"id": 7, "created_at": "yesterday"})
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+    separator=st.sampled_from([" ", "T"]),
+    digits=st.integers(min_value=0, max_value=6),
+    zone=st.sampled_from(["", "Z", "+00:00", "+0000", "-05:30", "+0145", "+14:00", "-1200"]),
+)
+def test_the_fast_path_reads_timestamps_exactly_as_pendulum_does(
+    moment: datetime, separator: str, digits: int, zone: str
+) -> None:
+    import pendulum
+
+    text = moment.strftime(f"%Y-%m-%d{separator}%H:%M:%S")
+    if digits:
+        text += "." + f"{moment.microsecond:06d}"[:digits]
+    text += zone
+    expected = pendulum.parse(text, tz="UTC")
+    assert isinstance(expected, pendulum.DateTime)
+    parsed = parse_timestamp(text)
+    assert parsed is not None
+    assert parsed == expected
+    assert parsed.utcoffset() == timedelta(0)
