@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from airflow_provider_aisearch.api import UNSET, ConnectionInfo, JobsAPI, Plan, _Unset
-from airflow_provider_aisearch.hooks import AISearchAsyncClient
+from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.jobs import Job
 
 __all__ = ["Listing", "OwnPolls", "SharedJobPoller", "SharedPolls", "active_pollers", "shared_polls"]
