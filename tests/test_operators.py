@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, TaskDeferred
 
-import airflow_provider_aisearch.operators as operators
+import airflow_provider_aisearch.safe_create as safe_create
 from airflow_provider_aisearch.emulator import AISearchEmulator, EmulatedJob, Fault
 from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.jobs import JobStatus
@@ -524,7 +524,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         assert time.monotonic() - start < 10, "still looping after 10 s"
         time.sleep(seconds)
 
-    monkeypatch.setattr(operators, "time", SimpleNamespace(monotonic=time.monotonic, time=time.time, sleep=sleep))
+    monkeypatch.setattr(safe_create, "time", SimpleNamespace(monotonic=time.monotonic, time=time.time, sleep=sleep))
     return recorded
 
 
