@@ -2,7 +2,8 @@
 
 Paths, validation, the retry policy and error mapping come from :mod:`airflow_provider_aisearch.api`,
 which the async trigger shares; this module adds the connection lookup, the session and the
-synchronous retry loop. The async client for triggers is
+synchronous retry loop (its ``requests`` details are :mod:`~airflow_provider_aisearch.requests_transport`,
+the Test button :mod:`~airflow_provider_aisearch.connection_check`). The async client for triggers is
 :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, re-exported here.
 """
 
@@ -31,13 +32,9 @@ from airflow_provider_aisearch.api import (
     ListOrder,
     Plan,
     RetryPolicy,
-    TransportFailure,
     UniqueJobs,
-    _describe_errors,
     _Unset,
     is_last_page,
-    path_segment,
-    result_of,
     run_sync,
     validate_namespace,
 )
@@ -47,8 +44,9 @@ from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.async_client import _classify_httpx_error as _classify_httpx_error
 from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
-from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
+from airflow_provider_aisearch.connection_check import check_connection
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
+from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
 
 if TYPE_CHECKING:
     import requests
@@ -56,48 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["AISearchAsyncClient", "AISearchHook"]
 
 T = TypeVar("T")
-
-
-class _CloudflareAuth:
-    """``requests`` auth: adds the auth headers at send time (keeps them out of reprs; stops ``.netrc``)."""
-
-    def __init__(self, info: ConnectionInfo) -> None:
-        self._headers = info.auth_headers()
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers.update(self._headers)
-        return request
-
-    def __repr__(self) -> str:
-        return "<CloudflareAuth ***>"
-
-
-def _classify_requests_error(exc: Exception) -> tuple[TransportFailure, str]:
-    import requests
-    from urllib3.exceptions import NewConnectionError
-
-    detail = type(exc).__name__
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return TransportFailure.NOT_SENT, detail  # nothing is sent before the TLS handshake succeeds
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        seen: set[int] = set()
-        cause: BaseException | None = exc
-        while cause is not None and id(cause) not in seen:
-            seen.add(id(cause))
-            if isinstance(cause, NewConnectionError):
-                return TransportFailure.NOT_SENT, detail + " (connection refused or host unreachable)"
-            nxt = getattr(cause, "reason", None)
-            if not isinstance(nxt, BaseException):
-                nxt = (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None) or (
-                    cause.__cause__ or cause.__context__
-                )
-            cause = nxt
-        return TransportFailure.LOST, detail
-    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)):
-        return TransportFailure.LOST, detail
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return TransportFailure.LOST, detail
-    return TransportFailure.FATAL, detail
 
 
 class AISearchHook(BaseHook):
@@ -165,7 +121,7 @@ class AISearchHook(BaseHook):
         info = self.conn_info
         mask_secret(info.require_secret())  # the token / Global API Key never appears in task logs
         session = requests.Session()
-        session.auth = _CloudflareAuth(info)
+        session.auth = CloudflareAuth(info)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         return session
 
@@ -214,7 +170,7 @@ class AISearchHook(BaseHook):
                 allow_redirects=False,  # never carry credentials to another host
             )
         except Exception as exc:  # requests raises many types; classify them, never leak them
-            failure, detail = _classify_requests_error(exc)
+            failure, detail = classify_requests_error(exc)
             return Answer(None, failure=failure, failure_detail=detail)
         return Answer(response.status_code, response.headers, response.content)
 
@@ -418,48 +374,7 @@ class AISearchHook(BaseHook):
         for user-owned tokens. Email + Global API Key: ``/user``. Each request waits at most
         :attr:`TEST_TIMEOUT` (the UI's Test button waits on it), whatever the hook's ``timeout``.
         """
-        try:
-            info = self.conn_info
-            account = info.require_account_id()
-            info.require_secret()
-            path_segment("account_id", account)
-        except (AISearchError, ValueError) as exc:
-            return False, str(exc)
-        except Exception as exc:  # connection not found, etc.
-            return False, f"Cannot read connection {self.aisearch_conn_id!r}: {type(exc).__name__}: {exc}"
-        saved = self.timeout
-        connect, read = saved if isinstance(saved, tuple) else (saved, saved)
-        self.timeout = (min(connect, self.TEST_TIMEOUT[0]), min(read, self.TEST_TIMEOUT[1]))
-        try:
-            return self._test_credentials(info, account)
-        finally:
-            self.timeout = saved
-
-    def _test_credentials(self, info: ConnectionInfo, account: str) -> tuple[bool, str]:
-        try:
-            if info.email:
-                payload = self.run(self.api.request(Call("GET", "/user"), max_retries=0))
-                result = result_of(payload, dict, method="GET", path="/user")
-                return True, f"Global API Key accepted for {result.get('email') or info.email}."
-            attempts: list[str] = []
-            for path, owner in (
-                (f"/accounts/{path_segment('account_id', account)}/tokens/verify", "account"),
-                ("/user/tokens/verify", "user"),
-            ):
-                try:
-                    payload = self.run(self.api.request(Call("GET", path), max_retries=0))
-                except (AISearchAuthError, AISearchNotFoundError) as exc:
-                    attempts.append(_describe_errors(exc.errors) or f"HTTP {exc.status_code}")
-                    continue
-                result = result_of(payload, dict, method="GET", path=path)
-                token_status = result.get("status")
-                if token_status not in (None, "active"):
-                    return False, f"The API token is {token_status} ({owner}-owned token)."
-                return True, f"API token is active ({owner}-owned token); account {account}."
-            reasons = " | ".join(dict.fromkeys(attempts))  # both checks usually give the same reason
-            return False, f"The API token was rejected (account-owned and user-owned token checks): {reasons}"
-        except AISearchError as exc:
-            return False, str(exc)
+        return check_connection(self)
 
     # -- connection form (Airflow < 3.2; 3.2+ reads get_provider_info()) ---------------------
 
