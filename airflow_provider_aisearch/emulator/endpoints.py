@@ -2,7 +2,8 @@
 
 List and logs answers are paginated with ``result_info`` (``total_count`` unless switched off);
 a create during the cooldown gets 429 ``sync_in_cooldown``; cancelling an ended job gets 400
-``Job cannot be cancelled.``. Authentication has been checked before these run.
+``Job cannot be cancelled.``. The credentials are checked before these run (:mod:`.auth`); a path
+naming another account gets 403 here.
 """
 
 from __future__ import annotations
