@@ -2,16 +2,15 @@
 
 Paths, validation, the retry policy and error mapping come from :mod:`airflow_provider_aisearch.api`,
 which the async trigger shares; this module adds the connection lookup, the session and the
-synchronous retry loop.
+synchronous retry loop (its ``requests`` details are :mod:`~airflow_provider_aisearch.requests_transport`,
+the Test button :mod:`~airflow_provider_aisearch.connection_check`). The async client for triggers is
+:class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
-import logging
 import random
-import ssl
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -33,19 +32,21 @@ from airflow_provider_aisearch.api import (
     ListOrder,
     Plan,
     RetryPolicy,
-    TransportFailure,
     UniqueJobs,
-    _describe_errors,
     _Unset,
     is_last_page,
-    path_segment,
-    result_of,
-    run_async,
     run_sync,
     validate_namespace,
 )
-from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
+
+# Re-exported: triggers, DAG code and tests import the async client from here.
+from airflow_provider_aisearch.async_client import AISearchAsyncClient
+from airflow_provider_aisearch.async_client import _classify_httpx_error as _classify_httpx_error
+from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
+from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
+from airflow_provider_aisearch.connection_check import check_connection
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
+from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
 
 if TYPE_CHECKING:
     import requests
@@ -53,48 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["AISearchAsyncClient", "AISearchHook"]
 
 T = TypeVar("T")
-
-
-class _CloudflareAuth:
-    """``requests`` auth: adds the auth headers at send time (keeps them out of reprs; stops ``.netrc``)."""
-
-    def __init__(self, info: ConnectionInfo) -> None:
-        self._headers = info.auth_headers()
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers.update(self._headers)
-        return request
-
-    def __repr__(self) -> str:
-        return "<CloudflareAuth ***>"
-
-
-def _classify_requests_error(exc: Exception) -> tuple[TransportFailure, str]:
-    import requests
-    from urllib3.exceptions import NewConnectionError
-
-    detail = type(exc).__name__
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return TransportFailure.NOT_SENT, detail  # nothing is sent before the TLS handshake succeeds
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        seen: set[int] = set()
-        cause: BaseException | None = exc
-        while cause is not None and id(cause) not in seen:
-            seen.add(id(cause))
-            if isinstance(cause, NewConnectionError):
-                return TransportFailure.NOT_SENT, detail + " (connection refused or host unreachable)"
-            nxt = getattr(cause, "reason", None)
-            if not isinstance(nxt, BaseException):
-                nxt = (cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None) or (
-                    cause.__cause__ or cause.__context__
-                )
-            cause = nxt
-        return TransportFailure.LOST, detail
-    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError)):
-        return TransportFailure.LOST, detail
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return TransportFailure.LOST, detail
-    return TransportFailure.FATAL, detail
 
 
 class AISearchHook(BaseHook):
@@ -118,11 +77,11 @@ class AISearchHook(BaseHook):
     """
 
     conn_name_attr = "aisearch_conn_id"
-    default_conn_name = "aisearch_default"
+    default_conn_name = DEFAULT_CONN_NAME
     conn_type = CONN_TYPE
     hook_name = "Cloudflare AI Search"
 
-    DEFAULT_TIMEOUT: ClassVar[tuple[float, float]] = (10.0, 60.0)
+    DEFAULT_TIMEOUT: ClassVar[tuple[float, float]] = DEFAULT_TIMEOUT
     #: Longest (connect, read) wait of each :meth:`test_connection` request.
     TEST_TIMEOUT: ClassVar[tuple[float, float]] = (5.0, 10.0)
 
@@ -142,7 +101,7 @@ class AISearchHook(BaseHook):
             validate_namespace(namespace)
         self.aisearch_conn_id = aisearch_conn_id
         self.namespace = namespace
-        self.timeout = _validate_timeout(timeout)
+        self.timeout = validate_timeout(timeout)
         self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self._rng = random.Random()
         self._legacy_warned = False
@@ -162,7 +121,7 @@ class AISearchHook(BaseHook):
         info = self.conn_info
         mask_secret(info.require_secret())  # the token / Global API Key never appears in task logs
         session = requests.Session()
-        session.auth = _CloudflareAuth(info)
+        session.auth = CloudflareAuth(info)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         return session
 
@@ -211,12 +170,12 @@ class AISearchHook(BaseHook):
                 allow_redirects=False,  # never carry credentials to another host
             )
         except Exception as exc:  # requests raises many types; classify them, never leak them
-            failure, detail = _classify_requests_error(exc)
+            failure, detail = classify_requests_error(exc)
             return Answer(None, failure=failure, failure_detail=detail)
         return Answer(response.status_code, response.headers, response.content)
 
     def _sleep(self, backoff: Backoff) -> None:
-        _log_backoff(self.log, backoff)
+        log_backoff(self.log, backoff)
         time.sleep(backoff.seconds)
 
     # -- jobs API --------------------------------------------------------------------------
@@ -415,48 +374,7 @@ class AISearchHook(BaseHook):
         for user-owned tokens. Email + Global API Key: ``/user``. Each request waits at most
         :attr:`TEST_TIMEOUT` (the UI's Test button waits on it), whatever the hook's ``timeout``.
         """
-        try:
-            info = self.conn_info
-            account = info.require_account_id()
-            info.require_secret()
-            path_segment("account_id", account)
-        except (AISearchError, ValueError) as exc:
-            return False, str(exc)
-        except Exception as exc:  # connection not found, etc.
-            return False, f"Cannot read connection {self.aisearch_conn_id!r}: {type(exc).__name__}: {exc}"
-        saved = self.timeout
-        connect, read = saved if isinstance(saved, tuple) else (saved, saved)
-        self.timeout = (min(connect, self.TEST_TIMEOUT[0]), min(read, self.TEST_TIMEOUT[1]))
-        try:
-            return self._test_credentials(info, account)
-        finally:
-            self.timeout = saved
-
-    def _test_credentials(self, info: ConnectionInfo, account: str) -> tuple[bool, str]:
-        try:
-            if info.email:
-                payload = self.run(self.api.request(Call("GET", "/user"), max_retries=0))
-                result = result_of(payload, dict, method="GET", path="/user")
-                return True, f"Global API Key accepted for {result.get('email') or info.email}."
-            attempts: list[str] = []
-            for path, owner in (
-                (f"/accounts/{path_segment('account_id', account)}/tokens/verify", "account"),
-                ("/user/tokens/verify", "user"),
-            ):
-                try:
-                    payload = self.run(self.api.request(Call("GET", path), max_retries=0))
-                except (AISearchAuthError, AISearchNotFoundError) as exc:
-                    attempts.append(_describe_errors(exc.errors) or f"HTTP {exc.status_code}")
-                    continue
-                result = result_of(payload, dict, method="GET", path=path)
-                token_status = result.get("status")
-                if token_status not in (None, "active"):
-                    return False, f"The API token is {token_status} ({owner}-owned token)."
-                return True, f"API token is active ({owner}-owned token); account {account}."
-            reasons = " | ".join(dict.fromkeys(attempts))  # both checks usually give the same reason
-            return False, f"The API token was rejected (account-owned and user-owned token checks): {reasons}"
-        except AISearchError as exc:
-            return False, str(exc)
+        return check_connection(self)
 
     # -- connection form (Airflow < 3.2; 3.2+ reads get_provider_info()) ---------------------
 
@@ -478,185 +396,3 @@ class AISearchHook(BaseHook):
             "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
             "namespace": StringField(lazy_gettext("Namespace"), widget=BS3TextFieldWidget(), default="default"),
         }
-
-
-def _log_backoff(log: Any, backoff: Backoff) -> None:
-    """Log a wait at its level (warning or debug: named methods, which stdlib and structlog loggers share)."""
-    emit = log.warning if backoff.level >= logging.WARNING else log.debug
-    emit("%s", backoff.message)
-
-
-def _validate_timeout(timeout: object) -> float | tuple[float, float]:
-    def ok(v: object) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-    if ok(timeout):
-        return float(timeout)  # type: ignore[arg-type]
-    if isinstance(timeout, tuple) and len(timeout) == 2 and all(ok(v) for v in timeout):
-        return (float(timeout[0]), float(timeout[1]))
-    raise ValueError(f"timeout must be a positive number of seconds or a (connect, read) pair, got {timeout!r}")
-
-
-def _classify_httpx_error(exc: Exception) -> tuple[TransportFailure, str]:
-    import httpx
-
-    detail = type(exc).__name__
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return TransportFailure.FATAL, detail
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return TransportFailure.NOT_SENT, detail + " (connection refused or host unreachable)"
-    if isinstance(exc, httpx.TransportError):
-        return TransportFailure.LOST, detail
-    return TransportFailure.FATAL, detail
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for every async client in the process (loading CA certificates costs ~30 ms)."""
-    return ssl.create_default_context()
-
-
-async def _read_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
-    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-
-    conn = await get_async_connection(aisearch_conn_id)
-    extra = await get_async_extra_dejson(conn)
-    return ConnectionInfo.from_connection(conn, extra)
-
-
-_lookups: dict[tuple[Any, str], Any] = {}
-
-
-async def load_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
-    """
-    Read a connection without blocking the event loop (``get_async_connection``).
-
-    Concurrent calls for the same connection in one event loop share a single lookup (1,000
-    triggers starting together make one); nothing is cached after it completes.
-    """
-    import asyncio
-
-    key = (asyncio.get_running_loop(), aisearch_conn_id)
-    task = _lookups.get(key)
-    if task is None:
-        task = _lookups[key] = asyncio.ensure_future(_read_connection_info(aisearch_conn_id))
-        task.add_done_callback(lambda done: (_lookups.pop(key, None), done.cancelled() or done.exception()))
-        # (reading the exception marks it retrieved: when every caller was cancelled, asyncio stays quiet)
-    return await asyncio.shield(task)  # one caller being cancelled does not cancel the others
-
-
-class AISearchAsyncClient:
-    """
-    Async access to the jobs API for triggers: one ``httpx.AsyncClient`` (one keep-alive connection) per use.
-
-    The connection is looked up with ``get_async_connection`` (never a blocking call on the event
-    loop). Plans come from the same :class:`~airflow_provider_aisearch.api.JobsAPI` as the sync
-    hook, so retries, paths, validation and error mapping are identical::
-
-        async with AISearchAsyncClient("aisearch_default") as client:
-            job = await client.run(client.api.get_job("docs", job_id))
-
-    :param aisearch_conn_id: The Airflow connection id.
-    :param namespace: Default namespace (``UNSET``: the connection's; ``None``: legacy paths).
-    :param timeout: Seconds, or ``(connect, read)``.
-    :param max_retries: Retries after the first attempt.
-    :param retry_backoff: First retry delay in seconds.
-    :param log: Logger for retry warnings.
-    """
-
-    def __init__(
-        self,
-        aisearch_conn_id: str = AISearchHook.default_conn_name,
-        *,
-        namespace: str | _Unset | None = UNSET,
-        timeout: float | tuple[float, float] = AISearchHook.DEFAULT_TIMEOUT,
-        max_retries: int = 3,
-        retry_backoff: float = 1.0,
-        log: Any = None,
-    ) -> None:
-        self.aisearch_conn_id = aisearch_conn_id
-        self.namespace = namespace
-        self.timeout = _validate_timeout(timeout)
-        self.retry_policy = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
-        if namespace is not UNSET and namespace is not None:
-            validate_namespace(namespace)
-        self.log = log
-        self._client: Any = None
-        self._api: JobsAPI | None = None
-        self._legacy_warned = False
-
-    async def __aenter__(self) -> AISearchAsyncClient:
-        self.open(await load_connection_info(self.aisearch_conn_id))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def open(self, info: ConnectionInfo) -> AISearchAsyncClient:
-        """Start the HTTP client for an already-read connection (no I/O; use :meth:`aclose` after)."""
-        import httpx
-
-        info.require_secret()
-        headers = info.auth_headers()
-
-        def add_auth(request: httpx.Request) -> httpx.Request:
-            request.headers.update(headers)
-            return request
-
-        if isinstance(self.timeout, tuple):
-            connect, read = self.timeout
-        else:
-            connect = read = self.timeout
-        self._api = JobsAPI(info, self.retry_policy, self.namespace)
-        self._api.on_legacy_path = self._warn_legacy_path
-        self._client = httpx.AsyncClient(
-            verify=_ssl_context(),
-            auth=add_auth,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            timeout=httpx.Timeout(read, connect=connect),
-            follow_redirects=False,
-        )
-        return self
-
-    def _warn_legacy_path(self, message: str) -> None:
-        """Log the un-namespaced paths' deprecation, once per client."""
-        if not self._legacy_warned and self.log is not None:
-            self._legacy_warned = True
-            self.log.warning("Deprecated: %s", message)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (idempotent)."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-
-    @property
-    def api(self) -> JobsAPI:
-        """The jobs API plans (available inside ``async with``)."""
-        if self._api is None:
-            raise RuntimeError("use AISearchAsyncClient inside 'async with'")
-        return self._api
-
-    async def run(self, plan: Plan[T]) -> T:
-        """Drive a plan over the async client (any plan of this connection, e.g. from :meth:`JobsAPI.with_deadline`)."""
-        return await run_async(plan, self._send, self._sleep)
-
-    async def _send(self, call: Call) -> Answer:
-        try:
-            response = await self._client.request(
-                call.method,
-                self.api.info.base_url + call.path,
-                params=call.params,
-                json=call.json_body,
-            )
-        except Exception as exc:  # httpx raises many types; classify them, never leak them
-            failure, detail = _classify_httpx_error(exc)
-            return Answer(None, failure=failure, failure_detail=detail)
-        return Answer(response.status_code, response.headers, response.content)
-
-    async def _sleep(self, backoff: Backoff) -> None:
-        import asyncio
-
-        if self.log is not None:
-            _log_backoff(self.log, backoff)
-        await asyncio.sleep(backoff.seconds)

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAPI, Plan, _Unset, run_async
+from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.hooks import AISearchAsyncClient
 from airflow_provider_aisearch.jobs import Job
 
 __all__ = [

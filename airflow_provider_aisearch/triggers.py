@@ -11,8 +11,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aisearch import exceptions
 from airflow_provider_aisearch.api import is_already_ended
+from airflow_provider_aisearch.async_client import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.jobs import EndReasonPolicy
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
 from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded

@@ -26,6 +26,10 @@ TOKEN = "tok-Sekrit-4f9a2c"  # recognisable, so tests can search for leaks
 EMAIL = "ops@example.com"
 GLOBAL_KEY = "gk-Sekrit-77b1e0"
 
+#: Type of the ``connect`` and ``make_emulator`` fixtures.
+Connect = Callable[..., None]
+MakeEmulator = Callable[..., AISearchEmulator]
+
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
@@ -82,3 +86,10 @@ def hook(emulator: AISearchEmulator, connect: Callable[..., None]) -> Iterator[A
     h = AISearchHook(retry_backoff=0.001)
     yield h
     h.close()
+
+
+@pytest.fixture
+def emu(emulator: AISearchEmulator, connect: Callable[..., None]) -> AISearchEmulator:
+    """The ``emulator``, registered as the default connection."""
+    connect(emulator)
+    return emulator

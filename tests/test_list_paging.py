@@ -12,7 +12,7 @@ from airflow_provider_aisearch.api import ORDER_EVIDENCE, ListOrder
 from airflow_provider_aisearch.emulator import AISearchEmulator, EmulatedJob
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.operators import JobFilter
-from tests.test_operators import BASE, at, brute_force, list_op, seed
+from tests.operator_helpers import BASE, at, brute_force, list_op, seed
 
 Connect = Callable[..., None]
 MakeEmulator = Callable[..., AISearchEmulator]

@@ -540,7 +540,7 @@ def test_failed_lookup_after_every_caller_left_is_not_reported_as_unretrieved(mo
         await asyncio.sleep(0.05)
         raise RuntimeError("no such connection")
 
-    mocker.patch("airflow_provider_aisearch.hooks._read_connection_info", failing)
+    mocker.patch("airflow_provider_aisearch.async_client._read_connection_info", failing)
     reported: list[dict[str, Any]] = []
 
     async def scenario() -> None:

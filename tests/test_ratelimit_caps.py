@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_aisearch.api import Backoff
+from airflow_provider_aisearch.client_options import log_backoff
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import AISearchRateLimitError
-from airflow_provider_aisearch.hooks import AISearchHook, _log_backoff
+from airflow_provider_aisearch.hooks import AISearchHook
 
 MAX_WAIT = 300.0  # Cloudflare's lockout (a literal: the test must not follow the code's constant)
 
@@ -57,7 +58,7 @@ class FakeTime:
         return time.time() + self.offset
 
     def sleep(self, backoff: Backoff) -> None:
-        _log_backoff(self, backoff)
+        log_backoff(self, backoff)
         step = self.first_step if not self.waits else 1.0
         self.waits.append(backoff)
         self.offset += backoff.seconds * step

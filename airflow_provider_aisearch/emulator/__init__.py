@@ -1,0 +1,35 @@
+"""A local emulator of the Cloudflare AI Search jobs API (stdlib only).
+
+Use it to try the example DAGs without a Cloudflare account, and in tests::
+
+    with AISearchEmulator(instances=["docs"]) as emu:
+        emu.url                      # http://127.0.0.1:<port>/client/v4
+        emu.connection_json()        # value for AIRFLOW_CONN_AISEARCH_DEFAULT
+        emu.requests                 # what clients sent (never header values)
+
+or from a shell: ``python -m airflow_provider_aisearch.emulator --port 8787``.
+
+It serves every jobs endpoint in the namespaced and the legacy un-namespaced form, token verify
+and ``/user``, with Cloudflare's envelopes, auth checks (401/403), pagination with
+``result_info``, jobs that end as time passes, ``new_job_has_started`` when a job is created while
+one runs, the create cooldown (429, code 7020), and scripted faults (:meth:`AISearchEmulator.inject`).
+Cancelling an ended job gets Cloudflare's 400 ``Job cannot be cancelled.``; its own validation
+errors (400) carry a ``path`` array like Cloudflare's. Error codes it invents where Cloudflare
+documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
+
+Modules: :mod:`.server` (:class:`AISearchEmulator`: HTTP, the request log), :mod:`.routes` (the
+paths served), :mod:`.auth` (credentials, token verify), :mod:`.endpoints` (the jobs endpoints),
+:mod:`.state` (instances, jobs and their lifecycles), :mod:`.envelopes` (Cloudflare's answer
+envelopes and error entries), :mod:`.faults` (:class:`Fault`, :class:`Chaos`), :mod:`.ratelimit`
+(:class:`RateLimit`) and :mod:`.__main__` (the command line). It imports nothing from the rest of
+the provider.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_aisearch.emulator.faults import CHAOS_KINDS, Chaos, Fault
+from airflow_provider_aisearch.emulator.ratelimit import RateLimit
+from airflow_provider_aisearch.emulator.server import AISearchEmulator, RequestRecord
+from airflow_provider_aisearch.emulator.state import EmulatedJob
+
+__all__ = ["CHAOS_KINDS", "AISearchEmulator", "Chaos", "EmulatedJob", "Fault", "RateLimit", "RequestRecord"]

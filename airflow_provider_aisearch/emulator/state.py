@@ -1,0 +1,253 @@
+"""The emulated account's state: instances, their jobs, and how jobs start, run and end.
+
+A job runs for its planned ``duration`` and then ends with its planned end reason, settled
+lazily whenever it is looked at (:meth:`EmulatedJob.settle`); starting a job ends the one
+running on the instance with ``new_job_has_started``. :class:`JobState` also renders jobs and
+their logs as the API's JSON, in the emulator's list order and timestamp format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["EmulatedJob", "Instance", "JobState"]
+
+
+@dataclass
+class EmulatedJob:
+    """Server-side state of one job."""
+
+    id: str
+    source: str
+    description: str | None
+    started_at: float
+    duration: float
+    planned_end_reason: str | None
+    ended_at: float | None = None
+    end_reason: str | None = None
+
+    def settle(self, now: float) -> None:
+        """End the job if its planned duration has passed."""
+        if self.ended_at is None and now >= self.started_at + self.duration:
+            self.ended_at = self.started_at + self.duration
+            self.end_reason = self.planned_end_reason
+
+    def end(self, now: float, reason: str | None) -> None:
+        """End the job now (if it still runs)."""
+        if self.ended_at is None:
+            self.ended_at = now
+            self.end_reason = reason
+
+
+@dataclass
+class Instance:
+    """One AI Search instance: its jobs (in creation order) and when the API last created one."""
+
+    jobs: list[EmulatedJob] = field(default_factory=list)
+    last_create: float | None = None
+
+
+class JobState:
+    """
+    Instances and jobs of the emulated account, for :class:`~airflow_provider_aisearch.emulator.AISearchEmulator`.
+
+    The emulator's constructor sets the attributes below. Public methods take the emulator's lock;
+    the internal ones expect their caller to hold it.
+    """
+
+    job_duration: float
+    end_reason: str | None
+    timestamp_format: str
+    list_order: str
+    clock: Callable[[], float]
+    vary_fields: bool
+    _rng: random.Random
+    _lock: threading.RLock
+    _namespaces: dict[str, dict[str, Instance]]
+    _planned: list[tuple[float | None, str | None]]
+
+    def add_instance(self, instance_id: str, *, namespace: str = "default") -> None:
+        """Create an instance (and its namespace)."""
+        with self._lock:
+            self._namespaces.setdefault(namespace, {}).setdefault(instance_id, Instance())
+
+    def add_job(
+        self,
+        instance_id: str,
+        *,
+        namespace: str = "default",
+        source: str = "schedule",
+        description: str | None = None,
+        started_at: float | None = None,
+        duration: float | None = None,
+        end_reason: str | None = "completed",
+        job_id: str | None = None,
+    ) -> EmulatedJob:
+        """Add a job directly (no cooldown, no supersede). ``duration=0`` gives an ended job."""
+        with self._lock:
+            inst = self._instance(namespace, instance_id)
+            if inst is None:
+                raise KeyError(f"no instance {namespace}/{instance_id}")
+            job = EmulatedJob(
+                id=job_id or self._new_id(),
+                source=source,
+                description=description,
+                started_at=self.clock() if started_at is None else started_at,
+                duration=self.job_duration if duration is None else duration,
+                planned_end_reason=end_reason,
+            )
+            job.settle(self.clock())
+            inst.jobs.append(job)
+            return job
+
+    def seed_jobs(
+        self, instance_id: str, count: int, *, namespace: str = "default", end_reason: str | None = "completed"
+    ) -> list[EmulatedJob]:
+        """Add ``count`` ended jobs, one minute apart, the newest ending an hour ago."""
+        base = self.clock() - 3600 - 60 * count
+        return [
+            self.add_job(
+                instance_id,
+                namespace=namespace,
+                started_at=base + 60 * i,
+                duration=30,
+                end_reason=end_reason,
+                source="schedule" if i % 2 else "user",
+            )
+            for i in range(count)
+        ]
+
+    def start_job(
+        self,
+        instance_id: str,
+        *,
+        namespace: str = "default",
+        source: str = "schedule",
+        description: str | None = None,
+        duration: float | None = None,
+        end_reason: str | None = "completed",
+    ) -> EmulatedJob:
+        """Start a job as Cloudflare would (ignoring the cooldown): a running job ends with ``new_job_has_started``."""
+        with self._lock:
+            inst = self._instance(namespace, instance_id)
+            if inst is None:
+                raise KeyError(f"no instance {namespace}/{instance_id}")
+            return self._start(inst, source, description, duration, end_reason)
+
+    def plan_next_job(self, *, duration: float | None = None, end_reason: str | None = "completed") -> None:
+        """Set duration and end reason for the next job created through the API (FIFO)."""
+        with self._lock:
+            self._planned.append((duration, end_reason))
+
+    def finish_job(
+        self, instance_id: str, job_id: str, end_reason: str | None = "completed", *, namespace: str = "default"
+    ) -> None:
+        """End a running job now."""
+        with self._lock:
+            job = self._job(namespace, instance_id, job_id)
+            if job is None:
+                raise KeyError(job_id)
+            job.end(self.clock(), end_reason)
+
+    def jobs(self, instance_id: str, *, namespace: str = "default") -> list[dict[str, Any]]:
+        """The instance's jobs as the API would return them (newest first)."""
+        with self._lock:
+            inst = self._instance(namespace, instance_id)
+            if inst is None:
+                raise KeyError(instance_id)
+            return [self._job_json(j) for j in self._ordered(inst)]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        return f"{self._rng.getrandbits(128):032x}"
+
+    def _instance(self, namespace: str, instance_id: str) -> Instance | None:
+        return self._namespaces.get(namespace, {}).get(instance_id)
+
+    def _job(self, namespace: str, instance_id: str, job_id: str) -> EmulatedJob | None:
+        inst = self._instance(namespace, instance_id)
+        if inst is None:
+            return None
+        return next((j for j in inst.jobs if j.id == job_id), None)
+
+    def _ordered(self, inst: Instance) -> list[EmulatedJob]:
+        now = self.clock()
+        for job in inst.jobs:
+            job.settle(now)
+        if self.list_order == "none":
+            return sorted(inst.jobs, key=lambda j: hashlib.sha256(j.id.encode()).digest())
+        return sorted(inst.jobs, key=lambda j: j.started_at, reverse=self.list_order == "newest")
+
+    def _ts(self, value: float | None) -> str | None:
+        if value is None:
+            return None
+        moment = datetime.fromtimestamp(value, tz=timezone.utc)
+        iso = self.timestamp_format == "iso" or (self.timestamp_format == "mixed" and self._rng.random() < 0.5)
+        if iso:
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    def _job_json(self, job: EmulatedJob) -> dict[str, Any]:
+        now = self.clock()
+        job.settle(now)
+        last_seen = job.ended_at if job.ended_at is not None else now
+        data: dict[str, Any] = {
+            "id": job.id,
+            "source": job.source,
+            "description": job.description,
+            "end_reason": job.end_reason,
+            "started_at": self._ts(job.started_at),
+            "ended_at": self._ts(job.ended_at),
+            "last_seen_at": self._ts(last_seen),
+        }
+        if self.vary_fields:
+            # Fields the API may add, and optional ones it may leave out.
+            data["x_new_field"] = {"added": "later"}
+            if data["description"] is None:
+                del data["description"]
+            if self._rng.random() < 0.3:
+                del data["last_seen_at"]
+        return data
+
+    def _logs_json(self, job: EmulatedJob) -> list[dict[str, Any]]:
+        job.settle(self.clock())
+        entries = [(job.started_at, "Starting indexing data source...")]
+        if job.ended_at is None:
+            entries.append((job.started_at, "Indexing in progress"))
+        else:
+            entries.append((job.started_at, "Indexing in progress"))
+            if job.end_reason in (None, "", "completed"):
+                entries.append((job.ended_at, "Indexing completed"))
+            else:
+                entries.append((job.ended_at, f"Job ended: {job.end_reason}"))
+        # Newest first, as the live API appears to return them.
+        return [
+            {"id": i + 1, "created_at": int(at), "message": msg, "message_type": 1 if "ended" in msg else 0}
+            for i, (at, msg) in reversed(list(enumerate(entries)))
+        ]
+
+    def _start(
+        self, inst: Instance, source: str, description: str | None, duration: float | None, end_reason: str | None
+    ) -> EmulatedJob:
+        now = self.clock()
+        for running in inst.jobs:
+            running.settle(now)
+            running.end(now, "new_job_has_started")
+        job = EmulatedJob(
+            id=self._new_id(),
+            source=source,
+            description=description,
+            started_at=now,
+            duration=self.job_duration if duration is None else duration,
+            planned_end_reason=end_reason,
+        )
+        inst.jobs.append(job)
+        inst.last_create = now
+        return job

@@ -1,0 +1,55 @@
+"""The public import paths stay as they were when the modules behind them were split (issue 12)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+#: Each public module, and the names DAG code, tests and scripts import from it (beyond ``__all__``).
+PUBLIC = {
+    "airflow_provider_aisearch.hooks": ["AISearchHook", "AISearchAsyncClient", "load_connection_info"],
+    "airflow_provider_aisearch.operators": [
+        "AISearchCreateJobOperator",
+        "AISearchListJobsOperator",
+        "JobFilter",
+        "IF_RUNNING",
+        "STATE_STORE_KEY",
+        "COOLDOWN_WAIT",
+        "MIN_COOLDOWN_WAIT",
+        "CLOCK_SKEW",
+        "default_description",
+        "parse_bound",
+    ],
+    "airflow_provider_aisearch.sensors": ["AISearchJobSensor"],
+    "airflow_provider_aisearch.triggers": ["AISearchJobTrigger"],
+    "airflow_provider_aisearch.jobs": ["Job", "JobLog", "JobPage", "JobStatus", "EndReasonPolicy"],
+    "airflow_provider_aisearch.exceptions": ["AISearchError", "AISearchJobFailedError"],
+    "airflow_provider_aisearch.links": ["AISearchJobsLink", "DASHBOARD_URL_XCOM_KEY", "dashboard_url"],
+    "airflow_provider_aisearch.emulator": [
+        "AISearchEmulator",
+        "Fault",
+        "Chaos",
+        "CHAOS_KINDS",
+        "RateLimit",
+        "EmulatedJob",
+        "RequestRecord",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_every_public_name_imports_from_its_public_path(module: str) -> None:
+    mod = importlib.import_module(module)
+    missing = [name for name in [*getattr(mod, "__all__", ()), *PUBLIC[module]] if not hasattr(mod, name)]
+    assert missing == []
+
+
+def test_re_exports_are_the_same_objects() -> None:
+    from airflow_provider_aisearch import async_client, create_operator, hooks, job_filter, list_operator, operators
+
+    assert hooks.AISearchAsyncClient is async_client.AISearchAsyncClient
+    assert hooks.load_connection_info is async_client.load_connection_info
+    assert operators.AISearchCreateJobOperator is create_operator.AISearchCreateJobOperator
+    assert operators.AISearchListJobsOperator is list_operator.AISearchListJobsOperator
+    assert operators.JobFilter is job_filter.JobFilter
