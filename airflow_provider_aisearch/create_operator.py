@@ -253,20 +253,8 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             return result_dict(job, [], self.policy)
         watch = self._new_watch(job.id)
         if self.deferrable:
-            remaining = None if deadline is None else deadline - time.time()
-            if remaining is not None and remaining <= 0:
-                raise self._timed_out(job.id, owned)
-            self._defer(
-                watch,
-                remaining,
-                _JOB,
-                job_id=job.id,
-                owned=owned,
-                adopted=adopted,
-                deadline=deadline,
-                description=description,
-            )
-        result = self._wait_for_end(watch, self.poll_interval, deadline)
+            self._defer(watch, _JOB, owned=owned, adopted=adopted, deadline=deadline, description=description)
+        result = self._wait_for_end(watch, self.poll_interval, deadline)  # (one last poll when time is up)
         if result is None:
             raise self._timed_out(job.id, owned)
         return self._outcome(
@@ -298,15 +286,17 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
     def _defer(
         self,
         watch: JobWatch,
-        remaining: float | None,
         phase: str,
         *,
-        job_id: str,
         owned: bool,
         adopted: bool,
         deadline: float | None,
         description: str | None,
     ) -> None:
+        """Go on waiting for ``watch``'s job in the triggerer; returns (without deferring) only when time is up."""
+        remaining = None if deadline is None else deadline - time.time()
+        if remaining is not None and remaining <= 0:
+            return
         self._warn_fast_polling(self.poll_interval)
         self.defer(
             trigger=self._trigger(
@@ -319,7 +309,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             method_name="execute_complete",
             kwargs={
                 "phase": phase,
-                "job_id": job_id,
+                "job_id": watch.job_id,
                 "owned": owned,
                 "adopted": adopted,
                 "deadline": deadline,
@@ -348,18 +338,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         """Wait until the running job (or whatever superseded it) has ended; its outcome does not matter."""
         watch = JobWatch(self.hook.api, self.instance_id, running.id, namespace=self.namespace)
         if self.deferrable:
-            remaining = None if deadline is None else deadline - time.time()
-            if remaining is None or remaining > 0:
-                self._defer(
-                    watch,
-                    remaining,
-                    _IDLE,
-                    job_id=running.id,
-                    owned=False,
-                    adopted=False,
-                    deadline=deadline,
-                    description=description,
-                )
+            self._defer(watch, _IDLE, owned=False, adopted=False, deadline=deadline, description=description)
         result = self._wait_for_end(watch, self.poll_interval, deadline)  # (one last poll when time is up)
         if result is None:
             raise self._timeout_error(watch.job_id, " (if_running='wait')")
