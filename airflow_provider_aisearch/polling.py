@@ -144,6 +144,10 @@ class _WaitersLog:
             own = tuple(relabel(a, conn_id, waiter.conn_id) if isinstance(a, str) else a for a in args)
             getattr(waiter.log or log, level)(msg, *own)
 
+    def debug(self, msg: str, *args: Any) -> None:
+        """Log at DEBUG to every waiter (a request held again by the rate-limit budget)."""
+        self._emit("debug", msg, *args)
+
     def info(self, msg: str, *args: Any) -> None:
         """Log at INFO to every waiter."""
         self._emit("info", msg, *args)
