@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAPI, Plan, _Unset, run_async
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.hooks import AISearchAsyncClient
+from airflow_provider_aisearch.hooks import AISearchAsyncClient, _log_backoff
 from airflow_provider_aisearch.jobs import Job
 
 __all__ = [
@@ -360,7 +360,7 @@ class SharedPolls:
         return await run_async(plan, self.poller.client._send, self._sleep)
 
     async def _sleep(self, backoff: Backoff) -> None:
-        (self.waiter.log or log).warning("%s", backoff.message)
+        _log_backoff(self.waiter.log or log, backoff)  # at its level, as every client logs it
         await asyncio.sleep(backoff.seconds)
 
 
