@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAPI, Plan, _Unset, run_async
 from airflow_provider_aisearch.async_client import AISearchAsyncClient
+from airflow_provider_aisearch.client_options import log_backoff
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.jobs import Job
 
@@ -143,6 +144,10 @@ class _WaitersLog:
         for waiter in list(self.poller.waiters):
             own = tuple(relabel(a, conn_id, waiter.conn_id) if isinstance(a, str) else a for a in args)
             getattr(waiter.log or log, level)(msg, *own)
+
+    def debug(self, msg: str, *args: Any) -> None:
+        """Log at DEBUG to every waiter (a request held again by the rate-limit budget)."""
+        self._emit("debug", msg, *args)
 
     def info(self, msg: str, *args: Any) -> None:
         """Log at INFO to every waiter."""
@@ -356,7 +361,7 @@ class SharedPolls:
         return await run_async(plan, self.poller.client._send, self._sleep)
 
     async def _sleep(self, backoff: Backoff) -> None:
-        (self.waiter.log or log).warning("%s", backoff.message)
+        log_backoff(self.waiter.log or log, backoff)  # at its level, as every client logs it
         await asyncio.sleep(backoff.seconds)
 
 
