@@ -147,7 +147,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Adopt an earlier try's running job, or apply ``if_running`` and start one; optionally wait."""
-        description = self.description or default_description(context)
+        description = self._description(context)
         validate_description(description)
         hook = self.hook
         where = hook.api.path(self.instance_id, namespace=self.namespace)  # validate before any request
@@ -157,7 +157,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         earlier = earlier_try_job(
             context,
             jobs,
-            description=self.description,
+            description=self.description or None,  # "" (a template rendered empty) means the default too
             get_job=lambda job_id: hook.get_job(self.instance_id, job_id, namespace=self.namespace),
             log=self.log,
         )
@@ -186,6 +186,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 )
             if self.if_running == "wait":
                 self._wait_until_idle(running, deadline, description)
+                return self._create_in_time(context, description, deadline, running.id, " (if_running='wait')")
         job = self._create(description)
         return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
 
@@ -209,9 +210,9 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             if event["status"] == "error":
                 raise error_from_event(event)
             self.log.info("Job %s has ended; creating a new one", event["job_id"])
-            description = description or self.description or default_description(context)
-            job = self._create(description)
-            return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
+            return self._create_in_time(
+                context, description or self._description(context), deadline, event["job_id"], " (if_running='wait')"
+            )
         job_id = job_id or event["job_id"]
         if owned:
             self._created_job_id = job_id
@@ -278,9 +279,9 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 "task cancels the earlier try's job); starting a job of this try's own",
                 job.id,
             )
-            description = description or self.description or default_description(context)
-            new = self._create(description)
-            return self._started(context, new, owned=True, adopted=False, deadline=deadline, description=description)
+            return self._create_in_time(
+                context, description or self._description(context), deadline, job.id, " (adopted, then cancelled)"
+            )
         return self._finish(job, followed_from)
 
     def _defer(
@@ -343,6 +344,22 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         if result is None:
             raise self._timeout_error(watch.job_id, " (if_running='wait')")
         self.log.info("Job %s has ended (%s); creating a new one", result.job.id, result.status.value)
+
+    def _description(self, context: Context) -> str:
+        """The description to send: the operator's, or the default one (also when it rendered empty)."""
+        return self.description or default_description(context)
+
+    def _create_in_time(
+        self, context: Context, description: str, deadline: float | None, waited_for: str, what: str
+    ) -> dict[str, Any]:
+        """Start this task's job after a wait, unless ``timeout`` passed meanwhile (nobody would wait for it)."""
+        if self.wait_for_completion and deadline is not None and time.time() >= deadline:
+            raise AISearchJobTimeoutError(
+                f"timeout={self.timeout:g} s passed while waiting for job {waited_for!r} on instance "
+                f"{self.instance_id!r}{what}; no job was started"
+            )
+        job = self._create(description)
+        return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
 
     def _create(self, description: str) -> Job:
         """POST through the cooldown; resolve ambiguous failures by description, never creating twice."""

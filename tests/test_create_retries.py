@@ -467,3 +467,39 @@ def test_airflow_retries_the_task_and_the_retry_adopts_the_job(
     (only,) = emu.jobs("docs")
     assert only["end_reason"] == "completed"  # and did not supersede the first
     assert emu.requests_to(method="PATCH") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Review findings: an empty description, and a wait that ends when time is up
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_empty_description_is_the_default_one_on_every_try(emu: AISearchEmulator) -> None:
+    first = create_op(description="").execute(context(1))  # e.g. a template that rendered empty
+    assert posts(emu)[0].body == {"description": "airflow:dag_a:create:manual__2026-11-22T00:00:00+00:00:try1"}
+    second = create_op(description="", if_running="supersede").execute(context(2))
+    assert second["id"] == first["id"]
+    assert len(posts(emu)) == 1
+
+
+def test_no_job_is_started_when_time_is_up_after_waiting_in_the_worker(emu: AISearchEmulator) -> None:
+    running = emu.start_job("docs", duration=0.5)  # ends just before the operator's deadline passes
+    op = create_op(if_running="wait", wait_for_completion=True, timeout=0.5, poll_interval=5)
+    with pytest.raises(AISearchJobTimeoutError, match="no job was started"):
+        op.execute(context(1))
+    assert job(emu, running.id)["end_reason"] == "completed"
+    assert posts(emu) == [] and emu.requests_to(method="PATCH") == []
+
+
+def test_no_job_is_started_when_the_trigger_reports_the_end_after_the_deadline(emu: AISearchEmulator) -> None:
+    running = emu.start_job("docs", duration=3600)
+    op = create_op(if_running="wait", wait_for_completion=True, deferrable=True, timeout=60)
+    ctx = context(1)
+    with pytest.raises(TaskDeferred) as idle:
+        op.execute(ctx)
+    emu.finish_job("docs", running.id)
+    event = run_trigger(idle.value.trigger)  # the job has ended...
+    kwargs = dict(idle.value.kwargs or {}, deadline=time.time() - 1)  # ...but the last poll came after the deadline
+    with pytest.raises(AISearchJobTimeoutError, match="no job was started"):
+        op.execute_complete(ctx, event=event, **kwargs)
+    assert posts(emu) == []
