@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_provider_aisearch.api import Call, ConnectionInfo, _describe_errors, path_segment, result_of
+from airflow_provider_aisearch.api import Call, ConnectionInfo, describe_errors, path_segment, result_of
 from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _check_credentials(hook: AISearchHook, info: ConnectionInfo, account: str) -
             try:
                 payload = hook.run(hook.api.request(Call("GET", path), max_retries=0))
             except (AISearchAuthError, AISearchNotFoundError) as exc:
-                attempts.append(_describe_errors(exc.errors) or f"HTTP {exc.status_code}")
+                attempts.append(describe_errors(exc.errors) or f"HTTP {exc.status_code}")
                 continue
             result = result_of(payload, dict, method="GET", path=path)
             token_status = result.get("status")

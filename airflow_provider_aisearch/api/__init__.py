@@ -1,0 +1,98 @@
+"""The Cloudflare AI Search jobs API without a transport (the core), one concept per module.
+
+Everything here is shared by the sync :class:`~airflow_provider_aisearch.hooks.AISearchHook` and
+the async :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, so each rule lives
+in exactly one place:
+
+* :mod:`.paths`: the ``validate_*`` helpers and :func:`jobs_path` (input checked before any request);
+* :mod:`.connection`: :class:`ConnectionInfo` reads an Airflow connection (base URL, account,
+  namespace, auth headers);
+* :mod:`.errors`: :func:`evaluate` turns one HTTP answer, or one transport failure, into a payload
+  or an error, and says whether it may be retried;
+* :mod:`.plans`: :class:`Call`, :class:`Answer`, :class:`Backoff`, and the drivers :func:`run_sync`
+  and :func:`run_async`;
+* :mod:`.retry`: :class:`RetryPolicy` and the retry loop :func:`with_retries` (with the rate-limit
+  budget gate);
+* :mod:`.parse`: envelopes into :class:`~airflow_provider_aisearch.jobs.Job`,
+  :class:`~airflow_provider_aisearch.jobs.JobPage` and :class:`~airflow_provider_aisearch.jobs.JobLog`;
+* :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
+* :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
+
+The names below are re-exported so that ``from airflow_provider_aisearch.api import ...`` keeps
+working for every importer; the modules import each other in the order listed above, never back.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_aisearch import CONN_TYPE
+from airflow_provider_aisearch.api.connection import DEFAULT_BASE_URL, DEFAULT_NAMESPACE, USER_AGENT, ConnectionInfo
+from airflow_provider_aisearch.api.errors import (
+    TransportFailure,
+    Verdict,
+    describe_errors,
+    evaluate,
+    is_already_ended,
+    parse_retry_after,
+)
+from airflow_provider_aisearch.api.operations import JobsAPI
+from airflow_provider_aisearch.api.paging import ORDER_EVIDENCE, ListOrder, UniqueJobs, is_last_page
+from airflow_provider_aisearch.api.parse import parse_job, parse_job_page, parse_log_page, result_of
+from airflow_provider_aisearch.api.paths import (
+    DESCRIPTION_MAX_LENGTH,
+    JOBS_MAX_PER_PAGE,
+    LOGS_MAX_PER_PAGE,
+    UNSET,
+    _Unset,
+    jobs_path,
+    path_segment,
+    validate_description,
+    validate_instance_id,
+    validate_namespace,
+    validate_page,
+    validate_per_page,
+)
+from airflow_provider_aisearch.api.plans import Answer, Backoff, Call, Plan, run_async, run_sync
+from airflow_provider_aisearch.api.retry import RetryPolicy, with_retries
+
+__all__ = [
+    "CONN_TYPE",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_NAMESPACE",
+    "DESCRIPTION_MAX_LENGTH",
+    "JOBS_MAX_PER_PAGE",
+    "LOGS_MAX_PER_PAGE",
+    "ORDER_EVIDENCE",
+    "UNSET",
+    "USER_AGENT",
+    "Answer",
+    "Backoff",
+    "Call",
+    "ConnectionInfo",
+    "JobsAPI",
+    "ListOrder",
+    "Plan",
+    "RetryPolicy",
+    "TransportFailure",
+    "UniqueJobs",
+    "Verdict",
+    "_Unset",
+    "describe_errors",
+    "evaluate",
+    "is_already_ended",
+    "is_last_page",
+    "jobs_path",
+    "parse_job",
+    "parse_job_page",
+    "parse_log_page",
+    "parse_retry_after",
+    "path_segment",
+    "result_of",
+    "run_async",
+    "run_sync",
+    "validate_description",
+    "validate_instance_id",
+    "validate_namespace",
+    "validate_page",
+    "validate_per_page",
+    "with_retries",
+]

@@ -1,0 +1,78 @@
+"""Parsing: Cloudflare's answer envelopes into jobs, pages of jobs and log entries.
+
+:func:`parse_job`, :func:`parse_job_page` and :func:`parse_log_page` build
+:class:`~airflow_provider_aisearch.jobs.Job`, :class:`~airflow_provider_aisearch.jobs.JobPage` and
+:class:`~airflow_provider_aisearch.jobs.JobLog`; a payload that does not hold what it should becomes
+:class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_aisearch.exceptions import AISearchResponseError
+from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
+
+__all__ = ["parse_job", "parse_job_page", "parse_log_page", "result_of"]
+
+
+def result_of(payload: Mapping[str, Any], kind: type, *, method: str, path: str) -> Any:
+    """Return ``payload["result"]`` if it is a ``kind`` (dict or list), else raise AISearchResponseError."""
+    result = payload.get("result")
+    if not isinstance(result, kind):
+        raise AISearchResponseError(
+            f"{method} {path} answered with a 'result' that is not {'a list' if kind is list else 'an object'}",
+            method=method,
+            path=path,
+        )
+    return result
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_job_page(payload: Mapping[str, Any], *, page: int, per_page: int, method: str, path: str) -> JobPage:
+    """Build a :class:`JobPage` from a list-jobs envelope."""
+    items = result_of(payload, list, method=method, path=path)
+    try:
+        jobs = tuple(Job.from_api(item) for item in items)
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed job: {exc}", method=method, path=path
+        ) from None
+    info = payload.get("result_info")
+    info = info if isinstance(info, Mapping) else {}
+    return JobPage(
+        jobs=jobs,
+        page=_int_or_none(info.get("page")) or page,
+        per_page=_int_or_none(info.get("per_page")) or per_page,
+        count=len(jobs),
+        total_count=_int_or_none(info.get("total_count")),
+    )
+
+
+def parse_job(payload: Mapping[str, Any], *, method: str, path: str) -> Job:
+    """Build a :class:`Job` from a single-job envelope."""
+    raw = result_of(payload, dict, method=method, path=path)
+    try:
+        return Job.from_api(raw)
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed job: {exc}", method=method, path=path
+        ) from None
+
+
+def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[JobLog], int | None]:
+    """Read a job-logs envelope: the entries and ``result_info.total_count`` (if reported)."""
+    items = result_of(payload, list, method=method, path=path)
+    try:
+        entries = [JobLog.from_api(item) for item in items]
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed log entry: {exc}", method=method, path=path
+        ) from None
+    info = payload.get("result_info")
+    total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
+    return entries, total

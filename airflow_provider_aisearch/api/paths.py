@@ -1,0 +1,166 @@
+"""Validation and URL paths: every argument that becomes part of a URL is checked here, and every path is built here.
+
+Input is checked before any request (a ``ValueError`` naming the parameter); :func:`jobs_path`
+is the only place a jobs URL path is made, and :data:`UNSET` is the "use the connection's
+namespace" sentinel every operation takes.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from urllib.parse import quote
+
+__all__ = [
+    "DESCRIPTION_MAX_LENGTH",
+    "JOBS_MAX_PER_PAGE",
+    "LOGS_MAX_PER_PAGE",
+    "UNSET",
+    "jobs_path",
+    "path_segment",
+    "validate_description",
+    "validate_instance_id",
+    "validate_namespace",
+    "validate_page",
+    "validate_per_page",
+]
+
+JOBS_MAX_PER_PAGE = 50
+LOGS_MAX_PER_PAGE = 500
+DESCRIPTION_MAX_LENGTH = 255
+SEGMENT_MAX_LENGTH = 256
+
+#: Cloudflare's instance id pattern (OpenAPI 2026-08): no leading, trailing or doubled ``-``.
+_INSTANCE_ID_RE = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+INSTANCE_ID_MAX_LENGTH = 64
+#: Cloudflare's namespace name pattern (OpenAPI 2026-08): 1-28 characters, ``-`` only inside.
+_NAMESPACE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,26}[a-z0-9])?")
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "<the connection's namespace>"
+
+    __str__ = __repr__
+
+
+#: Sentinel for "use the connection's namespace" (``None`` means the legacy un-namespaced paths).
+UNSET = _Unset.UNSET
+
+
+def validate_instance_id(instance_id: object) -> str:
+    """
+    Check an AI Search instance id as Cloudflare does: ``^[a-z0-9_]+(?:-[a-z0-9_]+)*$``, 1-64 characters.
+
+    :raises ValueError: naming ``instance_id``.
+    """
+    if (
+        not isinstance(instance_id, str)
+        or len(instance_id) > INSTANCE_ID_MAX_LENGTH
+        or not _INSTANCE_ID_RE.fullmatch(instance_id)
+    ):
+        raise ValueError(
+            "instance_id must be 1-64 characters of lowercase letters, digits, '_' and single '-' between them "
+            f"(no leading, trailing or doubled '-'), got {_preview(instance_id)}"
+        )
+    return instance_id
+
+
+def validate_namespace(namespace: object) -> str:
+    """
+    Check a namespace name as Cloudflare does: ``^[a-z0-9]([a-z0-9-]{0,26}[a-z0-9])?$``.
+
+    :raises ValueError: naming ``namespace``.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError(
+            "namespace must be 1-28 characters of lowercase letters, digits and '-', starting and ending "
+            f"with a letter or digit, got {_preview(namespace)}"
+        )
+    return namespace
+
+
+def path_segment(name: str, value: object) -> str:
+    """
+    Percent-encode ``value`` as exactly one URL path segment.
+
+    Empty, whitespace-only, over-long values and the dot segments ``.`` / ``..`` (which HTTP
+    clients collapse) are rejected, so no value can change the path's shape.
+
+    :param name: Parameter name, for the error message.
+    :raises ValueError: naming the parameter.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty or whitespace, got {value!r}")
+    if value in (".", ".."):
+        raise ValueError(f"{name} must not be {value!r}")
+    if len(value) > SEGMENT_MAX_LENGTH:
+        raise ValueError(f"{name} is {len(value)} characters long; at most {SEGMENT_MAX_LENGTH} are allowed")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return quote(value, safe="")
+
+
+def validate_per_page(per_page: object, maximum: int, name: str = "per_page") -> int:
+    """:raises ValueError: unless ``per_page`` is an int in ``1..maximum``."""
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= maximum:
+        raise ValueError(f"{name} must be an integer from 1 to {maximum}, got {per_page!r}")
+    return per_page
+
+
+def validate_page(page: object) -> int:
+    """:raises ValueError: unless ``page`` is an int >= 1."""
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ValueError(f"page must be an integer >= 1, got {page!r}")
+    return page
+
+
+def validate_description(description: object) -> str | None:
+    """:raises ValueError: unless ``description`` is ``None`` or a string of at most 255 characters."""
+    if description is None:
+        return None
+    if not isinstance(description, str):
+        raise ValueError(f"description must be a string or None, got {type(description).__name__}")
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise ValueError(
+            f"description is {len(description)} characters long; Cloudflare allows at most {DESCRIPTION_MAX_LENGTH}"
+        )
+    return description
+
+
+def jobs_path(
+    account_id: str,
+    namespace: str | None,
+    instance_id: str,
+    job_id: str | None = None,
+    *,
+    logs: bool = False,
+) -> str:
+    """
+    Build a jobs API path (relative to the base URL), validating every part.
+
+    With a namespace: ``/accounts/{a}/ai-search/namespaces/{ns}/instances/{i}/jobs[/{job}[/logs]]``;
+    with ``namespace=None`` the legacy ``/accounts/{a}/ai-search/instances/{i}/jobs[...]``.
+
+    :raises ValueError: naming the first invalid parameter.
+    """
+    path = f"/accounts/{path_segment('account_id', account_id)}/ai-search"
+    if namespace is not None:
+        path += f"/namespaces/{validate_namespace(namespace)}"
+    path += f"/instances/{validate_instance_id(instance_id)}/jobs"
+    if job_id is not None:
+        path += f"/{path_segment('job_id', job_id)}"
+        if logs:
+            path += "/logs"
+    elif logs:
+        raise ValueError("job_id is required for the logs path")
+    return path
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
