@@ -39,13 +39,15 @@ def list_op(**kwargs: Any) -> AISearchListJobsOperator:
 
 
 class FakeTI:
+    """A task instance as the operators see it: one try of ``dag_a.create`` in one run."""
+
     dag_id = "dag_a"
     task_id = "create"
     run_id = "manual__2026-11-22T00:00:00+00:00"
-    try_number = 1
     map_index = -1
 
-    def __init__(self) -> None:
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

@@ -23,23 +23,8 @@ from airflow_provider_aisearch.exceptions import (
 )
 from airflow_provider_aisearch.operators import STATE_STORE_KEY, AISearchCreateJobOperator
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
-
-Connect = Callable[..., None]
-FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
-
-
-class FakeTI:
-    dag_id = "dag_a"
-    task_id = "create"
-    run_id = "manual__2026-11-22T00:00:00+00:00"
-    map_index = -1
-
-    def __init__(self, try_number: int = 1) -> None:
-        self.try_number = try_number
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
+from tests.conftest import Connect
+from tests.operator_helpers import FakeTI, create_op, posts
 
 
 class FakeStore:
@@ -65,21 +50,6 @@ def context(try_number: int = 1, store: FakeStore | None = None, **ti_attrs: Any
     return out
 
 
-def create_op(**kwargs: Any) -> AISearchCreateJobOperator:
-    kwargs.setdefault("task_id", "create")
-    kwargs.setdefault("instance_id", "docs")
-    kwargs.setdefault("hook_params", FAST)
-    kwargs.setdefault("poll_interval", 0.05)
-    kwargs.setdefault("deferrable", False)
-    op = AISearchCreateJobOperator(**kwargs)
-    op.ambiguity_recheck_delay = 0.05
-    return op
-
-
-def posts(emu: AISearchEmulator) -> list[Any]:
-    return emu.requests_to(method="POST")
-
-
 def job(emu: AISearchEmulator, job_id: str) -> dict[str, Any]:
     return next(j for j in emu.jobs("docs") if j["id"] == job_id)
 
@@ -97,12 +67,6 @@ def resume(op: AISearchCreateJobOperator, deferred: TaskDeferred, ctx: dict[str,
     assert isinstance(deferred.trigger, AISearchJobTrigger)
     event = run_trigger(deferred.trigger)
     return getattr(op, deferred.method_name)(ctx, event=event, **(deferred.kwargs or {}))
-
-
-@pytest.fixture
-def emu(emulator: AISearchEmulator, connect: Connect) -> AISearchEmulator:
-    connect(emulator)
-    return emulator
 
 
 # ---------------------------------------------------------------------------------------------
