@@ -10,7 +10,7 @@ VENV2 := .venv-airflow2
 UV := $(VENV)/bin/uv
 UV_INSTALL = $(UV) pip install -q --compile-bytecode
 
-.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability bench ui-deps ui-check clean
+.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability bench ui-deps ui-check deploy-deps deploy-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
@@ -62,6 +62,23 @@ ui-deps:
 # Drive the real Airflow 3 UI in headless Chromium: connection form, Test, extra link; screenshots to docs/img/.
 ui-check: ui-deps $(VENV)/.installed
 	$(VENV)/bin/python scripts/ui_check.py
+
+# Debian's PostgreSQL and Redis for the deploy check. It runs its own instances from a temp dir on free
+# ports (never the system services); Debian keeps the PostgreSQL binaries in /usr/lib/postgresql/<ver>/bin.
+deploy-deps:
+	@if { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+		&& command -v redis-server >/dev/null; then \
+		echo "PostgreSQL: $$(ls -d /usr/lib/postgresql/*/ 2>/dev/null | xargs -n1 basename | tr '\n' ' ')Redis: $$(redis-server --version | cut -d' ' -f3)"; \
+	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; fi
+
+$(VENV)/.deploy-installed: $(VENV)/.installed
+	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui,deploy]" "apache-airflow==$(AIRFLOW_VERSION)"
+	touch $@
+
+# A real distributed Airflow 3 (PostgreSQL, CeleryExecutor + Redis, api-server, scheduler, dag-processor,
+# two triggerers, two Celery workers) on loopback; runs the scenarios and writes docs/deploy-check.md.
+deploy-check: deploy-deps $(VENV)/.deploy-installed
+	$(VENV)/bin/python scripts/deploy_check.py
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py

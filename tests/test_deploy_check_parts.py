@@ -1,0 +1,88 @@
+"""The parts of ``make deploy-check`` (``scripts/deploycheck/``) that need no Airflow deployment.
+
+The deploy check itself brings up PostgreSQL, Redis and seven Airflow components, so it is its own
+target, not part of the suite. These tests guard what it relies on: which example DAGs it triggers,
+the emulator process and the request counts read from its access log, and that no process it
+started survives the teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from deploycheck.scenario1 import example_dags  # noqa: E402
+from deploycheck.services import Processes, start_emulator  # noqa: E402
+
+
+def test_example_dags_split_into_triggered_and_asset_scheduled() -> None:
+    manual, asset_scheduled = example_dags(REPO)
+    assert set(manual) == {
+        "example_aisearch_hook",
+        "example_aisearch_operators",
+        "example_aisearch_sensor",
+        "example_aisearch_asset_producer",
+    }
+    assert manual[-1] == "example_aisearch_asset_producer"  # its consumer's run is awaited last
+    assert asset_scheduled == ["example_aisearch_asset_consumer"]  # never triggered by hand
+
+
+def test_emulator_process_counts_requests_and_leaves_nothing(tmp_path: Path) -> None:
+    procs = Processes(run_id="test-" + os.urandom(4).hex(), log_dir=tmp_path)
+    try:
+        emu = start_emulator(procs, sys.executable, dict(os.environ), "tok-" + os.urandom(8).hex())
+        conn = json.loads(emu.connection)
+        assert conn["password"] == emu.token
+        url = f"{conn['host']}/accounts/{conn['extra']['account_id']}/ai-search/namespaces/default/instances/docs/jobs"
+        headers = {"Authorization": f"Bearer {emu.token}"}
+        for _ in range(3):
+            assert requests.get(url, headers=headers, timeout=30).status_code == 200
+        assert requests.get(url + "/nope", headers=headers, timeout=30).status_code == 404
+
+        def counts() -> dict[str, int]:
+            return dict(emu.request_counts())
+
+        deadline = time.monotonic() + 30
+        while sum(counts().values()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert counts() == {
+            "GET /client/v4/accounts/{account}/ai-search/namespaces/default/instances/docs/jobs": 3,
+            "GET /client/v4/accounts/{account}/ai-search/namespaces/default/instances/docs/jobs/{id}": 1,
+        }
+        assert emu.token not in emu.log_path.read_text().replace(emu.connection, "")  # only in the export line
+    finally:
+        procs.stop_all(grace=10)
+    assert procs.survivors() == []
+
+
+def test_stop_all_kills_what_ignores_sigterm_and_survivors_finds_escapees(tmp_path: Path) -> None:
+    procs = Processes(run_id="test-" + os.urandom(4).hex(), log_dir=tmp_path)
+    escaped = tmp_path / "escaped.pid"
+    try:
+        # Ignores SIGTERM; a child in its own session (setsid) escapes the process group.
+        script = f"trap '' TERM; setsid sleep 300 & echo $! > {escaped}; sleep 300"
+        procs.start("stubborn", ["sh", "-c", script], dict(os.environ), tier=1)
+        deadline = time.monotonic() + 30
+        while not (escaped.exists() and escaped.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        procs.stop_all(grace=1)
+        left = procs.survivors()
+        assert [pid for pid, _ in left] == [int(escaped.read_text())]
+    finally:
+        if escaped.exists() and escaped.read_text().strip():
+            try:
+                os.kill(int(escaped.read_text()), 9)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 10
+    while procs.survivors() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert procs.survivors() == []
