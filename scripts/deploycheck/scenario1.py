@@ -6,6 +6,7 @@ consumer is never triggered by hand: it must run from the event of the producer 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,25 @@ def example_dags(repo: Path) -> tuple[list[str], list[str]]:
     return manual, asset_scheduled
 
 
+def readable(text: str) -> str:
+    """Task logs are JSON lines: show time, level, message and any exception instead."""
+    out = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        if not isinstance(entry, dict):
+            out.append(line)
+            continue
+        out.append(f"{entry.get('timestamp', '')} {entry.get('level', '')} {entry.get('event', '')}")
+        for detail in entry.get("error_detail") or []:
+            if isinstance(detail, dict):
+                out.append(f"    {detail.get('exc_type')}: {detail.get('exc_value')}")
+    return "\n".join(out)
+
+
 def wait_run(api: Api, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -82,7 +102,7 @@ def failed_task_logs(api: Api, home: Path, dag_id: str, run_id: str, secrets: tu
             continue
         pattern = f"dag_id={dag_id}/run_id={run_id}/task_id={ti['task_id']}/**/*.log"
         for path in sorted((home / "logs").glob(pattern)):
-            log(f"log tail of {dag_id}.{name} ({path.name}):\n{tail(path, 30, secrets)}")
+            log(f"log tail of {dag_id}.{name} ({path.name}):\n{readable(tail(path, 30, secrets))}")
     return failed
 
 
@@ -108,7 +128,9 @@ def settle(api: Api, dag_ids: list[str], quiet: float = 10.0, timeout: float = R
         time.sleep(1)
 
 
-def run_scenario(api: Api, emulator: Emulator, repo: Path, home: Path, results: list[DagResult]) -> None:
+def run_scenario(
+    api: Api, emulator: Emulator, repo: Path, home: Path, results: list[DagResult], timings: dict[str, float]
+) -> None:
     """Run scenario 1, appending one :class:`DagResult` per DAG run to ``results``."""
     manual, asset_scheduled = example_dags(repo)
     secrets = (emulator.token,)
@@ -117,6 +139,9 @@ def run_scenario(api: Api, emulator: Emulator, repo: Path, home: Path, results: 
         api.unpause(dag_id)
     started = time.monotonic()
     own_runs = settle(api, manual + asset_scheduled)
+    timings[f"unpause -> the scheduler's own {own_runs} run(s) ended + 10 s quiet (duration)"] = (
+        time.monotonic() - started
+    )
     log(
         f"unpaused {len(manual + asset_scheduled)} DAGs; the scheduler's own {own_runs} run(s) ended, "
         f"quiet after {time.monotonic() - started:.1f} s"
@@ -135,8 +160,11 @@ def run_scenario(api: Api, emulator: Emulator, repo: Path, home: Path, results: 
             result.failed_tasks = failed_task_logs(api, home, dag_id, run_id, secrets)
         log(f"{dag_id}: {run['state']} in {seconds:.1f} s, {requests} emulator requests")
         results.append(result)
-        if dag_id.endswith("_producer"):
+        if dag_id.endswith("_producer") and run["state"] == "success":
             results.extend(_consumers(api, home, asset_scheduled, dag_id, run_id, started, secrets))
+        elif dag_id.endswith("_producer"):
+            for consumer in asset_scheduled:  # no event came, so no run: fail now instead of waiting for one
+                results.append(DagResult(consumer, "-", "asset_triggered", "not run", 0.0, 0, f"{dag_id} failed"))
     # Runs the scheduler made by itself (a scheduled producer run after the unpause) must succeed too.
     for dag_id in manual + asset_scheduled:
         seen = {r.run_id for r in results}
