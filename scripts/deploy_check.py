@@ -28,6 +28,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from importlib.metadata import version
 from pathlib import Path
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         failure = str(exc)
     except KeyboardInterrupt:
         failure = "interrupted"
+    except Exception as exc:  # an unexpected error still tears down and shows the components' logs
+        traceback.print_exc()
+        failure = f"{type(exc).__name__}: {exc}"
     finally:
         requests = dict(emulator.request_counts()) if emulator else {}
         workers = {
