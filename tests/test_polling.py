@@ -22,12 +22,6 @@ from airflow_provider_aisearch.triggers import AISearchJobTrigger
 Connect = Callable[..., None]
 
 
-@pytest.fixture
-def emu(emulator: AISearchEmulator, connect: Connect) -> AISearchEmulator:
-    connect(emulator)
-    return emulator
-
-
 def lists(emu: AISearchEmulator, instance: str = "docs") -> list[Any]:
     return [r for r in emu.requests if r.method == "GET" and r.route == "jobs" and r.segments[2:] == (instance,)]
 

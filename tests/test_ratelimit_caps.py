@@ -25,6 +25,23 @@ MAX_WAIT = 300.0  # Cloudflare's lockout (a literal: the test must not follow th
 TWO_HOURS = 7200
 
 
+FAR_ANSWER_IDS = ["retry-after", "reset-date", "reset-seconds", "reset-epoch"]
+
+
+def far_answers() -> list[dict[str, str]]:
+    """Rate-limit answers that ask for a two-hour wait, in each form Cloudflare (or a proxy) may use."""
+    return [
+        {"Retry-After": str(TWO_HOURS), "x-ratelimit-remaining": "0", "x-ratelimit-limit": "1200"},
+        {
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-limit": "1200",
+            "x-ratelimit-reset": formatdate(time.time() + TWO_HOURS, usegmt=True),
+        },
+        {"x-ratelimit-remaining": "0", "x-ratelimit-limit": "1200", "x-ratelimit-reset": str(TWO_HOURS)},
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + TWO_HOURS)},  # epoch form
+    ]
+
+
 def _locked(headers: dict[str, str]) -> Fault:
     """Cloudflare's global rate-limit 429 (code 971) with the given headers."""
     body = {
@@ -64,20 +81,7 @@ class FakeTime:
         self.offset += backoff.seconds * step
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"Retry-After": str(TWO_HOURS), "x-ratelimit-remaining": "0", "x-ratelimit-limit": "1200"},
-        {
-            "x-ratelimit-remaining": "0",
-            "x-ratelimit-limit": "1200",
-            "x-ratelimit-reset": formatdate(time.time() + TWO_HOURS, usegmt=True),
-        },
-        {"x-ratelimit-remaining": "0", "x-ratelimit-limit": "1200", "x-ratelimit-reset": str(TWO_HOURS)},
-        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + TWO_HOURS)},  # epoch form
-    ],
-    ids=["retry-after", "reset-date", "reset-seconds", "reset-epoch"],
-)
+@pytest.mark.parametrize("headers", far_answers(), ids=FAR_ANSWER_IDS)
 def test_one_far_answer_holds_the_credential_at_most_300_s(
     hook: AISearchHook, emulator: AISearchEmulator, headers: dict[str, str]
 ) -> None:

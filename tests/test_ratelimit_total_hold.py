@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from email.utils import formatdate
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from airflow_provider_aisearch.api import Backoff
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.exceptions import AISearchRateLimitError
 from airflow_provider_aisearch.hooks import AISearchHook
+from tests.test_ratelimit_caps import FAR_ANSWER_IDS, far_answers
 
 MAX_WAIT = 300.0  # Cloudflare's lockout (a literal: the test must not follow the code's constant)
 TWO_HOURS = 7200
@@ -30,20 +30,7 @@ def hook(emulator: AISearchEmulator, connect: Any) -> Iterator[AISearchHook]:
     h.close()
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"Retry-After": str(TWO_HOURS), "x-ratelimit-remaining": "0", "x-ratelimit-limit": "1200"},
-        {
-            "x-ratelimit-remaining": "0",
-            "x-ratelimit-limit": "1200",
-            "x-ratelimit-reset": formatdate(time.time() + TWO_HOURS, usegmt=True),
-        },
-        {"x-ratelimit-remaining": "0", "x-ratelimit-limit": "1200", "x-ratelimit-reset": str(TWO_HOURS)},
-        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + TWO_HOURS)},
-    ],
-    ids=["retry-after", "reset-date", "reset-seconds", "reset-epoch"],
-)
+@pytest.mark.parametrize("headers", far_answers(), ids=FAR_ANSWER_IDS)
 def test_the_whole_hold_after_one_far_answer_is_at_most_300_s(
     hook: AISearchHook, emulator: AISearchEmulator, headers: dict[str, str]
 ) -> None:

@@ -28,12 +28,6 @@ from airflow_provider_aisearch.triggers import AISearchJobTrigger
 FAST: dict[str, Any] = {"retry_backoff": 0.001}
 
 
-@pytest.fixture
-def emu(emulator: AISearchEmulator, connect: Any) -> AISearchEmulator:
-    connect(emulator)
-    return emulator
-
-
 def create_op(**kwargs: Any) -> AISearchCreateJobOperator:
     kwargs.setdefault("task_id", "create")
     kwargs.setdefault("instance_id", "docs")

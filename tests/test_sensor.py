@@ -33,12 +33,6 @@ Connect = Callable[..., None]
 FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
 
 
-@pytest.fixture
-def emu(emulator: AISearchEmulator, connect: Connect) -> AISearchEmulator:
-    connect(emulator)
-    return emulator
-
-
 def make_sensor(**kwargs: Any) -> AISearchJobSensor:
     kwargs.setdefault("task_id", "wait")
     kwargs.setdefault("instance_id", "docs")
