@@ -1,19 +1,20 @@
-"""Scenario 2 of ``make deploy-check`` (sketch, not wired in yet): shared polling in a real triggerer.
+"""Scenarios 2, 3 and 8 of ``make deploy-check``: mapped deferrable sensors whose jobs come from the run's conf.
 
-Two DAGs of 50 mapped deferrable sensors each, all on jobs of one instance, so 100 triggers wait at
-once. The job ids come from the run's conf (``{"job_ids": [...]}``), which the deploy check passes
-when it triggers the run through the REST API. While they wait, the check counts the emulator's
-requests per poll interval per triggerer: about ceil(jobs / 50) list pages per interval for each
-triggerer holding waiters, against 100 GETs per interval unshared.
+Every DAG here has one task reading the run's conf (``{"waits": [{"instance_id": ..., "job_id": ...}, ...]}``)
+and one deferrable :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor` mapped over it, so the
+deploy check decides at trigger time (through the REST API, no logical date) which jobs of which
+emulator instances are waited on:
 
-Still missing (next session): jobs that stay running for the whole measurement (the emulator CLI
-seeds only ended jobs, and one instance runs one job at a time through the API), and the wiring
-(dags folder bundle, trigger with conf, per-interval counts from the access log).
+- ``deploy_check_shared_polling_a`` / ``_b`` (scenario 2): 50 sensors each, all on jobs of one
+  instance, so 100 triggers wait at once and share one list request per poll interval per triggerer;
+- ``deploy_check_failover_follow`` (scenario 3): a few sensors, each on the only running job of its
+  own instance, so one of them can be superseded while its triggerer is dead;
+- ``deploy_check_rate_limited`` (scenario 8): sensors on jobs of ten instances (one poller each)
+  at ``poke_interval=2``, against a low emulator rate limit.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
 
@@ -21,33 +22,53 @@ from airflow.providers.common.compat.sdk import dag, task
 
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 
-INSTANCE_ID = os.environ.get("AISEARCH_INSTANCE_ID", "docs")
-#: Seconds between polls; the per-interval request counts are taken over this window.
-POKE_INTERVAL = 5
-#: Sensors per DAG (two DAGs: 100 waiters).
-WAITERS_PER_DAG = 50
 
-
-def _shared_polling_dag(dag_id: str) -> None:
-    @dag(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["deploy-check"])
+def _waiters_dag(dag_id: str, *, poke_interval: float, doc: str) -> None:
+    @dag(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_tasks=200,  # every mapped sensor must defer at once (the default is 16 per run)
+        tags=["deploy-check"],
+        doc_md=doc,
+    )
     def waiters() -> None:
-        @task
-        def job_ids(**context: Any) -> list[str]:
-            ids = list((context["dag_run"].conf or {}).get("job_ids", []))
-            if len(ids) != WAITERS_PER_DAG:
-                raise ValueError(f"job_ids: expected {WAITERS_PER_DAG} ids in the run's conf, got {len(ids)}")
-            return ids
+        @task(retries=0)
+        def waits(**context: Any) -> list[dict[str, str]]:
+            found = list((context["dag_run"].conf or {}).get("waits", []))
+            if not found or not all(isinstance(w, dict) and {"instance_id", "job_id"} <= w.keys() for w in found):
+                raise ValueError(f"waits: expected a list of {{instance_id, job_id}} in the run's conf, got {found!r}")
+            return [{"instance_id": str(w["instance_id"]), "job_id": str(w["job_id"])} for w in found]
 
         AISearchJobSensor.partial(
             task_id="wait",
-            instance_id=INSTANCE_ID,
             deferrable=True,
-            poke_interval=POKE_INTERVAL,
+            poke_interval=poke_interval,
             timeout=1800,
-        ).expand(job_id=job_ids())
+            retries=0,
+        ).expand_kwargs(waits())
 
     waiters()
 
 
-_shared_polling_dag("deploy_check_shared_polling_a")
-_shared_polling_dag("deploy_check_shared_polling_b")
+_waiters_dag(
+    "deploy_check_shared_polling_a",
+    poke_interval=5,
+    doc="Scenario 2: 50 deferrable sensors on jobs of one instance (with `_b`: 100 waiters).",
+)
+_waiters_dag(
+    "deploy_check_shared_polling_b",
+    poke_interval=5,
+    doc="Scenario 2: 50 deferrable sensors on jobs of one instance (with `_a`: 100 waiters).",
+)
+_waiters_dag(
+    "deploy_check_failover_follow",
+    poke_interval=5,
+    doc="Scenario 3: one sensor per instance; one is superseded while its triggerer is dead.",
+)
+_waiters_dag(
+    "deploy_check_rate_limited",
+    poke_interval=2,
+    doc="Scenario 8: sensors on ten instances against a low emulator rate limit.",
+)

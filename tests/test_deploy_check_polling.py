@@ -1,0 +1,182 @@
+"""The pure parts of deploy-check scenarios 2, 3 and 8 (``scripts/deploycheck/scenario_polling.py``).
+
+No deployment here: how emulator requests are classified and attributed to a triggerer by their TCP
+source port, counted per poll interval, which triggerer is killed, and how the rate limiter's windows
+are counted. The scenarios themselves run in ``make deploy-check``.
+"""
+
+from __future__ import annotations
+
+import ast
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from deploycheck import scenario_polling as sp  # noqa: E402
+
+BASE = "/client/v4/accounts/abc/ai-search/namespaces/default/instances"
+
+
+def rec(seq: int, at: float, method: str, path: str, port: int | None = None, conn: int = 0) -> dict[str, object]:
+    return {"seq": seq, "at": at, "method": method, "path": path, "peer_port": port, "connection": conn}
+
+
+def test_request_kind_by_path_and_instance() -> None:
+    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs")) == "list"
+    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs?page=2&per_page=50")) == "list"
+    assert sp.request_kind(rec(1, 0, "POST", f"{BASE}/shared/jobs")) == "create"
+    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs/j1")) == "get"
+    assert sp.request_kind(rec(1, 0, "PATCH", f"{BASE}/shared/jobs/j1")) == "cancel"
+    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs/j1/logs")) == "logs"
+    assert sp.request_kind(rec(1, 0, "GET", "/client/v4/user/tokens/verify")) == "other"
+    # Restricted to one instance: another instance's requests (and non-job requests) do not count.
+    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs"), "shared") == "list"
+    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/other/jobs"), "shared") is None
+    assert sp.request_kind(rec(1, 0, "GET", "/client/v4/user/tokens/verify"), "shared") is None
+
+
+def test_expected_pages() -> None:
+    assert sp.expected_pages(100) == 2
+    assert sp.expected_pages(50) == 1
+    assert sp.expected_pages(51) == 2
+    assert sp.expected_pages(0) == 1
+
+
+def test_attribution_by_port_then_by_connection() -> None:
+    owners = sp.PortOwners()
+    owners.add(40001, "triggerer-1", 100.0)
+    owners.add(40002, "triggerer-2", 100.0)
+    records = [
+        rec(1, 100.1, "GET", f"{BASE}/s/jobs", 40001, conn=7),
+        rec(2, 100.2, "GET", f"{BASE}/s/jobs", 40002, conn=8),
+        # Same connection as seq 1, its port never sampled (e.g. the record lacks it): still triggerer-1.
+        rec(3, 105.0, "GET", f"{BASE}/s/jobs", None, conn=7),
+        # A worker's short-lived connection: never sampled.
+        rec(4, 105.0, "GET", f"{BASE}/s/jobs/j1", 50000, conn=9),
+    ]
+    assert sp.attribute(records, owners) == {1: "triggerer-1", 2: "triggerer-2", 3: "triggerer-1", 4: "other"}
+
+
+def test_a_reused_port_belongs_to_whoever_held_it_then() -> None:
+    owners = sp.PortOwners()
+    owners.add(40001, "triggerer-1", 100.0)
+    owners.add(40001, "triggerer-1", 100.2)  # same owner again: one entry
+    owners.add(40001, "triggerer-2", 200.0)
+    assert owners.seen[40001] == [(100.0, "triggerer-1"), (200.0, "triggerer-2")]
+    assert owners.owner(40001, 150.0) == "triggerer-1"
+    assert owners.owner(40001, 250.0) == "triggerer-2"
+    assert owners.owner(40001, 99.0) == "triggerer-1"  # sent just before the first sample saw the port
+    assert owners.owner(40002, 150.0) is None
+    assert owners.owner(None, 150.0) is None
+
+
+def test_per_interval_counts_by_owner_kind_and_interval() -> None:
+    records = [
+        rec(1, 10.0, "GET", f"{BASE}/s/jobs"),
+        rec(2, 10.1, "GET", f"{BASE}/s/jobs"),  # page 2 of the same round
+        rec(3, 15.5, "GET", f"{BASE}/s/jobs"),
+        rec(4, 16.0, "GET", f"{BASE}/s/jobs/j1"),
+        rec(5, 17.0, "GET", f"{BASE}/other/jobs"),  # another instance: left out
+        rec(6, 9.9, "GET", f"{BASE}/s/jobs"),  # before the window
+        rec(7, 20.0, "GET", f"{BASE}/s/jobs"),  # after the window (2 intervals of 5 s from 10)
+    ]
+    owner_of = {1: "t1", 2: "t1", 3: "t1", 4: "other", 5: "t1", 6: "t1", 7: "t1"}
+    table = sp.per_interval(records, owner_of, start=10.0, interval=5.0, count=2, instance="s")
+    assert table == {"t1": {"list": [2, 1]}, "other": {"get": [0, 1]}}
+
+
+def test_fixed_windows_as_the_emulator_counts_them() -> None:
+    # A window starts at a request; the first request at or after its end starts the next.
+    assert sp.fixed_window_counts([0.0, 1.0, 9.9, 10.0, 25.0, 26.0], 10.0) == [3, 1, 2]
+    assert sp.fixed_window_counts([], 10.0) == []
+
+
+def test_sliding_window_max() -> None:
+    times = [0.0, 1.0, 9.9, 10.0, 10.5, 25.0]
+    assert sp.sliding_window_max(times, 10.0) == 4  # 1.0, 9.9, 10.0, 10.5
+    assert sp.sliding_window_max([], 10.0) == 0
+
+
+def test_the_emulator_limiter_agrees_with_fixed_window_counts() -> None:
+    """The limiter admits what fixed_window_counts says fits (so 'max per window' means what it says)."""
+    from airflow_provider_aisearch.emulator.ratelimit import RateLimit
+
+    limiter = RateLimit(limit=3, window=10.0, lockout=10.0)
+    times = [0.0, 1.0, 9.9, 10.0, 10.5, 11.0, 25.0]
+    assert all(limiter.admit(t)[0] for t in times)
+    assert max(sp.fixed_window_counts(times, 10.0)) == 3
+    assert limiter.admit(25.5)[0] and not limiter.admit(26.0)[0]  # a 4th in the window: lockout
+
+
+def test_trigger_log_owners() -> None:
+    paths = [
+        "dag_id=a/run_id=r/task_id=wait/map_index=0/attempt=1.log.trigger.7.log",
+        "dag_id=a/run_id=r/task_id=wait/map_index=1/attempt=1.log.trigger.7.log",
+        "dag_id=a/run_id=r/task_id=wait/map_index=2/attempt=1.log.trigger.9.log",
+        "dag_id=a/run_id=r/task_id=wait/map_index=2/attempt=1.log",
+    ]
+    assert sp.trigger_log_owners(paths) == Counter({"7": 2, "9": 1})
+
+
+def test_victim_holds_the_most_waiters_among_those_holding_a_follow_sensor() -> None:
+    follow = sp.FOLLOW_DAG
+    holders = {
+        "1": Counter({"a": 60, "b": 20}),  # the most, but no follow sensor
+        "2": Counter({"a": 10, "b": 10, follow: 2}),
+        "3": Counter({"a": 5, follow: 1}),
+    }
+    assert sp.choose_victim(holders, [follow]) == "2"
+    holders["1"][follow] = 1
+    assert sp.choose_victim(holders, [follow]) == "1"
+    assert sp.choose_victim({"1": Counter({"a": 3})}, [follow]) is None
+
+
+def test_in_heartbeats() -> None:
+    assert sp.in_heartbeats(21.0, 10.0) == 2.1
+
+
+def test_sampler_maps_local_ports_and_open_trigger_logs_to_the_process(tmp_path: Path) -> None:
+    """The sampler sees this process's own connection to a loopback server and its open trigger log."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    log_file = (tmp_path / "attempt=1.log.trigger.42.log").open("w")
+    try:
+        sampler = sp.Sampler(lambda: {"me": psutil.Process().pid}, port)
+        sampler.sample()
+        owners, job_owner = sampler.snapshot()
+        assert owners.owner(client.getsockname()[1], 0.0) == "me"
+        assert job_owner == {"42": "me"}
+    finally:
+        log_file.close()
+        for sock in (client, accepted, server):
+            sock.close()
+
+
+def test_dag_ids_match_the_dag_file() -> None:
+    source = (REPO / "tests" / "deploy_dags" / "shared_polling.py").read_text()
+    declared = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "_waiters_dag"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert declared == set(sp.DAG_IDS)
+
+
+def test_rate_settings_would_be_blown_unpaced() -> None:
+    """Scenario 8 proves pacing only if the sensors, unpaced, would exceed the limit within one window."""
+    demand = len(sp.RATE_INSTANCES) * sp.RATE_WINDOW / sp.RATE_POKE_INTERVAL
+    assert demand > sp.RATE_LIMIT
+    # and the 5 % reserve leaves room for the other triggerer's requests not yet seen (>= 2 requests)
+    assert sp.RATE_LIMIT * 0.05 >= 2
