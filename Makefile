@@ -76,7 +76,7 @@ $(VENV)/.deploy-installed: $(VENV)/.installed
 	touch $@
 
 # A real distributed Airflow 3 (PostgreSQL, CeleryExecutor + Redis, api-server, scheduler, dag-processor,
-# two triggerers, two Celery workers) on loopback; runs the scenarios and writes docs/deploy-check.md.
+# two triggerers, two Celery workers) on loopback; runs the scenarios and writes docs/deployment.md (and the README figures).
 deploy-check: deploy-deps $(VENV)/.deploy-installed
 	$(VENV)/bin/python scripts/deploy_check.py
 

@@ -9,9 +9,12 @@ What it brings up, all from one temp dir and on ports chosen at run time (never 
 - Airflow: api-server, scheduler, dag-processor, two triggerers and two Celery workers (CeleryExecutor),
   simple auth manager with everyone admin, DAGs from ``example_dags/``.
 
-Scenario 1: every example DAG succeeds through the scheduler, unpaused and triggered through the REST
-API with no logical date; the asset consumer runs from the producer's event. The figures go to
-``docs/deploy-check.md`` and a summary is printed; the exit code is non-zero if a scenario fails.
+The scenarios come from the modules in :data:`MODULES` (each has ``SCENARIOS``: number -> function
+taking a :class:`~deploycheck.harness.Deployment` and returning a :class:`~deploycheck.harness.ScenarioResult`;
+optionally ``CONFIG``, settings every component gets, and ``DAG_IDS``, DAGs of ``tests/deploy_dags/`` to
+wait for). They run one after another against the same deployment. A full passing run writes
+``docs/deployment.md`` and the README's "Proven in a real deployment" figures; a failing scenario
+prints the last lines of each component's log and the exit code is non-zero.
 
 Every process is its own process group and is stopped by PID in ``finally`` (SIGTERM, SIGKILL after a
 grace period); the run then checks that no process of it survived and removes the temp dir.
@@ -20,6 +23,7 @@ grace period); the run then checks that no process of it survived and removes th
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import secrets
@@ -30,13 +34,16 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deploycheck import airflow as af
-from deploycheck.scenario1 import DagResult, example_dags, run_scenario
+from deploycheck.harness import Deployment, ScenarioResult
+from deploycheck.report import update_readme, write_report
+from deploycheck.scenario1 import example_dags
 from deploycheck.services import (
     DeployCheckFailed,
     Emulator,
@@ -50,7 +57,10 @@ from deploycheck.services import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-REPORT = REPO / "docs" / "deploy-check.md"
+REPORT = REPO / "docs" / "deployment.md"
+README = REPO / "README.md"
+#: Modules of scenarios, in the order they run.
+MODULES = ["scenario1"]
 
 
 def versions() -> dict[str, str]:
@@ -63,65 +73,17 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_report(
-    path: Path,
-    results: list[DagResult],
-    timings: dict[str, float],
-    requests: dict[str, int],
-    total: float,
-    passed: bool,
-    service_versions: dict[str, str],
-    workers: dict[str, int],
-) -> None:
-    lines = [
-        "# `make deploy-check`: the last run",
-        "",
-        "Written by `scripts/deploy_check.py`. A real Airflow 3 deployment on loopback: PostgreSQL metadata DB,",
-        "CeleryExecutor with a Redis broker, api-server, scheduler, dag-processor, **two** triggerers and **two**",
-        "Celery workers, the AI Search emulator as the API. Every DAG is unpaused and triggered through the REST",
-        "API with no logical date, as a user does.",
-        "",
-        f"Run on {time.strftime('%Y-%m-%d')} ({'passed' if passed else 'FAILED'}, {total:.0f} s from start to "
-        "teardown).",
-        "",
-        "| version | |",
-        "|---|---|",
-        *(f"| {name} | {value} |" for name, value in service_versions.items()),
-        "",
-        "## Scenario 1: every example DAG succeeds through the scheduler",
-        "",
-        "| DAG | run type | state | seconds | emulator requests | deferred tries (triggerer job ids) | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        seconds = f"{r.seconds:.1f}" if r.seconds else "-"
-        reqs = str(r.requests) if r.requests else "-"
-        note = r.note + (f"; failed: {', '.join(r.failed_tasks)}" if r.failed_tasks else "")
-        deferred = f"{r.deferred} ({', '.join(sorted(r.triggerers))})" if r.deferred else "-"
-        lines.append(f"| `{r.dag_id}` | {r.run_type} | {r.state} | {seconds} | {reqs} | {deferred} | {note} |")
-    lines += [
-        "",
-        "Seconds: from the trigger to the run's end (for the asset consumer: from the producer's trigger).",
-        "Emulator requests: every request the emulator served while that DAG ran (the DAGs run one after another).",
-        "Deferred tries: task tries whose trigger ran in a triggerer",
-        "(one `*.log.trigger.<triggerer job id>.log` each).",
-        "",
-        "Celery tasks run per worker: " + ", ".join(f"{name} {count}" for name, count in workers.items()) + ".",
-        "",
-        "## Startup (seconds from the start of the check, unless marked as a duration)",
-        "",
-        "| step | seconds |",
-        "|---|---|",
-        *(f"| {step} | {seconds:.1f} |" for step, seconds in timings.items()),
-        "",
-        "## Emulator requests over the whole run",
-        "",
-        "| request | count |",
-        "|---|---|",
-        *(f"| `{route}` | {count} |" for route, count in sorted(requests.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "",
-    ]
-    path.write_text("\n".join(lines))
+def load_scenarios() -> tuple[dict[int, Callable[[Deployment], ScenarioResult]], dict[str, str], list[str]]:
+    """Every registered scenario by number, the settings they need, and the scenario DAGs to wait for."""
+    scenarios: dict[int, Callable[[Deployment], ScenarioResult]] = {}
+    config: dict[str, str] = {}
+    dag_ids: list[str] = []
+    for name in MODULES:
+        module = importlib.import_module(f"deploycheck.{name}")
+        scenarios.update(module.SCENARIOS)
+        config.update(getattr(module, "CONFIG", {}))
+        dag_ids += getattr(module, "DAG_IDS", [])
+    return dict(sorted(scenarios.items())), config, dag_ids
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -131,11 +93,24 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Airflow home) for debugging")
-    parser.add_argument("--report", type=Path, default=REPORT, help="where the figures go")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help=f"where the figures go (default: {REPORT.relative_to(REPO)} and the README, after a full passing run)",
+    )
+    parser.add_argument("--only", default="", help="comma-separated scenario numbers to run (default: all)")
     args = parser.parse_args(argv)
     if int(version("apache-airflow").split(".")[0]) < 3:
         log(f"cannot run: needs Airflow 3 (this is {version('apache-airflow')})")
         return 2
+    scenarios, scenario_config, scenario_dags = load_scenarios()
+    if args.only:
+        wanted = {int(n) for n in args.only.split(",") if n.strip()}
+        unknown = wanted - set(scenarios)
+        if unknown:
+            parser.error(f"--only: no scenario {sorted(unknown)} (there are {sorted(scenarios)})")
+        scenarios = {n: f for n, f in scenarios.items() if n in wanted}
     # `kill <pid>` (or make being stopped) must tear down like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
@@ -147,9 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AISEARCH_"))}
     timings: dict[str, float] = {}
-    results: list[DagResult] = []
+    results: list[ScenarioResult] = []
     emulator: Emulator | None = None
-    passed = False
     failure = ""
     try:
         db_url = start_postgres(procs, base, env)
@@ -162,20 +136,31 @@ def main(argv: list[str] | None = None) -> int:
         aenv = af.airflow_env(
             base, REPO, db_url=db_url, broker_url=broker, api_port=api_port, connection=emulator.connection
         )
-        aenv = {**env, **aenv}
+        aenv = {**env, **aenv, **scenario_config}
         af.migrate(airflow, aenv, log_dir)
         timings["airflow db migrate done"] = time.monotonic() - started
         af.start_components(procs, airflow, aenv, api_port)
         api = af.Api(f"http://127.0.0.1:{api_port}")
         manual, assets = example_dags(REPO)
         ready: dict[str, float] = {}
-        af.wait_ready(api, procs, set(manual + assets), ready)
+        af.wait_ready(api, procs, set(manual + assets + scenario_dags), ready)
         offset = timings["airflow db migrate done"]
         timings.update({step: offset + t for step, t in ready.items()})
-        run_scenario(api, emulator, REPO, Path(aenv["AIRFLOW_HOME"]), results, timings)
-        passed = bool(results) and all(r.state == "success" for r in results)
-        if not passed:
-            failure = "scenario 1: " + ", ".join(f"{r.dag_id}={r.state}" for r in results if r.state != "success")
+        dep = Deployment(api, emulator, procs, REPO, Path(aenv["AIRFLOW_HOME"]), aenv, airflow, log_dir, timings)
+        for number, scenario in scenarios.items():
+            log(f"=== scenario {number} ===")
+            try:
+                result = scenario(dep)
+            except (DeployCheckFailed, Exception) as exc:  # the next scenarios still run
+                if not isinstance(exc, DeployCheckFailed):
+                    traceback.print_exc()
+                result = ScenarioResult(number, f"scenario {number}").fail(f"{type(exc).__name__}: {exc}")
+            results.append(result.finish())
+            verdict = "passed" if result.passed else f"FAILED: {result.failure}"
+            log(f"scenario {number}: {verdict} ({result.seconds:.0f} s)")
+        failed = [r for r in results if not r.passed]
+        if failed:
+            failure = "; ".join(f"scenario {r.number} ({r.title}): {r.failure}" for r in failed)
     except DeployCheckFailed as exc:
         failure = str(exc)
     except KeyboardInterrupt:
@@ -184,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         failure = f"{type(exc).__name__}: {exc}"
     finally:
-        requests = dict(emulator.request_counts()) if emulator else {}
+        requests = dict(emulator.request_counts()) if emulator and emulator.proc.poll() is None else {}
         workers = {
             c.name: c.log_path.read_text(errors="replace").count(" succeeded in ")
             for c in procs.children
@@ -200,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         timings["teardown: stop every component (duration)"] = time.monotonic() - stop_started
         left = procs.survivors()
         if left:
-            passed = False
+            failure = failure or "processes survived the run"
             log(f"FAILED: processes survived the run: {left}")
             for pid, _ in left:
                 try:
@@ -212,16 +197,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     total = time.monotonic() - started
-    service_versions = versions()
-    if passed:  # the docs keep the figures of the last passing run
-        write_report(args.report, results, timings, requests, total, passed, service_versions, workers)
-        log(f"wrote {args.report}")
+    passed = not failure and len(results) == len(scenarios)
+    full = not args.only
+    if passed and (full or args.report):  # the docs keep the figures of the last full passing run
+        report = args.report or REPORT
+        write_report(report, results, timings, requests, total, versions(), workers)
+        log(f"wrote {report}")
+        if full and not args.report:
+            update_readme(README, results, total)
+            log(f"updated {README}")
     elif results:
-        log(f"not writing {args.report}: it keeps the figures of the last passing run")
+        log("not writing the report: the docs keep the figures of the last full passing run")
     log("=== summary ===")
     for r in results:
-        log(f"{'ok    ' if r.state == 'success' else 'FAILED'} {r.dag_id} ({r.run_type}): {r.state}, {r.seconds:.1f} s")
-    log(f"emulator requests: {sum(requests.values())} ({', '.join(f'{k}: {v}' for k, v in sorted(requests.items()))})")
+        figures = "; ".join(f"{k}: {v}" for k, v in r.figures.items())
+        log(f"{'ok    ' if r.passed else 'FAILED'} scenario {r.number} ({r.title}), {r.seconds:.0f} s: {figures}")
+        if r.failure:
+            log(f"       {r.failure}")
+    log(f"emulator requests: {sum(requests.values())}")
     log(f"{'passed' if passed else 'FAILED'} in {total:.0f} s")
     return 0 if passed else 1
 

@@ -21,7 +21,8 @@ Modules: :mod:`.server` (:class:`AISearchEmulator`: HTTP, the request log), :mod
 paths served), :mod:`.auth` (credentials, token verify), :mod:`.endpoints` (the jobs endpoints),
 :mod:`.state` (instances, jobs and their lifecycles), :mod:`.envelopes` (Cloudflare's answer
 envelopes and error entries), :mod:`.faults` (:class:`Fault`, :class:`Chaos`), :mod:`.ratelimit`
-(:class:`RateLimit`) and :mod:`.__main__` (the command line). It imports nothing from the rest of
+(:class:`RateLimit`), :mod:`.control` (the ``/_emulator/`` control channel, off by default) and
+:mod:`.__main__` (the command line). It imports nothing from the rest of
 the provider.
 """
 

@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rate-window", type=float, default=300.0)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="serve the control channel under /_emulator/ (bearer: --token): request log, jobs, rate limit",
+    )
     args = parser.parse_args(argv)
     if (args.email is None) != (args.global_key is None):
         parser.error("--email and --global-key go together")
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         job_duration=args.job_duration,
         cooldown=args.cooldown,
         verbose=args.verbose,
+        control=args.control,
     )
     if args.rate_limit is not None:
         emu.rate_limit = RateLimit(limit=args.rate_limit, window=args.rate_window, lockout=args.rate_window)

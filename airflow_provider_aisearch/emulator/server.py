@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_aisearch.emulator.auth import Credentials, auth_kind
+from airflow_provider_aisearch.emulator.control import CONTROL_PREFIX, ControlEndpoints
 from airflow_provider_aisearch.emulator.endpoints import JobEndpoints
 from airflow_provider_aisearch.emulator.envelopes import NO_ROUTE, RATE_LIMITED, Reply, error
 from airflow_provider_aisearch.emulator.faults import FaultInjection
@@ -46,6 +47,7 @@ class RequestRecord:
     :param segments: The route's path parameters, percent-decoded.
     :param auth: ``"bearer"``, ``"global_key"``, ``"both"`` or ``"none"``.
     :param connection: Sequence number of the TCP connection it came on.
+    :param peer_port: The client's TCP source port (tells apart client processes on one host).
     :param user_agent: The ``User-Agent`` header (the only header value kept).
     :param body: Parsed JSON body, if any.
     :param status: Status answered (``None`` when the connection was dropped).
@@ -59,6 +61,7 @@ class RequestRecord:
     segments: tuple[str, ...]
     auth: str
     connection: int
+    peer_port: int = 0
     user_agent: str = ""
     body: Any = None
     status: int | None = None
@@ -109,7 +112,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class AISearchEmulator(Credentials, FaultInjection, JobEndpoints):
+class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, ControlEndpoints):
     """
     The emulated API, served on loopback in a background thread.
 
@@ -132,6 +135,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints):
     :param seed: Seed for job ids.
     :param clock: Time source (epoch seconds).
     :param verbose: Print an access line per request (never header values).
+    :param control: Serve the control channel under ``/_emulator/`` (see :mod:`.control`).
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints):
         seed: int = 0,
         clock: Callable[[], float] = time.time,
         verbose: bool = False,
+        control: bool = False,
     ) -> None:
         if token_owner not in ("account", "user"):
             raise ValueError("token_owner must be 'account' or 'user'")
@@ -176,6 +181,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints):
         self.list_order = list_order
         self.clock = clock
         self.verbose = verbose
+        self.control = control
         #: When true, job objects carry an unknown extra field and sometimes lack optional ones.
         self.vary_fields = False
         #: Random transient faults (see :class:`Chaos`); ``None`` for none.
@@ -298,6 +304,9 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints):
         raw_path = split.path
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(h.headers.get("Content-Length") or 0)
+        if self.control and raw_path.startswith(CONTROL_PREFIX):
+            self._serve_control(h, raw_path, query, length)
+            return
         record = RequestRecord(
             method=h.command,
             path=raw_path,
@@ -307,6 +316,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints):
             auth=auth_kind(h.headers),
             user_agent=h.headers.get("User-Agent", ""),
             connection=h.connection_id,
+            peer_port=int(h.client_address[1]),
             at=self.clock(),
         )
         with self._lock:

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from deploycheck.services import DeployCheckFailed, Processes, free_port, http_ok, log, wait_until
 
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 #: Task slots per Celery worker (two workers; 2 cores here).
 WORKER_CONCURRENCY = 4
 
@@ -29,6 +30,13 @@ def airflow_env(
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "example_dags"),
+        # Two bundles: the example DAGs users copy, and the scenario DAGs of the deploy check.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+            [
+                {"name": "example-dags", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(repo / "example_dags")}},
+                {"name": "deploy-dags", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(repo / "tests/deploy_dags")}},
+            ]
+        ),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),

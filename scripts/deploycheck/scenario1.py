@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deploycheck.airflow import Api
+from deploycheck.harness import Deployment, ScenarioResult
 from deploycheck.services import DeployCheckFailed, Emulator, log, tail
 
 TERMINAL = {"success", "failed"}
@@ -214,3 +215,49 @@ def _consumers(
         log(f"{dag_id}: {run['state']} {seconds:.1f} s after the producer was triggered ({run['run_type']})")
         results.append(result)
     return results
+
+
+def run(dep: Deployment) -> ScenarioResult:
+    """Scenario 1 as the runner calls it: every example DAG run, one row each."""
+    result = ScenarioResult(1, "Every example DAG succeeds through the scheduler")
+    runs: list[DagResult] = []
+    try:
+        run_scenario(dep.api, dep.emulator, dep.repo, dep.home, runs, dep.timings)
+    finally:
+        result.details = _table(runs, dep)
+        ok = [r for r in runs if r.state == "success"]
+        result.figures = {
+            "runs succeeded": f"{len(ok)} of {len(runs)}",
+            "asset consumer ran from the event": "yes"
+            if any(r.run_type == "asset_triggered" and r.seconds and r.state == "success" for r in runs)
+            else "no",
+        }
+    result.passed = bool(runs) and len(ok) == len(runs)
+    if not result.passed:
+        result.fail(", ".join(f"{r.dag_id}={r.state}" for r in runs if r.state != "success") or "no runs")
+    return result
+
+
+def _table(runs: list[DagResult], dep: Deployment) -> list[str]:
+    lines = [
+        "| DAG | run type | state | seconds | emulator requests | deferred tries (triggerer job ids) | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        seconds = f"{r.seconds:.1f}" if r.seconds else "-"
+        reqs = str(r.requests) if r.requests else "-"
+        note = r.note + (f"; failed: {', '.join(r.failed_tasks)}" if r.failed_tasks else "")
+        deferred = f"{r.deferred} ({', '.join(sorted(r.triggerers))})" if r.deferred else "-"
+        lines.append(f"| `{r.dag_id}` | {r.run_type} | {r.state} | {seconds} | {reqs} | {deferred} | {note} |")
+    lines += [
+        "",
+        "Seconds: from the trigger to the run's end (for the asset consumer: from the producer's trigger).",
+        "Emulator requests: every request the emulator served while that DAG ran (the DAGs run one after another).",
+        "Deferred tries: task tries whose trigger ran in a triggerer",
+        "(one `*.log.trigger.<triggerer job id>.log` each).",
+    ]
+    return lines
+
+
+#: Scenario number -> function, for the runner.
+SCENARIOS = {1: run}

@@ -7,6 +7,7 @@ its environment, so :func:`survivors` finds any descendant left behind, whatever
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -15,11 +16,13 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+from urllib.parse import urlencode
 
 MARKER = "AISEARCH_DEPLOY_CHECK"
 
@@ -110,6 +113,7 @@ class Processes:
                     log(f"{child.name} (pid {child.proc.pid}) ignored SIGTERM for {grace:.0f} s; SIGKILL")
                 _signal_group(child.proc.pid, signal.SIGKILL)  # also whatever the leader left in its group
                 child.proc.wait()
+                _wait_group_gone(child.proc.pid)
                 child.out.close()
             log(f"stopped tier {tier} ({', '.join(c.name for c in group)}) in {time.monotonic() - started:.1f} s")
         self.children.clear()
@@ -136,6 +140,17 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)  # start_new_session=True: the group id is the child's pid
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _wait_group_gone(pgid: int, timeout: float = 5.0) -> None:
+    """SIGKILL is asynchronous: wait until no process of the group is left (so none counts as a survivor)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
 
 
 def wait_until(what: str, check: object, timeout: float, interval: float = 0.5) -> float:
@@ -254,28 +269,100 @@ def start_redis(procs: Processes, base: Path, env: dict[str, str]) -> str:
 
 # -- the emulator -------------------------------------------------------------------------------
 
-#: BaseHTTPRequestHandler's access line, as the emulator prints it with --verbose.
-ACCESS_LINE = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+)" (\d{3}) ')
 CONN_LINE = re.compile(r"^export AIRFLOW_CONN_AISEARCH_DEFAULT='(.*)'$", re.MULTILINE)
 
 
 @dataclass
 class Emulator:
-    """The emulator process and what its access log says."""
+    """The emulator process, read and driven through its control channel (``--control``)."""
 
     proc: subprocess.Popen[bytes]
     log_path: Path
     connection: str
     token: str
+    url: str = ""
+
+    def control(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+        """One control request (``/_emulator/<path>``); the ``result`` of its answer."""
+        root = self.url.split("/client/v4")[0]
+        target = f"{root}/_emulator/{path}" + (f"?{urlencode(query)}" if query else "")
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(target, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                answer = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise DeployCheckFailed(f"emulator control {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
+        return answer["result"]
+
+    def requests_since(self, seq: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """API requests served from sequence number ``seq`` on, and the next sequence number."""
+        result = self.control("GET", "requests", query={"after": seq})
+        return list(result["requests"]), int(result["next"])
+
+    def add_instance(self, instance: str, namespace: str = "default") -> None:
+        """Create an instance (and its namespace)."""
+        self.control("POST", "instances", {"instance": instance, "namespace": namespace})
+
+    def add_jobs(
+        self,
+        count: int,
+        *,
+        instance: str,
+        namespace: str = "default",
+        duration: float,
+        end_reason: str | None = "completed",
+        source: str = "user",
+        description: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Running jobs side by side (no supersede, no cooldown)."""
+        body = {"instance": instance, "namespace": namespace, "count": count, "duration": duration}
+        body.update({"end_reason": end_reason, "source": source, "description": description})
+        return list(self.control("POST", "jobs", body))
+
+    def start_job(
+        self,
+        *,
+        instance: str,
+        namespace: str = "default",
+        duration: float,
+        end_reason: str | None = "completed",
+        source: str = "user",
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a job as Cloudflare does: every running job of the instance ends ``new_job_has_started``."""
+        body = {"instance": instance, "namespace": namespace, "duration": duration, "supersede": True}
+        body.update({"end_reason": end_reason, "source": source, "description": description})
+        return dict(self.control("POST", "jobs", body)[0])
+
+    def end_jobs(
+        self, job_ids: list[str] | None, *, instance: str, namespace: str = "default", end_reason: str = "completed"
+    ) -> list[str]:
+        """End running jobs now (``None``: every running job of the instance); the ids ended."""
+        body = {"instance": instance, "namespace": namespace, "job_ids": job_ids, "end_reason": end_reason}
+        return list(self.control("POST", "jobs/end", body))
+
+    def all_jobs(self, *, instance: str, namespace: str = "default") -> list[dict[str, Any]]:
+        """Every job of the instance (running ones too), newest first."""
+        return list(self.control("GET", "jobs", query={"instance": instance, "namespace": namespace}))
+
+    def set_rate_limit(self, limit: int | None, window: float = 10.0) -> None:
+        """``limit`` requests per ``window`` s, then 429 (971) for ``window`` s; ``None`` turns it off."""
+        self.control("PUT", "rate-limit", {"limit": limit, "window": window})
+
+    def configure(self, *, job_duration: float | None = None, cooldown: float | None = None) -> None:
+        """Duration and create cooldown for jobs created through the API from now on."""
+        self.control("PUT", "settings", {"job_duration": job_duration, "cooldown": cooldown})
 
     def request_counts(self) -> Counter[str]:
         """Requests served so far, by ``METHOD route`` (job ids folded into ``{id}``)."""
         counts: Counter[str] = Counter()
-        for match in ACCESS_LINE.finditer(self.log_path.read_text(errors="replace")):
-            method, path = match.group(1), match.group(2).split("?", 1)[0]
-            path = re.sub(r"/jobs/[^/]+", "/jobs/{id}", path)
+        for record in self.requests_since(0)[0]:
+            path = re.sub(r"/jobs/[^/]+", "/jobs/{id}", record["path"])
             path = re.sub(r"/accounts/[^/]+", "/accounts/{account}", path)
-            counts[f"{method} {path}"] += 1
+            counts[f"{record['method']} {path}"] += 1
         return counts
 
 
@@ -284,7 +371,8 @@ def start_emulator(procs: Processes, python: str, env: dict[str, str], token: st
     port = free_port()
     argv = [python, "-m", "airflow_provider_aisearch.emulator", "--port", str(port), "--token", token]
     # Short jobs and a short create cooldown so the example DAGs, run one after another, can each start a job.
-    argv += ["--instance", "docs", "--seed-jobs", "5", "--job-duration", "3", "--cooldown", "5", "--verbose"]
+    argv += ["--instance", "docs", "--seed-jobs", "5", "--job-duration", "3", "--cooldown", "5"]
+    argv += ["--verbose", "--control"]
     proc = procs.start("emulator", argv, {**env, "PYTHONUNBUFFERED": "1"}, tier=0)
     log_path = procs.get("emulator").log_path
     found: list[str] = []
@@ -297,4 +385,4 @@ def start_emulator(procs: Processes, python: str, env: dict[str, str], token: st
         return bool(found)
 
     wait_until("emulator printing its connection", printed_connection, 60)
-    return Emulator(proc, log_path, found[0], token)
+    return Emulator(proc, log_path, found[0], token, json.loads(found[0])["host"])

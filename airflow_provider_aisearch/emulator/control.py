@@ -1,0 +1,149 @@
+"""The emulator's control channel: drive a running emulator process from another process.
+
+Off unless ``control=True`` (``--control`` on the command line). It serves JSON under
+``/_emulator/`` (outside Cloudflare's ``/client/v4``), with the emulator's API token as bearer.
+Control requests are neither recorded in the request log nor counted by the rate limit, so what a
+check reads back is only what the clients under test sent.
+
+- ``GET /_emulator/requests?after=N``: the request log from sequence number ``N`` on (header values
+  never included): ``{"requests": [...], "next": M}``.
+- ``POST /_emulator/instances`` ``{"namespace", "instance"}``: add an instance.
+- ``POST /_emulator/jobs`` ``{"namespace", "instance", "count", "duration", "end_reason", "source",
+  "description", "supersede"}``: add running jobs side by side, or (``supersede``) start one as
+  Cloudflare does, ending the running ones with ``new_job_has_started``.
+- ``POST /_emulator/jobs/end`` ``{"namespace", "instance", "job_ids", "end_reason"}``: end running
+  jobs now (``job_ids`` null: all of the instance's).
+- ``GET /_emulator/jobs?namespace=&instance=``: every job of the instance, newest first.
+- ``PUT /_emulator/rate-limit`` ``{"limit", "window"}``: set the rate limit (``limit`` null: off).
+- ``PUT /_emulator/settings`` ``{"job_duration", "cooldown"}``: for jobs created through the API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from airflow_provider_aisearch.emulator.envelopes import Reply, error, invalid, ok
+from airflow_provider_aisearch.emulator.ratelimit import RateLimit
+from airflow_provider_aisearch.emulator.state import JobState
+
+__all__ = ["CONTROL_PREFIX", "ControlEndpoints"]
+
+CONTROL_PREFIX = "/_emulator/"
+
+_NOT_FOUND = {"code": 7003, "message": "No control route for the URI."}
+_DENIED = {"code": 10000, "message": "Authentication error"}
+
+
+class ControlEndpoints(JobState):
+    """The ``/_emulator/`` routes, for :class:`~airflow_provider_aisearch.emulator.AISearchEmulator`."""
+
+    token: str
+    rate_limit: RateLimit | None
+    cooldown: float
+    requests: list[Any]
+
+    def _serve_control(self, h: BaseHTTPRequestHandler, raw_path: str, query: dict[str, str], length: int) -> None:
+        raw = h.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        status, reply, _ = self._control(h.command, raw_path, query, body, h.headers.get("Authorization", ""))
+        data = json.dumps(reply).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _control(self, method: str, path: str, query: dict[str, str], body: Any, authorization: str) -> Reply:
+        if not hmac.compare_digest(authorization.encode(), f"Bearer {self.token}".encode()):
+            return error(401, _DENIED)
+        route = path[len(CONTROL_PREFIX) :].rstrip("/")
+        data = body if isinstance(body, dict) else {}
+        try:
+            if (method, route) == ("GET", "requests"):
+                return self._control_requests(int(query.get("after", "0")))
+            if (method, route) == ("POST", "instances"):
+                self.add_instance(str(data["instance"]), namespace=str(data.get("namespace", "default")))
+                return ok({})
+            if (method, route) == ("POST", "jobs"):
+                return ok(self._control_add_jobs(data))
+            if (method, route) == ("POST", "jobs/end"):
+                return ok(self._control_end_jobs(data))
+            if (method, route) == ("GET", "jobs"):
+                return ok(self.jobs(query.get("instance", ""), namespace=query.get("namespace", "default")))
+            if (method, route) == ("PUT", "rate-limit"):
+                limit = data.get("limit")
+                window = float(data.get("window", 10.0))
+                with self._lock:
+                    self.rate_limit = None if limit is None else RateLimit(int(limit), window, window)
+                return ok({})
+            if (method, route) == ("PUT", "settings"):
+                with self._lock:
+                    if data.get("job_duration") is not None:
+                        self.job_duration = float(data["job_duration"])
+                    if data.get("cooldown") is not None:
+                        self.cooldown = float(data["cooldown"])
+                return ok({})
+        except KeyError as exc:
+            return error(404, {"code": 7002, "message": f"not found: {exc}"})
+        except (TypeError, ValueError) as exc:
+            return error(400, invalid(str(exc)))
+        return error(404, _NOT_FOUND)
+
+    def _control_requests(self, after: int) -> Reply:
+        with self._lock:
+            records = list(enumerate(self.requests))[after:]
+            nxt = len(self.requests)
+        out = [
+            {
+                "seq": seq,
+                "at": r.at,
+                "method": r.method,
+                "path": r.path,
+                "route": r.route,
+                "status": r.status,
+                "fault": r.fault,
+                "peer_port": r.peer_port,
+                "connection": r.connection,
+                "user_agent": r.user_agent,
+            }
+            for seq, r in records
+        ]
+        return ok({"requests": out, "next": nxt})
+
+    def _control_add_jobs(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        instance, namespace = str(data["instance"]), str(data.get("namespace", "default"))
+        common: dict[str, Any] = {
+            "namespace": namespace,
+            "source": str(data.get("source", "user")),
+            "description": data.get("description"),
+            "duration": None if data.get("duration") is None else float(data["duration"]),
+            "end_reason": data.get("end_reason", "completed"),
+        }
+        with self._lock:
+            if data.get("supersede"):
+                jobs = [self.start_job(instance, **common)]
+            else:
+                jobs = [self.add_job(instance, **common) for _ in range(int(data.get("count", 1)))]
+            return [self._job_json(job) for job in jobs]
+
+    def _control_end_jobs(self, data: dict[str, Any]) -> list[str]:
+        instance, namespace = str(data["instance"]), str(data.get("namespace", "default"))
+        wanted = data.get("job_ids")
+        ended = []
+        with self._lock:
+            inst = self._instance(namespace, instance)
+            if inst is None:
+                raise KeyError(f"{namespace}/{instance}")
+            now = self.clock()
+            for job in inst.jobs:
+                job.settle(now)
+                if job.ended_at is None and (wanted is None or job.id in wanted):
+                    job.end(now, data.get("end_reason", "completed"))
+                    ended.append(job.id)
+        return ended
