@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "deployment.md"
 README = REPO / "README.md"
 #: Modules of scenarios, in the order they run.
-MODULES = ["scenario1"]
+MODULES = ["scenario1", "scenario_polling"]
 
 
 def versions() -> dict[str, str]:
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         offset = timings["airflow db migrate done"]
         timings.update({step: offset + t for step, t in ready.items()})
         dep = Deployment(api, emulator, procs, REPO, Path(aenv["AIRFLOW_HOME"]), aenv, airflow, log_dir, timings)
+        dep.selected = tuple(scenarios)
         for number, scenario in scenarios.items():
             log(f"=== scenario {number} ===")
             try:

@@ -34,6 +34,9 @@ class Deployment:
     log_dir: Path
     #: Startup and settle timings, seconds (shown in the report's startup table).
     timings: dict[str, float] = field(default_factory=dict)
+    #: The scenario numbers this run executes, in order (``None``: unknown), so a scenario can hand
+    #: its state to a later one (scenario 2's deferred sensors to scenario 3's failover).
+    selected: tuple[int, ...] | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # installed with Airflow; no stubs in the venv
 
 from deploycheck.harness import Deployment, ScenarioResult
 from deploycheck.scenario1 import TERMINAL, failed_task_logs
@@ -342,9 +342,7 @@ def emulator_port(dep: Deployment) -> int:
 
 def triggerer_pids(dep: Deployment) -> dict[str, int]:
     """The live triggerer processes by component name (``triggerer-1``, ``triggerer-2``)."""
-    return {
-        c.name: c.proc.pid for c in dep.procs.children if c.name.startswith("triggerer-") and c.proc.poll() is None
-    }
+    return {c.name: c.proc.pid for c in dep.procs.children if c.name.startswith("triggerer-") and c.proc.poll() is None}
 
 
 def trigger_run(dep: Deployment, dag_id: str, waits: list[dict[str, str]]) -> str:
@@ -452,7 +450,7 @@ def wait_deferred(dep: Deployment, runs: Mapping[str, str], expected: int, timeo
 def start_waiting(dep: Deployment) -> Waiting:
     """Seed the jobs, trigger the shared-polling and follow DAGs, and wait until every sensor is deferred."""
     started = time.monotonic()
-    _, first_seq = dep.emulator.requests_since(0)
+    first_seq = next_seq(dep)
     dep.emulator.add_instance(SHARED_INSTANCE)
     jobs = dep.emulator.add_jobs(2 * WAITERS_PER_DAG, instance=SHARED_INSTANCE, duration=JOB_SECONDS)
     waits_by_dag: dict[str, list[dict[str, str]]] = {}
@@ -478,6 +476,12 @@ def start_waiting(dep: Deployment) -> Waiting:
     waiting.deferred_after = wait_deferred(dep, runs, len(waits))
     log(f"{len(waits)} sensors deferred {time.monotonic() - started:.1f} s after the first trigger")
     return waiting
+
+
+def next_seq(dep: Deployment) -> int:
+    """The sequence number the emulator's next API request will get."""
+    _, seq = dep.emulator.requests_since(2**62)
+    return seq
 
 
 def _records_between(dep: Deployment, first_seq: int) -> list[dict[str, Any]]:
@@ -716,23 +720,25 @@ def failover(dep: Deployment) -> ScenarioResult:
         victim_keys = [w.key for w in waiting.waits if _holder(tis[w.key]) == victim]
         gone = {w.key: w for w in waiting.waits if w.key in set(victim_keys)}
         superseded = [w for w in gone.values() if w.dag_id == FOLLOW_DAG][:1]
-        argv = list(dep.procs.get(name).proc.args)  # type: ignore[arg-type]
+        argv = [str(a) for a in dep.procs.get(name).proc.args]  # type: ignore[union-attr]
         killed = (name, argv)
         log(f"scenario 3: SIGKILL {name} (triggerer job {victim}, {len(victim_keys)} waiters)")
         killed_at = _kill_group(dep, name)
         successors: dict[tuple[str, int], tuple[str, str]] = {}
         for w in superseded:
-            new = dep.emulator.start_job(instance=w.instance_id, duration=JOB_SECONDS)
-            successors[w.key] = (w.job_id, str(new["id"]))
+            successor = dep.emulator.start_job(instance=w.instance_id, duration=JOB_SECONDS)
+            successors[w.key] = (w.job_id, str(successor["id"]))
         supersede_after = time.time() - killed_at
         dead_after: float | None = None
         taken_by: set[str] = set()
+
+        runs = waiting.runs
 
         def taken_over() -> bool:
             nonlocal dead_after
             if dead_after is None and victim not in alive_triggerer_ids(dep):
                 dead_after = time.time() - killed_at
-            now_tis = _sensor_tis(dep, waiting.runs)
+            now_tis = _sensor_tis(dep, runs)
             held = [_holder(now_tis[k]) for k in victim_keys]
             if all(h is not None and h != victim for h in held):
                 taken_by.update(h for h in held if h)
@@ -749,8 +755,9 @@ def failover(dep: Deployment) -> ScenarioResult:
         followed = []
         for key, (old, new) in successors.items():
             value = xcom_value(dep, key[0], waiting.runs[key[0]], "wait", key[1])
-            ok = isinstance(value, dict) and value.get("id") == new and value.get("followed_from") == [old]
-            followed.append((key, old, new, value.get("id") if isinstance(value, dict) else value, ok))
+            got = value.get("id") if isinstance(value, dict) else value
+            ok = isinstance(value, dict) and got == new and value.get("followed_from") == [old]
+            followed.append((key, old, new, got, ok))
         failures = list(done["wrong"])
         if not successors:
             failures.append("no follow sensor on the killed triggerer: nothing superseded during the gap")
@@ -838,7 +845,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
         dep.api.unpause(RATE_DAG)
         runs = {RATE_DAG: trigger_run(dep, RATE_DAG, waits)}
         wait_deferred(dep, runs, len(waits))
-        _, first_seq = dep.emulator.requests_since(0)
+        first_seq = next_seq(dep)
         dep.emulator.set_rate_limit(RATE_LIMIT, RATE_WINDOW)
         limited = True
         limit_at = time.time()
