@@ -89,6 +89,8 @@ RATE_MEASURE = 2.5 * RATE_WINDOW
 
 DEFER_TIMEOUT = 300.0
 END_TIMEOUT = 300.0
+#: After the jobs ended: seconds without any sensor changing state before the rest count as stuck.
+STALL = 60.0
 SAMPLE_EVERY = 0.2
 
 _JOBS_PATH = re.compile(r"/instances/([^/?]+)/jobs(?:/([^/?]+)(/logs)?)?/?$")
@@ -494,6 +496,8 @@ def finish_waiting(dep: Deployment, waiting: Waiting, failing: Mapping[str, Sequ
     End every job still running on the scenario's instances (those at ``failing`` map indices with
     ``failed``, the rest ``completed``), wait for the runs, and check each sensor's end state.
 
+    Gives up when no sensor changed state for :data:`STALL` seconds (those left are then wrong).
+
     :return: ``{"states": Counter, "wrong": [...], "runs": {dag_id: state}, "seconds": float}``.
     """
     started = time.monotonic()
@@ -505,9 +509,18 @@ def finish_waiting(dep: Deployment, waiting: Waiting, failing: Mapping[str, Sequ
         dep.emulator.end_jobs(None, instance=instance)
     deadline = time.monotonic() + END_TIMEOUT
     states: dict[str, str] = {}
+    last: tuple[tuple[tuple[str, int], str], ...] = ()
+    changed = time.monotonic()
+    stalled = False
     while True:
         states = {dag_id: dep.api.run(dag_id, run_id)["state"] for dag_id, run_id in waiting.runs.items()}
         if all(s in TERMINAL for s in states.values()):
+            break
+        now = tuple(sorted((k, str(ti["state"])) for k, ti in _sensor_tis(dep, waiting.runs).items()))
+        if now != last:
+            last, changed = now, time.monotonic()
+        elif time.monotonic() - changed > STALL:
+            stalled = True  # a sensor that never ends (say, one following a successor it cannot find)
             break
         if time.monotonic() > deadline:
             raise DeployCheckFailed(f"runs not ended {END_TIMEOUT:.0f} s after their jobs ended: {states}")
@@ -521,6 +534,8 @@ def finish_waiting(dep: Deployment, waiting: Waiting, failing: Mapping[str, Sequ
             wrong.append(f"{w.dag_id}[{w.map_index}]={got} (want {want})")
     want_runs = {dag_id: "failed" if failing.get(dag_id) else "success" for dag_id in waiting.runs}
     wrong += [f"run {d}={s} (want {want_runs[d]})" for d, s in states.items() if s != want_runs[d]]
+    if stalled:
+        wrong.insert(0, f"no sensor changed state for {STALL:.0f} s after the jobs ended, some never ended")
     return {
         "states": Counter(ti["state"] for ti in tis.values()),
         "wrong": wrong,
@@ -752,20 +767,25 @@ def failover(dep: Deployment) -> ScenarioResult:
         killed = None
         done = finish_waiting(dep, waiting, FAILING)
         wait_until("two triggerers alive again", lambda: dep.api.alive_triggerers() >= 2, 120)
+        end_states = _sensor_tis(dep, waiting.runs)
         followed = []
         for key, (old, new) in successors.items():
+            state = end_states[key]["state"]
+            if state != "success":
+                followed.append((key, old, new, f"nothing (the sensor is {state})", False))
+                continue
             value = xcom_value(dep, key[0], waiting.runs[key[0]], "wait", key[1])
             got = value.get("id") if isinstance(value, dict) else value
             ok = isinstance(value, dict) and got == new and value.get("followed_from") == [old]
             followed.append((key, old, new, got, ok))
-        failures = list(done["wrong"])
-        if not successors:
-            failures.append("no follow sensor on the killed triggerer: nothing superseded during the gap")
-        failures += [
-            f"{k[0]}[{k[1]}] ended on {got!r}, not on the successor {new} of superseded {old}"
+        failures = [
+            f"{k[0]}[{k[1]}] ended on {got}, not on the successor {new} of job {old} (superseded during the gap)"
             for k, old, new, got, ok in followed
             if not ok
         ]
+        failures += done["wrong"]
+        if not successors:
+            failures.append("no follow sensor on the killed triggerer: nothing superseded during the gap")
         if supersede_after >= takeover:
             failures.append(f"the supersede ({supersede_after:.1f} s) came after the takeover ({takeover:.1f} s)")
         want_failed = sum(len(v) for v in FAILING.values())
@@ -830,6 +850,15 @@ def failover(dep: Deployment) -> ScenarioResult:
 # -- scenario 8 ----------------------------------------------------------------------------------
 
 
+def slowed_down(home: Path, dag_id: str, run_id: str) -> int:
+    """Task tries of a run whose trigger log says it polled slower than asked (the rate-limit budget ran low)."""
+    found = 0
+    for path in (home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/**/*.log.trigger.*.log"):
+        if "instead of" in path.read_text(errors="replace"):
+            found += 1
+    return found
+
+
 def rate_limited(dep: Deployment) -> ScenarioResult:
     """Scenario 8: waiting sensors pace themselves under a low emulator rate limit (no 429 lockout)."""
     result = ScenarioResult(8, "The emulator's rate limiter at a low limit: waiting sensors slow down")
@@ -872,6 +901,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
         sliding = sliding_window_max([float(r["at"]) for r in served], RATE_WINDOW)
         tis = _sensor_tis(dep, runs)
         states = Counter(ti["state"] for ti in tis.values())
+        slowed = slowed_down(dep.home, RATE_DAG, runs[RATE_DAG])
         demand = len(waits) * RATE_WINDOW / RATE_POKE_INTERVAL
         failures = []
         if refused:
@@ -892,6 +922,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
             "requests served": str(len(served)),
             "max per window": f"{max(windows, default=0)} (sliding {sliding})",
             "429s": str(len(refused)),
+            "sensors slowed": f"{slowed} of {len(waits)}",
         }
         result.details = [
             f"{len(waits)} mapped deferrable sensors (`{RATE_DAG}`, `poke_interval={RATE_POKE_INTERVAL:.0f}`), each on "
@@ -907,6 +938,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
             f"| most in any {RATE_WINDOW:.0f} s (sliding) | {sliding} |",
             f"| jobs ended -> run ended | {resumed_after:.1f} s |",
             f"| sensor states | {dict(states)} |",
+            f"| sensors whose trigger logged a slowdown (`Polling job ... instead of ...`) | {slowed} of {len(waits)} |",
         ]
         if failures:
             result.fail("; ".join(failures))
