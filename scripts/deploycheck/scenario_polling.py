@@ -938,7 +938,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
             f"| most in any {RATE_WINDOW:.0f} s (sliding) | {sliding} |",
             f"| jobs ended -> run ended | {resumed_after:.1f} s |",
             f"| sensor states | {dict(states)} |",
-            f"| sensors whose trigger logged a slowdown (`Polling job ... instead of ...`) | {slowed} of {len(waits)} |",
+            f"| sensors whose trigger logged a slowdown (`... instead of ...`) | {slowed} of {len(waits)} |",
         ]
         if failures:
             result.fail("; ".join(failures))
