@@ -768,14 +768,14 @@ def failover(dep: Deployment) -> ScenarioResult:
         done = finish_waiting(dep, waiting, FAILING)
         wait_until("two triggerers alive again", lambda: dep.api.alive_triggerers() >= 2, 120)
         end_states = _sensor_tis(dep, waiting.runs)
-        followed = []
+        followed: list[tuple[tuple[str, int], str, str, str, bool]] = []
         for key, (old, new) in successors.items():
             state = end_states[key]["state"]
             if state != "success":
                 followed.append((key, old, new, f"nothing (the sensor is {state})", False))
                 continue
             value = xcom_value(dep, key[0], waiting.runs[key[0]], "wait", key[1])
-            got = value.get("id") if isinstance(value, dict) else value
+            got = str(value.get("id")) if isinstance(value, dict) else repr(value)
             ok = isinstance(value, dict) and got == new and value.get("followed_from") == [old]
             followed.append((key, old, new, got, ok))
         failures = [
