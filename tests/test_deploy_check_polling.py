@@ -163,21 +163,32 @@ def test_sampler_maps_local_ports_and_open_trigger_logs_to_the_process(tmp_path:
             sock.close()
 
 
-def test_dag_ids_match_the_dag_file() -> None:
+def test_slowed_down_counts_trigger_logs_that_say_so(tmp_path: Path) -> None:
+    run = tmp_path / "logs" / "dag_id=d" / "run_id=r" / "task_id=wait"
+    for n, text in enumerate(["Polling job j every 3 s instead of 1 s: 4/100 left", "Waiting for job j", ""]):
+        (run / f"map_index={n}").mkdir(parents=True)
+        (run / f"map_index={n}" / "attempt=1.log.trigger.5.log").write_text(text)
+    (run / "map_index=0" / "attempt=1.log").write_text("instead of (the task log, not a trigger's)")
+    assert sp.slowed_down(tmp_path, "d", "r") == 1
+
+
+def test_dag_ids_and_intervals_match_the_dag_file() -> None:
     source = (REPO / "tests" / "deploy_dags" / "shared_polling.py").read_text()
     declared = {
-        node.args[0].value
+        node.args[0].value: next(k.value.value for k in node.keywords if k.arg == "poke_interval")  # type: ignore[attr-defined]
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call)
         and getattr(node.func, "id", None) == "_waiters_dag"
         and isinstance(node.args[0], ast.Constant)
     }
-    assert declared == set(sp.DAG_IDS)
+    assert set(declared) == set(sp.DAG_IDS)
+    assert {declared[d] for d in (*sp.SHARED_DAGS, sp.FOLLOW_DAG)} == {sp.POKE_INTERVAL}
+    assert declared[sp.RATE_DAG] == sp.RATE_POKE_INTERVAL
 
 
 def test_rate_settings_would_be_blown_unpaced() -> None:
     """Scenario 8 proves pacing only if the sensors, unpaced, would exceed the limit within one window."""
     demand = len(sp.RATE_INSTANCES) * sp.RATE_WINDOW / sp.RATE_POKE_INTERVAL
     assert demand > sp.RATE_LIMIT
-    # and the 5 % reserve leaves room for the other triggerer's requests not yet seen (>= 2 requests)
-    assert sp.RATE_LIMIT * 0.05 >= 2
+    # and the 5 % reserve leaves room for the other triggerer's requests not yet seen in an answer
+    assert sp.RATE_LIMIT * 0.05 >= 4

@@ -18,7 +18,7 @@ state, and the superseded job's sensor must end on its successor (XCom ``id`` an
 The killed triggerer is started again under the same name.
 
 **8. The emulator's rate limiter at a low limit.** Ten deferrable sensors on jobs of ten instances (one
-shared poller each) at ``poke_interval=2`` want 75 requests per 15 s window; the limit is 60 per 15 s.
+shared poller each) at ``poke_interval=1`` want 150 requests per 15 s window; the limit is 100 per 15 s.
 The waiting sensors must pace themselves from the ``x-ratelimit-*`` headers: no request answered 429
 (fault ``rate_limit``), every task succeeds.
 
@@ -81,8 +81,10 @@ FAILING = {SHARED_DAGS[0]: (0, 17, 33), SHARED_DAGS[1]: (5, 42)}
 JOB_SECONDS = 900.0  # longer than the check: every job here is ended explicitly
 
 RATE_INSTANCES = tuple(f"deploy-check-rate-{n}" for n in range(10))
-RATE_POKE_INTERVAL = 2.0
-RATE_LIMIT = 60
+RATE_POKE_INTERVAL = 1.0
+#: 100 per 15 s: unpaced, the sensors want 150. Its 5 % reserve (5 requests) covers what one triggerer
+#: sends that the other has not yet seen in an answer's ``x-ratelimit-remaining``.
+RATE_LIMIT = 100
 RATE_WINDOW = 15.0
 #: Seconds the sensors wait under the limit before their jobs end (two windows and a half).
 RATE_MEASURE = 2.5 * RATE_WINDOW
@@ -920,7 +922,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
             "waiters": f"{len(waits)} on {len(RATE_INSTANCES)} instances, poke {RATE_POKE_INTERVAL:.0f} s",
             "unpaced demand": f"{demand:.0f} / window",
             "requests served": str(len(served)),
-            "max per window": f"{max(windows, default=0)} (sliding {sliding})",
+            "max per window": str(max(windows, default=0)),
             "429s": str(len(refused)),
             "sensors slowed": f"{slowed} of {len(waits)}",
         }
@@ -935,7 +937,7 @@ def rate_limited(dep: Deployment) -> ScenarioResult:
             "|---|---|",
             f"| requests while limited | {len(records)} ({len(served)} served, {len(refused)} answered 429) |",
             f"| per emulator window (fixed, {RATE_WINDOW:.0f} s) | {', '.join(map(str, windows))} |",
-            f"| most in any {RATE_WINDOW:.0f} s (sliding) | {sliding} |",
+            f"| most in any {RATE_WINDOW:.0f} s (sliding; more than the limit is fine across a reset) | {sliding} |",
             f"| jobs ended -> run ended | {resumed_after:.1f} s |",
             f"| sensor states | {dict(states)} |",
             f"| sensors whose trigger logged a slowdown (`... instead of ...`) | {slowed} of {len(waits)} |",

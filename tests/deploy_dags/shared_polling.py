@@ -10,7 +10,7 @@ emulator instances are waited on:
 - ``deploy_check_failover_follow`` (scenario 3): a few sensors, each on the only running job of its
   own instance, so one of them can be superseded while its triggerer is dead;
 - ``deploy_check_rate_limited`` (scenario 8): sensors on jobs of ten instances (one poller each)
-  at ``poke_interval=2``, against a low emulator rate limit.
+  at ``poke_interval=1``, against a low emulator rate limit.
 """
 
 from __future__ import annotations
@@ -69,6 +69,6 @@ _waiters_dag(
 )
 _waiters_dag(
     "deploy_check_rate_limited",
-    poke_interval=2,
+    poke_interval=1,
     doc="Scenario 8: sensors on ten instances against a low emulator rate limit.",
 )
