@@ -366,12 +366,6 @@ def xcom_value(dep: Deployment, dag_id: str, run_id: str, task_id: str, map_inde
     return dep.api.get(path)["value"]
 
 
-def triggerer_jobs(dep: Deployment) -> list[dict[str, Any]]:
-    """Every triggerer job Airflow knows (alive or not)."""
-    jobs: list[dict[str, Any]] = dep.api.get("/api/v2/jobs?job_type=TriggererJob&limit=100")["jobs"]
-    return jobs
-
-
 def alive_triggerer_ids(dep: Deployment) -> set[str]:
     jobs = dep.api.get("/api/v2/jobs?job_type=TriggererJob&is_alive=true&limit=100")["jobs"]
     return {str(j["id"]) for j in jobs}
@@ -400,7 +394,6 @@ class Waiting:
     runs: dict[str, str]
     sampler: Sampler
     first_seq: int
-    started: float
     deferred_after: float = 0.0
 
 
@@ -432,12 +425,10 @@ def _fail_fast(dep: Deployment, runs: Mapping[str, str]) -> None:
 
 def wait_deferred(dep: Deployment, runs: Mapping[str, str], expected: int, timeout: float = DEFER_TIMEOUT) -> float:
     """Wait until ``expected`` sensors of these runs are deferred and held by a triggerer; the seconds."""
-    counts: dict[str, int] = {}
 
     def deferred() -> bool:
         tis = _sensor_tis(dep, runs)
         states = Counter(ti["state"] for ti in tis.values())
-        counts.update(states)
         if states.get("failed") or states.get("upstream_failed"):
             _fail_fast(dep, runs)
             raise DeployCheckFailed(f"sensors failed before deferring: {dict(states)}")
@@ -470,14 +461,23 @@ def start_waiting(dep: Deployment) -> Waiting:
     sampler = Sampler(lambda: triggerer_pids(dep), emulator_port(dep))
     sampler.start()
     runs: dict[str, str] = {}
-    waits: list[Wait] = []
-    for dag_id, items in waits_by_dag.items():
-        dep.api.unpause(dag_id)
-        runs[dag_id] = trigger_run(dep, dag_id, items)
-        waits += [Wait(dag_id, runs[dag_id], i, w["instance_id"], w["job_id"]) for i, w in enumerate(items)]
-        log(f"triggered {dag_id} ({len(items)} sensors): {runs[dag_id]}")
-    waiting = Waiting(waits, runs, sampler, first_seq, started)
-    waiting.deferred_after = wait_deferred(dep, runs, len(waits))
+    waits = [
+        Wait(dag_id, "", i, w["instance_id"], w["job_id"])
+        for dag_id, items in waits_by_dag.items()
+        for i, w in enumerate(items)
+    ]
+    waiting = Waiting(waits, runs, sampler, first_seq)
+    try:
+        for dag_id, items in waits_by_dag.items():
+            dep.api.unpause(dag_id)
+            runs[dag_id] = trigger_run(dep, dag_id, items)
+            log(f"triggered {dag_id} ({len(items)} sensors): {runs[dag_id]}")
+        for w in waits:
+            w.run_id = runs[w.dag_id]
+        waiting.deferred_after = wait_deferred(dep, runs, len(waits))
+    except BaseException:
+        _cleanup(dep, waiting)
+        raise
     log(f"{len(waits)} sensors deferred {time.monotonic() - started:.1f} s after the first trigger")
     return waiting
 
@@ -588,6 +588,10 @@ def shared_polling(dep: Deployment, *, hand_over: bool | None = None) -> Scenari
         )
         shared_keys = {(w.dag_id, w.map_index) for w in waiting.waits if w.instance_id == SHARED_INSTANCE}
         holders: Counter[str] = Counter(_holder(ti) or "none" for key, ti in tis.items() if key in shared_keys)
+        logged: Counter[str] = Counter()
+        for dag_id in SHARED_DAGS:
+            pattern = f"dag_id={dag_id}/run_id={waiting.runs[dag_id]}/**/*.log.trigger.*.log"
+            logged += trigger_log_owners((dep.home / "logs").glob(pattern))
         by_name: Counter[str] = Counter()
         unmapped = []
         for job_id, n in holders.items():
@@ -659,6 +663,12 @@ def shared_polling(dep: Deployment, *, hand_over: bool | None = None) -> Scenari
             f"triggerer holding waiters (+{SLACK} slack), against {len(shared_keys)} GETs per interval unshared: "
             f"{per_interval_total:.1f} requests per interval from the triggerers, {ratio:.0f}x fewer. "
             f"Requests on `{SHARED_INSTANCE}` from other processes (workers) in the window: {other_total}.",
+            "",
+            "Waiters per triggerer job: "
+            + ", ".join(f"job {j}: {n}" for j, n in sorted(holders.items()))
+            + " (REST `triggerer_job` of each task instance); per-trigger log files `*.log.trigger.<job id>.log`: "
+            + ", ".join(f"job {j}: {n}" for j, n in sorted(logged.items()))
+            + ". Job id to process: the triggerer process tree holding that job's trigger log files open.",
         ]
         if failures:
             result.fail("; ".join(failures))
