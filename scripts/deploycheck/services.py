@@ -375,7 +375,14 @@ class Emulator:
 def start_emulator(procs: Processes, python: str, env: dict[str, str], token: str) -> Emulator:
     """``python -m airflow_provider_aisearch.emulator`` on a free port, access lines on."""
     port = free_port()
-    argv = [python, "-m", "airflow_provider_aisearch.emulator", "--port", str(port), "--token", token]
+    argv = [
+        python,
+        "-m",
+        "airflow_provider_aisearch.emulator",
+        "--port",
+        str(port),
+        f"--token={token}",
+    ]  # a token may start with "-"
     # Short jobs and a short create cooldown so the example DAGs, run one after another, can each start a job.
     argv += ["--instance", "docs", "--seed-jobs", "5", "--job-duration", "3", "--cooldown", "5"]
     argv += ["--verbose", "--control"]
