@@ -810,8 +810,9 @@ def failover(dep: Deployment) -> ScenarioResult:
             "supersede in the gap followed": "yes" if followed and all(f[-1] for f in followed) else "no",
             "end states": ", ".join(f"{s} {n}" for s, n in sorted(done["states"].items())),
         }
+        origin = "Reuses scenario 2's" if reused else "Sets up its own (scenario 2 handed none over)"
         result.details = [
-            f"{'Reuses scenario 2' if reused else 'Sets up'}'s {len(waiting.waits)} deferred sensors "
+            f"{origin} {len(waiting.waits)} deferred sensors "
             f"({', '.join(f'`{d}`' for d in waiting.runs)}). Components run with "
             f"`[triggerer] job_heartbeat_sec = {JOB_HEARTBEAT_SEC}` and "
             f"`triggerer_health_check_threshold = {HEALTH_CHECK_THRESHOLD}` (defaults 5 and 30) to keep it short.",
