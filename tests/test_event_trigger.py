@@ -476,3 +476,24 @@ def test_the_event_loop_is_never_blocked(emu: AISearchEmulator) -> None:
     assert max(gaps) < 0.75, max(gaps)
     assert [r.status for r in emu.requests].count(503) == 30  # polled through every error
     assert len([r for r in lists(emu) if r.status == 200]) >= 10  # and kept polling, sharing one poller
+
+
+def test_scheduled_syncs_fire_with_no_client_starting_jobs(make_emulator: Callable[..., Any], connect: Connect) -> None:
+    """The emulator's own scheduled syncs (source "schedule") end jobs; the watcher fires for each."""
+    emu = make_emulator(job_duration=0.2)
+    connect(emu)
+    seeded = {j.id for j in emu.seed_jobs("docs", 2)}
+    emu.set_sync_interval("docs", 0.5)
+
+    async def scenario() -> list[dict[str, Any]]:
+        run = Running(watcher(source="schedule"))
+        await until(lambda: len(run.events) == 2)
+        await run.stop()
+        return run.events
+
+    events = asyncio.run(asyncio.wait_for(scenario(), 60))
+    scheduled = [j for j in reversed(emu.jobs("docs")) if j["id"] not in seeded]  # oldest first
+    assert {j["source"] for j in scheduled} == {"schedule"}
+    assert [e["id"] for e in events] == [j["id"] for j in scheduled][:2]
+    assert {e["status"] for e in events} == {"succeeded"}
+    assert emu.requests == lists(emu)  # nothing but list requests: no client started a job
