@@ -30,7 +30,7 @@ from airflow_provider_aisearch.triggers import AISearchJobEventTrigger
 try:
     from airflow.sdk import AssetWatcher  # Airflow 3.0+
 except ImportError:  # Airflow 2.11: no event-driven scheduling
-    AssetWatcher = None
+    AssetWatcher = None  # type: ignore[misc,assignment]
 
 ACCOUNT_ID = os.environ.get("AISEARCH_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")  # the emulator's
 INSTANCE_ID = os.environ.get("AISEARCH_EVENT_INSTANCE_ID", "handbook")
@@ -90,7 +90,7 @@ if AssetWatcher is not None:
                 if job["status"] in ("failed", "cancelled"):
                     print(f"ALERT: indexing job {job['id']} {job['status']} (end_reason={job['end_reason']!r})")
 
-        jobs = ended_jobs()
+        jobs: Any = ended_jobs()  # an XComArg, resolved to the list at run time
         by_status(jobs) >> [refresh_downstream(jobs), alert(jobs)]
 
     example_aisearch_event_driven()

@@ -18,8 +18,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_aisearch.emulator import AISearchEmulator
 
@@ -46,7 +47,7 @@ def watch_events(emulator: AISearchEmulator) -> list[dict[str, Any]]:
     async def scenario() -> list[dict[str, Any]]:
         trigger = AISearchJobEventTrigger(instance_id=EVENT_INSTANCE, poll_interval=1.0)
         events: list[dict[str, Any]] = []
-        run = trigger.run()
+        run = cast("AsyncGenerator[Any, None]", trigger.run())
         try:
             seen = len(emulator.requests)
             first = asyncio.ensure_future(run.__anext__())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -315,7 +315,9 @@ def test_event_driven_example_logs_each_job_and_branches_on_its_status(
     event_trigger._MEMORY.clear()
 
     async def two_events() -> list[dict[str, Any]]:
-        run = AISearchJobEventTrigger(instance_id="handbook", poll_interval=0.05).run()
+        run = cast(
+            "AsyncGenerator[Any, None]", AISearchJobEventTrigger(instance_id="handbook", poll_interval=0.05).run()
+        )
         first = asyncio.ensure_future(run.__anext__())
         while not emu.requests:
             await asyncio.sleep(0.01)
