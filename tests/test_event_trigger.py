@@ -34,6 +34,21 @@ def fresh_memory() -> Iterator[None]:
     event_trigger._MEMORY.clear()
 
 
+class BlockingStore:
+    """Airflow 3.3.0/3.3.1's accessor: only the blocking ``get``/``set`` (a round trip to the supervisor)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        time.sleep(1.0)
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        time.sleep(1.0)
+        self.data[key] = value
+
+
 class FakeStore:
     """The asset state store's async accessor (Airflow 3.3.2's ``aget``/``aset``), as a dict."""
 
@@ -443,9 +458,10 @@ def test_transient_errors_are_logged_and_polled_through(emu: AISearchEmulator, c
 
 
 def test_the_event_loop_is_never_blocked(emu: AISearchEmulator) -> None:
-    """Watchers polling with an interval of 0 (below validation), through errors, beside a heartbeat."""
+    """Watchers polling with an interval of 0 (below validation), through errors, blocking stores, and a heartbeat."""
     emu.seed_jobs("docs", 40)
     emu.inject(Fault.http(503), times=30)
+    stores = {None: BlockingStore(), "user": BlockingStore(), "schedule": BlockingStore()}  # read off the loop
 
     async def scenario() -> list[float]:
         ticks: list[float] = []
@@ -461,6 +477,7 @@ def test_the_event_loop_is_never_blocked(emu: AISearchEmulator) -> None:
         for source in (None, "user", "schedule"):
             t = watcher(source=source)
             t.poll_interval = 0.0  # the worst case, past validation
+            t.asset_state_store = stores[source]  # type: ignore[assignment]
             runs.append(Running(t))
         await asyncio.sleep(1.5)
         for run in runs:
