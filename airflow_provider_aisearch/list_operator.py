@@ -33,7 +33,8 @@ class AISearchListJobsOperator(BaseOperator):
     assumed); a list with no proven order is read to its end. With ``outlets`` holding an ``Asset``
     (the instance's own is ``cloudflare-aisearch://<account_id>/<namespace>/<instance_id>``, see
     :func:`~airflow_provider_aisearch.assets.instance_uri`), each run that found jobs attaches
-    ``{"job_ids": [...], "instance_id": ..., "namespace": ...}`` to the asset event's ``extra``; combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
+    ``{"job_ids": [...], "instance_id": ..., "namespace": ...}`` to the asset event's ``extra``;
+    combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
 
     :param instance_id: AI Search instance id (templated).
     :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.
