@@ -27,8 +27,9 @@ FAST: dict[str, Any] = {"poll_interval": 0.05, "retry_backoff": 0.001, "max_retr
 
 
 @pytest.fixture(autouse=True)
-def fresh_memory() -> Iterator[None]:
-    """Every test starts as a new triggerer process: no in-memory watermark."""
+def fresh_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts as a new triggerer process: no in-memory watermark; events of a round unspaced."""
+    monkeypatch.setattr(event_trigger, "EVENT_SPACING", 0.0)
     event_trigger._MEMORY.clear()
     yield
     event_trigger._MEMORY.clear()
@@ -514,3 +515,32 @@ def test_scheduled_syncs_fire_with_no_client_starting_jobs(make_emulator: Callab
     assert [e["id"] for e in events] == [j["id"] for j in scheduled][:2]
     assert {e["status"] for e in events} == {"succeeded"}
     assert emu.requests == lists(emu)  # nothing but list requests: no client started a job
+
+
+def test_events_of_one_round_are_spaced(emu: AISearchEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several jobs ended in one round (e.g. after a failover): events come EVENT_SPACING apart, oldest end first."""
+    monkeypatch.setattr(event_trigger, "EVENT_SPACING", 0.3)
+    jobs = [emu.add_job("docs", duration=3600) for _ in range(3)]
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[float]]:
+        stamps: list[float] = []
+        events: list[dict[str, Any]] = []
+
+        async def consume() -> None:
+            async for event in watcher(poll_interval=1.0).run():
+                stamps.append(time.monotonic())
+                events.append(event.payload)
+
+        task = asyncio.ensure_future(consume())
+        await rounds(emu, 1)
+        for job in jobs:  # well within the round's 1 s
+            emu.finish_job("docs", job.id, "completed")
+        await until(lambda: len(events) == 3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return events, stamps
+
+    events, stamps = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert sorted(e["id"] for e in events) == sorted(j.id for j in jobs)
+    assert len(lists(emu)) == 2  # the baseline, then one round for all three
+    assert all(b - a >= 0.29 for a, b in itertools.pairwise(stamps)), stamps

@@ -7,7 +7,8 @@ scenario touches it) with ``AISearchJobEventTrigger`` every 2 s. The scenario:
    starts in one of the two triggerers and takes its baseline (those three jobs never fire);
 2. starts and ends two jobs through the emulator's control channel, one after the other, and measures
    for each the delay from the job's end to the start of the DAG run it caused;
-3. kills (SIGKILL) the triggerer running the watcher, ends a third job while no triggerer watches, and
+3. kills (SIGKILL) the triggerer running the watcher (``PERSIST_GRACE`` + 3 s after the last event, once
+   the watermark covering it is written), ends a third job while no triggerer watches, and
    waits for the other triggerer to take the watcher over: the watermark in the asset state store
    (Airflow 3.3) makes it fire for the third job, once, and not again for the first two;
 4. checks, after a quiet period, that there is exactly one run per ended job and none for the old jobs.
@@ -22,6 +23,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from airflow_provider_aisearch.event_trigger import PERSIST_GRACE
 from deploycheck.airflow import Api
 from deploycheck.harness import Deployment, ScenarioResult
 from deploycheck.services import DeployCheckFailed, free_port, log, signal_group, wait_until
@@ -120,7 +122,10 @@ def run(dep: Deployment) -> ScenarioResult:
         rows.append((job_id, source, event_at - ended, start - ended, run_["dag_run_id"], holder))
         log(f"job {job_id} ended; event {event_at - ended:.1f} s later, run started {start - ended:.1f} s later")
 
-    # Failover: the watcher's triggerer dies; a job ends while no triggerer watches.
+    # Failover: the watcher's triggerer dies once the watermark covering the last event is written
+    # (PERSIST_GRACE after it; a triggerer dying sooner repeats the event rather than dropping it);
+    # a job ends while no triggerer watches.
+    time.sleep(PERSIST_GRACE + 3)
     child = dep.procs.get(holder)
     offsets = _log_sizes(dep)
     killed = time.time()
