@@ -544,3 +544,32 @@ def test_events_of_one_round_are_spaced(emu: AISearchEmulator, monkeypatch: pyte
     assert sorted(e["id"] for e in events) == sorted(j.id for j in jobs)
     assert len(lists(emu)) == 2  # the baseline, then one round for all three
     assert all(b - a >= 0.29 for a, b in itertools.pairwise(stamps)), stamps
+
+
+def test_a_store_for_several_assets_falls_back_to_memory(emu: AISearchEmulator, caplog: Any) -> None:
+    """One trigger watching two assets has no single state store: it warns and keeps the watermark in memory."""
+
+    class SeveralAssets(FakeStore):
+        async def aget(self, key: str, default: Any = None) -> Any:
+            raise ValueError("Task has 2 concrete inlets and outlets")
+
+        async def aset(self, key: str, value: Any) -> None:
+            raise ValueError("Task has 2 concrete inlets and outlets")
+
+    job = emu.add_job("docs", duration=3600)
+    t = watcher(SeveralAssets())
+
+    async def scenario() -> list[dict[str, Any]]:
+        run = Running(t)
+        await rounds(emu, 1)
+        emu.finish_job("docs", job.id, "completed")
+        await until(lambda: len(run.events) == 1)
+        await rounds(emu, 2)
+        await run.stop()
+        return run.events
+
+    with caplog.at_level(logging.WARNING):
+        events = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert [e["id"] for e in events] == [job.id]
+    assert job.id in event_trigger._MEMORY[t.state_key]["seen"]
+    assert any("in memory only" in r.getMessage() for r in caplog.records)
