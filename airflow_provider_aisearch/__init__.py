@@ -15,6 +15,11 @@ __version__ = "0.1.0"
 PACKAGE_NAME = "airflow-provider-aisearch"
 CONN_TYPE = "cloudflare_aisearch"
 _INTEGRATION = "Cloudflare AI Search"
+_ASSET_URIS = {
+    "schemes": ["cloudflare-aisearch"],
+    "handler": "airflow_provider_aisearch.assets.sanitize_uri",
+    "factory": "airflow_provider_aisearch.assets.create_asset",
+}
 
 
 def _ui_field_behaviour() -> dict[str, Any]:
@@ -55,6 +60,10 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.sensors"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aisearch.triggers"]}],
         "extra-links": ["airflow_provider_aisearch.links.AISearchJobsLink"],
+        # cloudflare-aisearch://<account_id>/<namespace>/<instance_id> (airflow_provider_aisearch.assets);
+        # Airflow 2.11 reads the same entry under its former name.
+        "asset-uris": [_ASSET_URIS],
+        "dataset-uris": [_ASSET_URIS],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -30,9 +30,11 @@ class AISearchListJobsOperator(BaseOperator):
     Each job is returned once, even when jobs start while the pages are read. Paging stops between
     pages as soon as no later page can match, once every job read proves the list ordered by
     ``started_at`` (see :class:`~airflow_provider_aisearch.api.ListOrder`: the order is checked, never
-    assumed); a list with no proven order is read to its end. With ``outlets`` holding an ``Asset``,
-    each run that found jobs attaches ``{"job_ids": [...], "instance_id": ..., "namespace": ...}`` to the asset
-    event's ``extra``; combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
+    assumed); a list with no proven order is read to its end. With ``outlets`` holding an ``Asset``
+    (the instance's own is ``cloudflare-aisearch://<account_id>/<namespace>/<instance_id>``, see
+    :func:`~airflow_provider_aisearch.assets.instance_uri`), each run that found jobs attaches
+    ``{"job_ids": [...], "instance_id": ..., "namespace": ...}`` to the asset event's ``extra``;
+    combine with ``skip_if_empty=True`` so that runs finding nothing emit no event.
 
     :param instance_id: AI Search instance id (templated).
     :param namespace: Namespace (templated); default: the connection's. ``None`` = legacy paths.

@@ -14,6 +14,10 @@ apart and every round awaits, so no interval can starve the event loop.
 
 :class:`OwnPolls` is the unshared source: it only waits, and every poll is the trigger's own GET.
 Both sources answer :meth:`next_listing` the same way, so the trigger has one loop.
+
+A waiter may wait on no job (``job_id=None``): an event watcher
+(:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger`) reads every listing
+for newly ended jobs; it is served by the same rounds, and asks for no page beyond the first.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ class OwnPolls:
 
 @dataclass(eq=False)
 class _Waiter:
-    job_id: str
+    job_id: str | None  # None: an event watcher, served by any round
     interval: float
     deadline: float | None
     conn_id: str = ""  # the waiter's own connection id (named in its errors)
@@ -197,7 +201,13 @@ class SharedJobPoller:
         self._failure: BaseException | None = None  # why it ended, if it died
 
     def join(
-        self, job_id: str, interval: float, deadline: float | None, *, conn_id: str | None = None, log: Any = None
+        self,
+        job_id: str | None,
+        interval: float,
+        deadline: float | None,
+        *,
+        conn_id: str | None = None,
+        log: Any = None,
     ) -> _Waiter:
         """
         Register a waiter (starting the poll loop with the first one).
@@ -222,13 +232,13 @@ class SharedJobPoller:
                 del _POLLERS[self.key]  # a trigger joining from now on starts a new poller
             self._wake.set()  # the loop sees no waiters, closes the client and ends
 
-    async def next_listing(self, waiter: _Waiter, not_before: float, job_id: str) -> Listing:
+    async def next_listing(self, waiter: _Waiter, not_before: float, job_id: str | None) -> Listing:
         """A listing sent at or after ``not_before`` (the newest one, if recent enough and it lists the job)."""
         waiter.job_id = job_id
         if self._stopped:  # it died (its waiters never all left): waiting would never end
             raise RuntimeError(f"the shared poller of {self.instance_id!r} stopped: {self._failure!r}")
         latest = self.latest
-        if latest is not None and latest.taken_at >= not_before and job_id in latest.by_id:
+        if latest is not None and latest.taken_at >= not_before and (job_id is None or job_id in latest.by_id):
             await asyncio.sleep(0)  # served at once: still let the event loop run other tasks
             return latest
         waiter.want_at = not_before
@@ -251,7 +261,7 @@ class SharedJobPoller:
 
     def _serves(self, waiter: _Waiter, listing: Listing, want: set[str], next_round_in: float) -> bool:
         """Whether a round hands its listing to a pending waiter."""
-        if waiter.job_id not in want and waiter.job_id not in listing.by_id:
+        if waiter.job_id is not None and waiter.job_id not in want and waiter.job_id not in listing.by_id:
             return False  # it joined during the request and was not looked for: the next round
         early = COALESCE_FRACTION * waiter.interval
         if waiter.deadline is None or waiter.want_at < waiter.deadline:
@@ -294,7 +304,7 @@ class SharedJobPoller:
             await self.client.aclose()
 
     async def _poll_once(self, now: float) -> None:
-        want = {w.job_id for w in self.waiters}
+        want = {w.job_id for w in self.waiters if w.job_id is not None}
         deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
         api = self.client.api.with_deadline(min(deadlines, default=None))
         taken_at = self.last_round_at = time.time()
@@ -344,7 +354,7 @@ class SharedPolls:
             info = dataclasses.replace(info, conn_id=waiter.conn_id)
         self.api: JobsAPI = JobsAPI(info, shared.policy, shared.namespace).with_deadline(deadline)
 
-    async def next_listing(self, not_before: float, job_id: str) -> Listing:
+    async def next_listing(self, not_before: float, job_id: str | None) -> Listing:
         """The shared listing sent at or after ``not_before`` (its error names this waiter's connection)."""
         listing = await self.poller.next_listing(self.waiter, not_before, job_id)
         if listing.error is None:
@@ -370,7 +380,7 @@ async def shared_polls(
     info: ConnectionInfo,
     *,
     instance_id: str,
-    job_id: str,
+    job_id: str | None,
     namespace: str | _Unset | None = UNSET,
     interval: float,
     deadline: float | None,
@@ -384,7 +394,7 @@ async def shared_polls(
 
     :param info: The trigger's connection, already read.
     :param instance_id: AI Search instance id.
-    :param job_id: The job waited on.
+    :param job_id: The job waited on (``None``: an event watcher, reading every listing).
     :param namespace: Namespace (``UNSET``: the connection's; ``None``: legacy paths).
     :param interval: The trigger's poll interval.
     :param deadline: The trigger's deadline (epoch seconds), if any.

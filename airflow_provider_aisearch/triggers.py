@@ -17,7 +17,7 @@ from airflow_provider_aisearch.jobs import EndReasonPolicy
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
 from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
 
-__all__ = ["EVENT_STATUSES", "AISearchJobTrigger", "validate_event"]
+__all__ = ["EVENT_STATUSES", "AISearchJobEventTrigger", "AISearchJobTrigger", "validate_event"]
 
 #: The ``status`` values an event can carry. Exactly one event is yielded per run.
 EVENT_STATUSES = frozenset({"done", "timeout", "error"})
@@ -316,3 +316,7 @@ class AISearchJobTrigger(BaseTrigger):
                         raise
                     return  # it ended between the GET and the PATCH: nothing left to cancel
                 self.log.info("Cancelled job %s", self.job_id)
+
+
+# The AssetWatcher trigger lives in its own module (event-driven DAGs); imported here for its public path.
+from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger  # noqa: E402

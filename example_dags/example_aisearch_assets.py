@@ -12,10 +12,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Asset, dag, task
 
+from airflow_provider_aisearch.assets import instance_uri
 from airflow_provider_aisearch.operators import AISearchListJobsOperator
 
 INSTANCE_ID = os.environ.get("AISEARCH_INSTANCE_ID", "docs")
-INDEXED = Asset(f"aisearch://{INSTANCE_ID}/indexed")
+ACCOUNT_ID = os.environ.get("AISEARCH_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")  # the emulator's
+# The instance's asset, cloudflare-aisearch://<account_id>/<namespace>/<instance_id> (Airflow validates it).
+INDEXED = Asset(instance_uri(ACCOUNT_ID, "default", INSTANCE_ID))
 
 
 @dag(

@@ -2,16 +2,25 @@
 
 The emulator runs embedded in this process; each ``airflow dags test`` child finds it through the
 ``AIRFLOW_CONN_AISEARCH_DEFAULT`` variable. Airflow state goes to ``.demo/`` (recreated each run).
+
+The event-driven example (Airflow 3) needs a triggerer, which ``dags test`` does not run: this script
+runs its ``AISearchJobEventTrigger`` itself, starts a job on the emulator, lets the emulator's own
+scheduled sync (``source: "schedule"``) run a second one, and runs the DAG's tasks once per event,
+with the event's job in ``dag_run.conf``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import Any, cast
 
 from airflow_provider_aisearch.emulator import AISearchEmulator
 
@@ -25,14 +34,46 @@ DEMO_DAGS = [
     "example_aisearch_asset_producer",
     "example_aisearch_asset_consumer",
 ]
+#: The event-driven example (Airflow 3.0+), its instance, and how many job ends the demo shows.
+EVENT_DAG = "example_aisearch_event_driven"
+EVENT_INSTANCE = "handbook"
+EVENT_JOBS = 2
+
+
+def watch_events(emulator: AISearchEmulator) -> list[dict[str, Any]]:
+    """Run the event trigger as the triggerer would; a user job, then a scheduled sync, end meanwhile."""
+    from airflow_provider_aisearch.triggers import AISearchJobEventTrigger
+
+    async def scenario() -> list[dict[str, Any]]:
+        trigger = AISearchJobEventTrigger(instance_id=EVENT_INSTANCE, poll_interval=1.0)
+        events: list[dict[str, Any]] = []
+        run = cast("AsyncGenerator[Any, None]", trigger.run())
+        try:
+            seen = len(emulator.requests)
+            first = asyncio.ensure_future(run.__anext__())
+            while not any(EVENT_INSTANCE in r.segments for r in emulator.requests[seen:]):  # the baseline listing
+                await asyncio.sleep(0.1)
+            job = emulator.start_job(EVENT_INSTANCE, source="user", description="demo: started by a user", duration=2)
+            print(f"started job {job.id} on {EVENT_INSTANCE!r}; a scheduled sync follows in ~6 s", flush=True)
+            emulator.end_reason = "error_source_unreachable"  # the scheduled sync fails: the DAG's alert branch runs
+            emulator.set_sync_interval(EVENT_INSTANCE, 3600, first_in=6)
+            events.append((await asyncio.wait_for(first, 60)).payload)
+            while len(events) < EVENT_JOBS:
+                events.append((await asyncio.wait_for(run.__anext__(), 60)).payload)
+        finally:
+            await run.aclose()
+        return events
+
+    return asyncio.run(scenario())
 
 
 def main() -> int:
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     DEMO_HOME.mkdir(parents=True)
     # A short cooldown (Cloudflare: about 30 s) so consecutive DAGs can each start a job.
-    emulator = AISearchEmulator(instances=["docs"], job_duration=3.0, cooldown=5.0)
+    emulator = AISearchEmulator(instances=["docs", EVENT_INSTANCE], job_duration=3.0, cooldown=5.0)
     emulator.seed_jobs("docs", 5)
+    emulator.seed_jobs(EVENT_INSTANCE, 3)  # ended before watching: they never fire
     emulator.start()
     env = dict(os.environ)
     env.update(
@@ -56,12 +97,33 @@ def main() -> int:
             print(f"\n=== airflow dags test {dag_id} ===", flush=True)
             rc = subprocess.run([airflow, "dags", "test", dag_id], env=env).returncode
             results.append((dag_id, rc, time.monotonic() - started, len(emulator.requests) - before))
+        if airflow_3(airflow, env):
+            os.environ.update(env)  # the trigger runs in this process, reading the same connection
+            print(f"\n=== {EVENT_DAG}: AISearchJobEventTrigger watching {EVENT_INSTANCE!r} ===", flush=True)
+            before, started = len(emulator.requests), time.monotonic()
+            events = watch_events(emulator)
+            for job in events:
+                print(f"event: job {job['id']} ({job['source']}) ended {job['ended_at']}: {job['status']}", flush=True)
+            watched = (f"{EVENT_DAG} trigger", 0 if len(events) == EVENT_JOBS else 1, time.monotonic() - started)
+            results.append((*watched, len(emulator.requests) - before))
+            for job in events:
+                before, started = len(emulator.requests), time.monotonic()
+                print(f"\n=== airflow dags test {EVENT_DAG} (job {job['id']}) ===", flush=True)
+                conf = json.dumps({"jobs": [job]})
+                rc = subprocess.run([airflow, "dags", "test", EVENT_DAG, "-c", conf], env=env).returncode
+                results.append((f"{EVENT_DAG} ({job['source']} job)", rc, time.monotonic() - started, 0))
     finally:
         emulator.stop()
     print("\n=== demo summary ===")
     for dag_id, rc, seconds, requests in results:
         print(f"{'ok    ' if rc == 0 else 'FAILED'} {dag_id}: {seconds:.1f} s, {requests} API requests to the emulator")
     return 0 if all(rc == 0 for _, rc, _, _ in results) else 1
+
+
+def airflow_3(airflow: str, env: dict[str, str]) -> bool:
+    """Whether the venv's Airflow has event-driven scheduling (3.0+)."""
+    version = subprocess.run([airflow, "version"], env=env, capture_output=True, text=True).stdout.strip()
+    return not version.startswith("2.")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from airflow_provider_aisearch.emulator import AISearchEmulator
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
+AIRFLOW_2 = __import__("airflow").__version__.startswith("2.")
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +133,15 @@ def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path)
     summary = result.stdout[result.stdout.rfind("=== demo summary ===") :]
     assert result.returncode == 0, summary or result.stdout[-3000:] + result.stderr[-3000:]
     dag_ids = set(_dagbag().dag_ids)
-    assert len(dag_ids) == 5
-    for dag_id in dag_ids:  # every example DAG ran, and passed
+    event_driven = "example_aisearch_event_driven"
+    assert len(dag_ids) == (5 if AIRFLOW_2 else 6)  # the event-driven example needs Airflow 3
+    for dag_id in dag_ids - {event_driven}:  # every example DAG ran, and passed
         assert f"ok     {dag_id}:" in summary
+    if not AIRFLOW_2:  # its trigger saw the user's job and the scheduled sync end; the DAG ran for each
+        assert f"ok     {event_driven} trigger:" in summary
+        assert f"ok     {event_driven} (user job):" in summary
+        assert f"ok     {event_driven} (schedule job):" in summary
+        assert "ALERT: indexing job" in result.stdout  # the failed scheduled sync took the alert branch
     assert "FAILED" not in summary
 
 
@@ -264,3 +271,72 @@ def test_readme_templates_render_with_and_without_a_logical_date(logical_date: b
         if "xcom_pull" not in template:
             bound = parse_bound("bound", rendered)
             assert bound is not None and now - timedelta(days=1) <= bound <= now
+
+
+# ---------------------------------------------------------------------------------------------
+# The event-driven example (issue 14)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_event_driven_example_is_skipped_on_airflow_2_and_watches_the_instance_asset_on_3() -> None:
+    bag = _dagbag()
+    assert bag.import_errors == {}
+    if AIRFLOW_2:  # no AssetWatcher: the file defines no DAG
+        assert "example_aisearch_event_driven" not in bag.dag_ids
+        return
+    from airflow_provider_aisearch.triggers import AISearchJobEventTrigger
+
+    assert "example_aisearch_event_driven" in bag.dag_ids
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("event_example", EXAMPLE_DAGS / "example_aisearch_event_driven.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.JOBS_ENDED.uri == "cloudflare-aisearch://0123456789abcdef0123456789abcdef/default/handbook"
+    (watcher,) = module.JOBS_ENDED.watchers
+    assert isinstance(watcher.trigger, AISearchJobEventTrigger)
+    assert watcher.trigger.instance_id == "handbook"
+
+
+@pytest.mark.skipif(AIRFLOW_2, reason="event-driven scheduling needs Airflow 3.0+")
+def test_event_driven_example_logs_each_job_and_branches_on_its_status(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    """Its tasks, with the payloads the trigger yields for a succeeded and a failed job (as `make demo` runs them)."""
+    import asyncio
+
+    from airflow_provider_aisearch import event_trigger
+    from airflow_provider_aisearch.triggers import AISearchJobEventTrigger
+
+    emu = make_emulator(instances=["handbook"])
+    connect(emu)
+    ok, bad = emu.add_job("handbook", duration=3600), emu.add_job("handbook", duration=3600, source="user")
+    event_trigger._MEMORY.clear()
+
+    async def two_events() -> list[dict[str, Any]]:
+        run = cast(
+            "AsyncGenerator[Any, None]", AISearchJobEventTrigger(instance_id="handbook", poll_interval=0.05).run()
+        )
+        first = asyncio.ensure_future(run.__anext__())
+        while not emu.requests:
+            await asyncio.sleep(0.01)
+        emu.finish_job("handbook", ok.id, "completed")
+        emu.finish_job("handbook", bad.id, "error_source_unreachable")
+        events = [(await first).payload, (await run.__anext__()).payload]
+        await run.aclose()
+        return events
+
+    events = asyncio.run(asyncio.wait_for(two_events(), 30))
+    event_trigger._MEMORY.clear()
+    dag = _dagbag().get_dag("example_aisearch_event_driven")
+    states = {}
+    for job in events:
+        run = dag.test(run_conf={"jobs": [job]})
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+        states[job["status"]] = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["succeeded"]["refresh_downstream"].endswith("success")
+    assert states["succeeded"]["alert"].endswith("skipped")
+    assert states["failed"]["alert"].endswith("success")
+    assert states["failed"]["refresh_downstream"].endswith("skipped")
+    assert _xcom_value("example_aisearch_event_driven", "ended_jobs", "return_value") == [events[-1]]

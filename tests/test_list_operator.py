@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSkipException, Asset
 
+from airflow_provider_aisearch.assets import instance_uri
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.jobs import JobStatus
 from airflow_provider_aisearch.operators import JobFilter
@@ -68,7 +69,7 @@ def test_skip_if_empty(emu: AISearchEmulator) -> None:
 
 def test_asset_extra_lists_the_jobs(emu: AISearchEmulator) -> None:
     jobs = seed(emu, 4)
-    asset = Asset("cloudflare-aisearch://docs")
+    asset = Asset(instance_uri(emu.account_id, "default", "docs"))  # the instance's asset (issue 14)
 
     class Accessor:
         def __init__(self) -> None:

@@ -2,8 +2,10 @@
 
 A job runs for its planned ``duration`` and then ends with its planned end reason, settled
 lazily whenever it is looked at (:meth:`EmulatedJob.settle`); starting a job ends the one
-running on the instance with ``new_job_has_started``. :class:`JobState` also renders jobs and
-their logs as the API's JSON, in the emulator's list order and timestamp format.
+running on the instance with ``new_job_has_started``. An instance with a ``sync_interval``
+(:meth:`JobState.set_sync_interval`) starts its own ``source: "schedule"`` jobs, as Cloudflare's
+scheduled syncs do, also settled lazily: one at each due time at which no job was running.
+:class:`JobState` also renders jobs and their logs as the API's JSON, in the emulator's list order and timestamp format.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class Instance:
 
     jobs: list[EmulatedJob] = field(default_factory=list)
     last_create: float | None = None
+    #: Seconds between scheduled syncs (``None``: none), and when the next one is due.
+    sync_interval: float | None = None
+    next_sync: float = 0.0
 
 
 class JobState:
@@ -76,6 +81,26 @@ class JobState:
         """Create an instance (and its namespace)."""
         with self._lock:
             self._namespaces.setdefault(namespace, {}).setdefault(instance_id, Instance())
+
+    def set_sync_interval(
+        self, instance_id: str, seconds: float | None, *, namespace: str = "default", first_in: float | None = None
+    ) -> None:
+        """
+        Let the instance start a ``source: "schedule"`` job every ``seconds`` (``None``: stop).
+
+        A due sync is skipped while a job runs. Jobs last ``job_duration`` and end with ``end_reason``.
+
+        :param first_in: Seconds until the first sync (default: ``seconds``).
+        """
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"seconds must be > 0 or None, got {seconds!r}")
+        with self._lock:
+            inst = self._instance(namespace, instance_id)
+            if inst is None:
+                raise KeyError(f"no instance {namespace}/{instance_id}")
+            inst.sync_interval = seconds
+            if seconds is not None:
+                inst.next_sync = self.clock() + (seconds if first_in is None else first_in)
 
     def add_job(
         self,
@@ -169,7 +194,33 @@ class JobState:
         return f"{self._rng.getrandbits(128):032x}"
 
     def _instance(self, namespace: str, instance_id: str) -> Instance | None:
-        return self._namespaces.get(namespace, {}).get(instance_id)
+        inst = self._namespaces.get(namespace, {}).get(instance_id)
+        if inst is not None and inst.sync_interval is not None:
+            self._run_schedule(inst, inst.sync_interval)
+        return inst
+
+    def _run_schedule(self, inst: Instance, interval: float) -> None:
+        """Start the scheduled syncs that fell due since the instance was last looked at."""
+        now = self.clock()
+        if now - inst.next_sync > 100 * interval:  # a long pause: only the syncs of the last 100 intervals
+            inst.next_sync = now - 100 * interval
+        while inst.next_sync <= now:
+            due = inst.next_sync
+            inst.next_sync = due + interval
+            for job in inst.jobs:
+                job.settle(due)
+            if any(job.ended_at is None for job in inst.jobs):
+                continue  # a job runs: this sync is skipped
+            job = EmulatedJob(
+                id=self._new_id(),
+                source="schedule",
+                description=None,
+                started_at=due,
+                duration=self.job_duration,
+                planned_end_reason=self.end_reason,
+            )
+            job.settle(now)
+            inst.jobs.append(job)
 
     def _job(self, namespace: str, instance_id: str, job_id: str) -> EmulatedJob | None:
         inst = self._instance(namespace, instance_id)

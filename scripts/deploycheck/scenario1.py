@@ -52,6 +52,8 @@ def example_dags(repo: Path) -> tuple[list[str], list[str]]:
     asset_scheduled: list[str] = []
     for path in sorted((repo / "example_dags").glob("*.py")):
         text = path.read_text()
+        if "AssetWatcher(" in text:  # runs when an indexing job ends, not from a producer (scenario 9)
+            continue
         for match in re.finditer(r'dag_id="([^"]+)",\s*schedule=([^,\n]+)', text):
             (asset_scheduled if match.group(2).startswith("[") else manual).append(match.group(1))
     if not manual:

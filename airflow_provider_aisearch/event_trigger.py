@@ -1,0 +1,333 @@
+"""AISearchJobEventTrigger: event-driven DAGs, one asset event per indexing job that ends.
+
+An ``AssetWatcher`` runs this trigger in the triggerer (Airflow 3.0+). It reads the instance's
+newest jobs through the shared poller (:mod:`airflow_provider_aisearch.polling`: with job triggers
+waiting on the same instance and settings, one list request per interval for all of them) and yields
+one event per job that ended after it began watching, whoever started the job (Airflow, the
+dashboard, wrangler, or Cloudflare's own scheduled sync). Which jobs were already considered is the
+:class:`~airflow_provider_aisearch.watermark.Watermark`:
+
+* **Airflow 3.3+**: kept in the watched asset's state store (``asset_state_store``, injected by the
+  triggerer), so a rebuilt trigger (triggerer restart, failover to another triggerer, the DAG file
+  parsed again) resumes where the last one stopped. It is written :data:`PERSIST_GRACE` seconds
+  after the events it covers were yielded: the triggerer sends events to the metadata database about
+  every second, so a triggerer that dies right after an event repeats it rather than dropping it;
+  exactly once holds unless the triggerer dies within those seconds.
+* **Airflow 3.0-3.2** (no state store; also when one trigger watches several assets): kept in the
+  triggerer's memory. A trigger rebuilt in the same triggerer process resumes; after a triggerer
+  restart or failover the watcher takes a new baseline, so a job that ended while no triggerer
+  watched (or whose event had not reached the database) is missed, and none is repeated.
+
+Airflow 3.3's shared streams (``BaseEventTrigger.shared_stream_key``) are not used: they share a
+poll among event triggers only, so job triggers on the same instance would poll separately; the
+shared poller serves both.
+
+On Airflow 2.11 the class imports (it is then a plain ``BaseTrigger``), but ``AssetWatcher`` does
+not exist there: event-driven scheduling needs Airflow 3.0+.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_aisearch.api import validate_instance_id, validate_namespace
+from airflow_provider_aisearch.async_client import load_connection_info
+from airflow_provider_aisearch.exceptions import AISearchError
+from airflow_provider_aisearch.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.polling import MIN_ROUND_GAP, format_seconds, shared_polls
+from airflow_provider_aisearch.watch import validate_interval
+from airflow_provider_aisearch.watermark import Watermark
+
+try:
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError:  # Airflow 2.11: no event-driven scheduling; the class still imports
+    from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]
+
+__all__ = ["EVENT_SOURCES", "EVENT_SPACING", "PERSIST_GRACE", "STATE_KEY_PREFIX", "AISearchJobEventTrigger"]
+
+#: The job sources the ``source`` filter accepts.
+EVENT_SOURCES = ("user", "schedule")
+#: Seconds between yielding events and writing the watermark that covers them to the asset state store.
+PERSIST_GRACE = 5.0
+#: Seconds between two events of one poll round (several jobs ended since the last one, e.g. after a
+#: failover). Airflow 3.3.2's scheduler can leave an asset event that lands within milliseconds of
+#: another, while it creates the run for the first, without any DAG run (seen in deploy-check scenario 9).
+EVENT_SPACING = 1.0
+#: The asset state store key's prefix (followed by a hash of what the watcher watches).
+STATE_KEY_PREFIX = "aisearch_jobs_watermark"
+
+#: Watermarks of this triggerer process, by state key (Airflow 3.0-3.2, or a store that failed).
+_MEMORY: dict[str, dict[str, Any]] = {}
+
+
+def _sorted_or_none(values: Iterable[str] | None) -> list[str] | None:
+    return None if values is None else sorted(values)
+
+
+def _event_statuses(statuses: Iterable[JobStatus | str] | None) -> list[str] | None:
+    if statuses is None:
+        return None
+    if isinstance(statuses, (str, JobStatus)):
+        raise ValueError(f"statuses must be a collection of ended statuses, not a single value: {statuses!r}")
+    ended = sorted(s.value for s in TERMINAL_STATUSES)
+    out = set()
+    for status in statuses:
+        value = status.value if isinstance(status, JobStatus) else status
+        if value not in ended:
+            raise ValueError(f"statuses must hold ended statuses ({', '.join(ended)}); got {status!r}")
+        out.add(value)
+    if not out:
+        raise ValueError("statuses must not be empty (None: every ended status)")
+    return sorted(out)
+
+
+class AISearchJobEventTrigger(BaseEventTrigger):
+    """
+    Yield one event per indexing job of an instance that ends after the watcher began watching.
+
+    For an ``AssetWatcher`` (Airflow 3.0+); see :mod:`airflow_provider_aisearch.event_trigger` for
+    how each job fires once. The first successful listing is the baseline: jobs ended by then never
+    fire. Transient API errors (5xx, 429, timeouts, resets, malformed answers) are logged and polled
+    through; a permanent one (auth, a missing instance or namespace, a bad connection) is logged and
+    ends the watcher with that error, which the triggerer reports. Every kwarg is JSON-safe and
+    deterministic, as the trigger's identity (``hash(classpath, kwargs)``) must be.
+
+    Event payload: the job's dict (as the sensor's XCom: ``id``, ``source``, ``description``,
+    ``end_reason``, ``started_at``, ``ended_at``, ``last_seen_at``, ``status``) plus ``instance_id``
+    and ``namespace``.
+
+    :param instance_id: AI Search instance id.
+    :param aisearch_conn_id: The Airflow connection id.
+    :param namespace: Namespace (``None``: legacy un-namespaced paths).
+    :param poll_interval: Seconds between list requests (> 0); stretched when the rate-limit budget runs low.
+    :param source: Only jobs started by ``"user"`` or by the ``"schedule"`` (``None``: both).
+    :param statuses: Only jobs that ended with one of these statuses (``None``: every ended status).
+    :param success_end_reasons: Extra end reasons meaning success (as the sensor's).
+    :param failure_end_reasons: Extra end reasons meaning failure.
+    :param timeout: Request timeout: seconds, or ``[connect, read]``.
+    :param max_retries: Retries per request after the first attempt.
+    :param retry_backoff: First retry delay in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        aisearch_conn_id: str = "aisearch_default",
+        namespace: str | None = "default",
+        poll_interval: float = 60.0,
+        source: str | None = None,
+        statuses: Sequence[JobStatus | str] | None = None,
+        success_end_reasons: Sequence[str] | None = None,
+        failure_end_reasons: Sequence[str] | None = None,
+        timeout: float | Sequence[float] = (10.0, 60.0),
+        max_retries: int = 3,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.instance_id = validate_instance_id(instance_id)
+        self.aisearch_conn_id = aisearch_conn_id
+        self.namespace = None if namespace is None else validate_namespace(namespace)
+        self.poll_interval = validate_interval("poll_interval", poll_interval)
+        if source is not None and source not in EVENT_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(EVENT_SOURCES)} or None; got {source!r}")
+        self.source = source
+        self.statuses = _event_statuses(statuses)
+        self.policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
+        self.success_end_reasons = _sorted_or_none(success_end_reasons)
+        self.failure_end_reasons = _sorted_or_none(failure_end_reasons)
+        self.timeout: float | tuple[float, float] = (
+            float(timeout) if isinstance(timeout, (int, float)) else (float(timeout[0]), float(timeout[1]))
+        )
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self._saved_version = 0  # the newest watermark version written to the store
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-safe, deterministic kwargs (no clock, no run ids)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "instance_id": self.instance_id,
+                "aisearch_conn_id": self.aisearch_conn_id,
+                "namespace": self.namespace,
+                "poll_interval": self.poll_interval,
+                "source": self.source,
+                "statuses": None if self.statuses is None else list(self.statuses),
+                "success_end_reasons": self.success_end_reasons,
+                "failure_end_reasons": self.failure_end_reasons,
+                "timeout": list(self.timeout) if isinstance(self.timeout, tuple) else self.timeout,
+                "max_retries": self.max_retries,
+                "retry_backoff": self.retry_backoff,
+            },
+        )
+
+    @property
+    def state_key(self) -> str:
+        """The watermark's key in the asset state store: a hash of what fires (not of how it polls)."""
+        identity = {
+            "conn": self.aisearch_conn_id,
+            "namespace": self.namespace,
+            "instance": self.instance_id,
+            "source": self.source,
+            "statuses": self.statuses,
+            "success": self.success_end_reasons,
+            "failure": self.failure_end_reasons,
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        return f"{STATE_KEY_PREFIX}:{digest}"
+
+    def fires_for(self, job: Job) -> bool:
+        """Whether an ended ``job`` passes the ``source`` and ``statuses`` filters."""
+        if self.source is not None and job.source != self.source:
+            return False
+        return self.statuses is None or job.classify(self.policy).value in self.statuses
+
+    def _event(self, job: Job) -> TriggerEvent:
+        payload = job.to_dict(self.policy)
+        payload.update(instance_id=self.instance_id, namespace=self.namespace)
+        return TriggerEvent(payload)
+
+    # -- the watermark's storage ------------------------------------------------------------
+
+    def _store(self) -> Any:
+        return getattr(self, "asset_state_store", None)
+
+    async def _load(self) -> Watermark | None:
+        """The stored watermark merged with this process's, or ``None`` (no baseline yet)."""
+        marks = []
+        key = self.state_key
+        if key in _MEMORY:
+            marks.append(_MEMORY[key])
+        store = self._store()
+        if store is not None:
+            try:
+                if hasattr(store, "aget"):  # Airflow 3.3.2+
+                    stored = await store.aget(key, None)
+                else:  # 3.3.0/3.3.1: only the blocking call, off the event loop
+                    stored = await asyncio.to_thread(store.get, key, None)
+            except ValueError as exc:  # one trigger watching several assets: no single store
+                self.log.warning("Keeping the watermark in memory only (%s)", exc)
+            else:
+                if stored is not None:
+                    marks.append(stored)
+        loaded: Watermark | None = None
+        for data in marks:
+            try:
+                mark = Watermark.from_json(data)
+            except ValueError as exc:
+                self.log.warning("Ignoring a stored watermark: %s", exc)
+                continue
+            loaded = mark if loaded is None else loaded.merge(mark)
+        return loaded
+
+    def _remember(self, mark: Watermark) -> dict[str, Any]:
+        data = mark.to_json()
+        _MEMORY[self.state_key] = data
+        return data
+
+    async def _save(self, data: dict[str, Any], version: int, delay: float) -> None:
+        """Write ``data`` to the asset state store after ``delay`` seconds, unless a newer version was written."""
+        store = self._store()
+        if store is None:
+            return
+        await asyncio.sleep(delay)
+        if version <= self._saved_version:
+            return
+        try:
+            if hasattr(store, "aset"):
+                await store.aset(self.state_key, data)
+            else:
+                await asyncio.to_thread(store.set, self.state_key, data)
+        except ValueError as exc:
+            self.log.warning("Keeping the watermark in memory only (%s)", exc)
+            return
+        except Exception:  # the next save writes a newer state; never end the watcher for this
+            self.log.exception("Could not write the watermark to the asset state store")
+            return
+        self._saved_version = max(self._saved_version, version)
+
+    # -- the watch ------------------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until cancelled, yielding one event per newly ended job; a permanent error ends it (raised)."""
+        saves: set[asyncio.Task[None]] = set()
+        version = 0
+
+        def save_later(mark: Watermark, delay: float) -> None:
+            nonlocal version
+            version += 1
+            task = asyncio.get_running_loop().create_task(self._save(self._remember(mark), version, delay))
+            saves.add(task)
+            task.add_done_callback(saves.discard)
+
+        try:
+            info = await load_connection_info(self.aisearch_conn_id)
+            mark = await self._load()
+            async with shared_polls(
+                info,
+                instance_id=self.instance_id,
+                job_id=None,
+                namespace=self.namespace,
+                interval=self.poll_interval,
+                deadline=None,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                retry_backoff=self.retry_backoff,
+                log_to=self.log,
+            ) as source:
+                self.log.info(
+                    "Watching instance %r for jobs that end%s: polling every %s s%s",
+                    self.instance_id,
+                    "" if self.statuses is None else f" {'/'.join(self.statuses)}",
+                    format_seconds(self.poll_interval),
+                    " (resuming from the stored watermark)" if mark is not None else "",
+                )
+                not_before = time.time() - self.poll_interval  # a listing this fresh serves the first poll
+                while True:
+                    listing = await source.next_listing(not_before, None)
+                    if listing.error is not None:
+                        error = listing.error
+                        if not isinstance(error, AISearchError) or not error.transient:
+                            raise error.with_traceback(None)
+                        self.log.warning(
+                            "Could not list jobs of instance %r (will poll again): %s", self.instance_id, error
+                        )
+                    elif mark is None:
+                        mark = Watermark.baseline(listing.jobs or ())
+                        self.log.info(
+                            "Baseline: %d job(s) of instance %r had ended before watching; they never fire",
+                            len(mark.seen),
+                            self.instance_id,
+                        )
+                        save_later(mark, 0.0)  # no event rides on it
+                    else:
+                        new = mark.advance(listing.jobs or ())
+                        fired = 0
+                        for job in new:
+                            if self.fires_for(job):
+                                if fired:
+                                    await asyncio.sleep(EVENT_SPACING)
+                                fired += 1
+                                self.log.info("Job %s ended: %s", job.id, self.policy.explain(job))
+                                yield self._event(job)
+                        if new:
+                            save_later(mark, PERSIST_GRACE)
+                    interval = max(source.pace(self.poll_interval), MIN_ROUND_GAP)  # never without awaiting
+                    not_before = listing.taken_at + interval
+        except AISearchError as exc:
+            self.log.error("Stopped watching instance %r for ended jobs: %s", self.instance_id, exc)
+            raise
+        except Exception:  # never a silent stop
+            self.log.exception("Stopped watching instance %r for ended jobs", self.instance_id)
+            raise
+        finally:
+            for task in list(saves):  # not written: a rebuilt trigger repeats these rather than dropping them
+                task.cancel()

@@ -1,0 +1,131 @@
+"""The watermark of an event watcher: which ended jobs of an instance were already considered.
+
+:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger` fires once per job that
+ends after it began watching. What "already considered" means is decided here, from the API's own
+timestamps and listings only (never the triggerer's clock, which may be skewed):
+
+* **Baseline.** The first successful listing defines "before watching": every job it shows as
+  ended is considered, and never fires. A job still running in it fires when it ends.
+* **Seen ids.** Every ended job considered since is remembered by id, so two jobs ending in the
+  same second (timestamps have one-second resolution) are told apart by id, never by time.
+* **Horizon.** ``floor`` is the newest ``ended_at`` listed so far. Ids of jobs that ended more than
+  :data:`LATE_WINDOW` before it are forgotten, and a job listed as ended that long before the
+  floor is treated as old. So a job that shows up as ended late (its ``ended_at`` before other
+  jobs already seen) still fires if it is within the window, and the state stays bounded: at
+  most :data:`MAX_SEEN` ids (an instance runs one job at a time, and a listing holds 50 jobs).
+
+The state is a small JSON object (:meth:`Watermark.to_json`), kept in the asset state store on
+Airflow 3.3+. Two states can be merged (:meth:`Watermark.merge`): both record considered jobs.
+
+This module imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_provider_aisearch.jobs import Job, MalformedJobError, parse_timestamp
+
+__all__ = ["LATE_WINDOW", "MAX_SEEN", "WATERMARK_VERSION", "Watermark"]
+
+#: A job listed as ended up to this long before the newest ``ended_at`` already seen still fires.
+LATE_WINDOW = timedelta(hours=1)
+#: The most job ids a watermark keeps (the newest ended); a listing holds at most 50 jobs.
+MAX_SEEN = 200
+#: The ``version`` field of the JSON form.
+WATERMARK_VERSION = 1
+
+
+def _ended_order(job: Job) -> tuple[datetime, datetime, str]:
+    assert job.ended_at is not None
+    return (job.ended_at, job.started_at or job.ended_at, job.id)
+
+
+@dataclass
+class Watermark:
+    """
+    Which ended jobs of one instance were already considered.
+
+    :param floor: The newest ``ended_at`` listed so far (``None``: no ended job listed yet).
+    :param seen: Ids of the ended jobs considered within :data:`LATE_WINDOW` of ``floor``, with their ``ended_at``.
+    """
+
+    floor: datetime | None = None
+    seen: dict[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def baseline(cls, jobs: Iterable[Job]) -> Watermark:
+        """The state at the first listing: every job already ended there counts as before watching."""
+        mark = cls()
+        mark.advance(jobs)
+        return mark
+
+    def is_new(self, job: Job) -> bool:
+        """Whether ``job`` has ended and was not considered yet (nor is older than the window)."""
+        if job.ended_at is None or job.id in self.seen:
+            return False
+        return self.floor is None or job.ended_at >= self.floor - LATE_WINDOW
+
+    def advance(self, jobs: Iterable[Job]) -> list[Job]:
+        """
+        Consider a listing: return its newly ended jobs (oldest end first) and remember them.
+
+        :param jobs: The instance's newest jobs, as listed.
+        """
+        new = sorted((job for job in jobs if self.is_new(job)), key=_ended_order)
+        for job in new:
+            assert job.ended_at is not None
+            self.seen[job.id] = job.ended_at
+            if self.floor is None or job.ended_at > self.floor:
+                self.floor = job.ended_at
+        self._prune()
+        return new
+
+    def merge(self, other: Watermark) -> Watermark:
+        """A watermark that considers every job either of the two considered."""
+        floors = [f for f in (self.floor, other.floor) if f is not None]
+        merged = Watermark(max(floors, default=None), {**other.seen, **self.seen})
+        merged._prune()
+        return merged
+
+    def _prune(self) -> None:
+        if self.floor is not None:
+            horizon = self.floor - LATE_WINDOW
+            self.seen = {i: at for i, at in self.seen.items() if at >= horizon}
+        if len(self.seen) > MAX_SEEN:
+            newest = sorted(self.seen.items(), key=lambda item: (item[1], item[0]), reverse=True)[:MAX_SEEN]
+            self.seen = dict(newest)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-safe form (ISO 8601 UTC strings), for the asset state store."""
+        return {
+            "version": WATERMARK_VERSION,
+            "floor": None if self.floor is None else self.floor.isoformat(),
+            "seen": {job_id: at.isoformat() for job_id, at in sorted(self.seen.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Watermark:
+        """
+        Read the JSON form back.
+
+        :raises ValueError: ``data`` is not a watermark of this version.
+        """
+        if not isinstance(data, Mapping) or data.get("version") != WATERMARK_VERSION:
+            raise ValueError(f"not a version {WATERMARK_VERSION} watermark: {str(data)[:80]!r}")
+        seen = data.get("seen")
+        if not isinstance(seen, Mapping):
+            raise ValueError("a watermark's 'seen' must be an object")
+        try:
+            floor = parse_timestamp(data.get("floor"), name="floor")
+            parsed = {str(k): parse_timestamp(v, name="seen") for k, v in seen.items()}
+        except MalformedJobError as exc:
+            raise ValueError(str(exc)) from None
+        if any(at is None for at in parsed.values()):
+            raise ValueError("a watermark's 'seen' holds a job without its ended_at")
+        mark = cls(floor, {k: v for k, v in parsed.items() if v is not None})
+        mark._prune()
+        return mark
