@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "deployment.md"
 README = REPO / "README.md"
 #: Modules of scenarios, in the order they run.
-MODULES = ["scenario1"]
+MODULES = ["scenario1", "scenario_create"]
 
 
 def versions() -> dict[str, str]:
