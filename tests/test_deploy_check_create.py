@@ -222,3 +222,13 @@ def test_started_at_reads_the_rest_apis_start_date() -> None:
     assert sc.started_at({"start_date": "2026-11-29T20:05:20.500000Z"}) == 1795982720.5
     assert sc.started_at({"start_date": "2026-11-29T20:05:20.5+00:00"}) == 1795982720.5
     assert sc.started_at({"start_date": None}) is None
+
+
+def test_short_request() -> None:
+    base = "/client/v4/accounts/acc/ai-search/namespaces/default/instances"
+    assert (
+        sc.short_request({"method": "PATCH", "path": f"{base}/create6/jobs/259f4329e6f4590b"})
+        == "PATCH create6/jobs/259f4329"
+    )
+    assert sc.short_request({"method": "POST", "path": f"{base}/create6/jobs"}) == "POST create6/jobs"
+    assert sc.short_request({"method": "GET", "path": "/client/v4/user"}) == "GET /client/v4/user"

@@ -115,6 +115,16 @@ def job_requests(
     return found
 
 
+def short_request(record: dict[str, Any]) -> str:
+    """``METHOD <instance>/jobs[/<job id prefix>]`` for a jobs request (else method and path)."""
+    path = str(record.get("path", ""))
+    match = JOBS_PATH.search(path)
+    if match is None:
+        return f"{record.get('method')} {path}"
+    job = f"/{match.group(2)[:8]}" if match.group(2) else ""
+    return f"{record.get('method')} {match.group(1)}/jobs{job}"
+
+
 def connection_body(conn_id: str, connection_json: str) -> dict[str, Any]:
     """The ``POST /api/v2/connections`` body for the connection an ``AIRFLOW_CONN_*`` JSON value describes."""
     conn = json.loads(connection_json)
@@ -633,7 +643,7 @@ def mark_failed(dep: Deployment) -> ScenarioResult:
         result.details.append(
             f"- Marked failed {time.monotonic() - t_patch:.0f} s ago; the cancel of `{job_id}` came {to_cancel:.1f} s "
             f"after the PATCH. Requests since: "
-            + ", ".join(f"{r['method']} {JOBS_PATH.sub('/instances/{i}/jobs/...', str(r['path']))}" for r in after)
+            + ", ".join(short_request(r) for r in after)
             + f". Task {ti['state']} on try {ti['try_number']}; job {job.get('end_reason')}; "
             f"the other instance's job {'running' if is_running(other_now) else other_now.get('end_reason')}."
         )
@@ -705,7 +715,10 @@ def db_connection(dep: Deployment) -> ScenarioResult:
             f"- Connection `{DB_CONN_ID}` created through `POST /api/v2/connections` (no `{var}`); run {state}: "
             + ", ".join(f"`{t}` {ti['state']}" for t, ti in sorted(tis.items()))
             + "; trigger logs: "
-            + ", ".join(f"`{p.name}`" for paths in logs.values() for p in paths)
+            + "; ".join(
+                f"`{t}` in triggerer job {', '.join(p.name.rsplit('.', 2)[-2] for p in paths) or 'none'}"
+                for t, paths in logs.items()
+            )
             + f"; files under the Airflow logs holding the token: {len(leaks)}."
         )
         if any(stalls.values()):
@@ -713,9 +726,12 @@ def db_connection(dep: Deployment) -> ScenarioResult:
             result.figures["triggerer stall"] = f"{worst:.0f} s"
             result.details.append(
                 "- The first lookup of a database-only connection in a triggerer held its supervisor: "
-                + ", ".join(f"{name} silent {', '.join(f'{s:.1f}' for s in found)} s" for name, found in stalls.items())
-                + " (past `[triggerer] health_check_threshold`: Airflow reported the runner deadlocked, skipped "
-                "heartbeats and reassigned its triggers)."
+                + ", ".join(
+                    f"{name} silent {', '.join(f'{s:.1f}' for s in found)} s" for name, found in stalls.items() if found
+                )
+                + ". Airflow's in-process Execution API builds its versioned routes on its first request (CPU "
+                "bound: about 3.6 s alone on this machine); past `[triggerer] runner_health_check_threshold` "
+                "(30 s) Airflow reports the runner deadlocked, skips heartbeats and reassigns its triggers."
             )
         if state != "success":
             return result.fail(f"run {state}: " + ", ".join(f"{t}={ti['state']}" for t, ti in tis.items()))
