@@ -641,8 +641,8 @@ def mark_failed(dep: Deployment) -> ScenarioResult:
         result.figures["PATCH → cancel request"] = f"{to_cancel:.1f} s"
         result.figures["requests after the PATCH"] = f"{len(after)} ({len(writes)} writes)"
         result.details.append(
-            f"- Marked failed {time.monotonic() - t_patch:.0f} s ago; the cancel of `{job_id}` came {to_cancel:.1f} s "
-            f"after the PATCH. Requests since: "
+            f"- The cancel of `{job_id}` came {to_cancel:.1f} s after the PATCH. Requests in the "
+            f"{time.monotonic() - t_patch:.0f} s after the PATCH: "
             + ", ".join(short_request(r) for r in after)
             + f". Task {ti['state']} on try {ti['try_number']}; job {job.get('end_reason')}; "
             f"the other instance's job {'running' if is_running(other_now) else other_now.get('end_reason')}."
