@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q "uv>=0.13,<0.14"
-	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui]" "apache-airflow==$(AIRFLOW_VERSION)"
+	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui,deploy]" "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml Makefile $(VENV)/.installed
@@ -63,7 +63,8 @@ ui-deps:
 ui-check: ui-deps $(VENV)/.installed
 	$(VENV)/bin/python scripts/ui_check.py
 
-# Debian's PostgreSQL and Redis for the deploy check. It runs its own instances from a temp dir on free
+# Debian's PostgreSQL and Redis for the deploy check (`make test` runs it when they are installed;
+# `.ci/run` installs them first). It runs its own instances from a temp dir on free
 # ports (never the system services); Debian keeps the PostgreSQL binaries in /usr/lib/postgresql/<ver>/bin.
 deploy-deps:
 	@if { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
@@ -71,13 +72,9 @@ deploy-deps:
 		echo "PostgreSQL: $$(ls -d /usr/lib/postgresql/*/ 2>/dev/null | xargs -n1 basename | tr '\n' ' ')Redis: $$(redis-server --version | cut -d' ' -f3)"; \
 	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; fi
 
-$(VENV)/.deploy-installed: $(VENV)/.installed
-	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui,deploy]" "apache-airflow==$(AIRFLOW_VERSION)"
-	touch $@
-
 # A real distributed Airflow 3 (PostgreSQL, CeleryExecutor + Redis, api-server, scheduler, dag-processor,
 # two triggerers, two Celery workers) on loopback; runs the scenarios and writes docs/deployment.md (and the README figures).
-deploy-check: deploy-deps $(VENV)/.deploy-installed
+deploy-check: deploy-deps $(VENV)/.installed
 	$(VENV)/bin/python scripts/deploy_check.py
 
 demo: $(VENV)/.installed

@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = {n: f for n, f in scenarios.items() if n in wanted}
     # `kill <pid>` (or make being stopped) must tear down like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
     started = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="aisearch-deploy-check-"))
     base.chmod(0o755)  # the postgres user must reach its data dir under it
@@ -169,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         failure = f"{type(exc).__name__}: {exc}"
     finally:
+        # A second Ctrl-C (or SIGTERM) must not cut the teardown short and leave components behind;
+        # the teardown is bounded anyway (SIGKILL after a grace period).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         requests = dict(emulator.request_counts()) if emulator and emulator.proc.poll() is None else {}
         workers = {
             c.name: c.log_path.read_text(errors="replace").count(" succeeded in ")

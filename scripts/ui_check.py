@@ -30,21 +30,25 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_provider_aisearch import _ui_field_behaviour
 from airflow_provider_aisearch.emulator import AISearchEmulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from deploycheck import services
+from deploycheck.services import DeployCheckFailed as CheckFailed
+from deploycheck.services import Processes, alive, free_port, http_ok, signal_group, wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Route
@@ -96,26 +100,15 @@ PORT_BUG_DETAIL = "differs from the stored connection"
 TEST_TIMEOUT_MS = 30_000
 
 
-class CheckFailed(Exception):
-    """A UI check did not hold."""
-
-
-def log(message: str) -> None:
-    print(f"[ui-check {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    """A loopback port that is free right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+services.LOG_TAG = "ui-check"
+log = services.log
 
 
 class Redactor:
     """Replaces every secret with ``***`` in text that may be printed."""
 
     def __init__(self, *secrets_: str) -> None:
-        self.secrets = [s for s in secrets_ if s]
+        self.secrets = tuple(s for s in secrets_ if s)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -123,65 +116,16 @@ class Redactor:
         return text
 
 
-class Processes:
-    """Child processes, each in its own process group, stopped by PID (never by name)."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-        out = log_path.open("wb")
-        proc = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        self.started.append((name, proc, out))
-        log(f"started {name} (pid {proc.pid})")
-        return proc
-
-    def stop_all(self) -> None:
-        """SIGTERM each process group, wait, then SIGKILL what is left."""
-        for _, proc, _ in self.started:
-            _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for name, proc, out in self.started:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"{name} (pid {proc.pid}) ignored SIGTERM; killing its process group")
-            _signal_group(proc, signal.SIGKILL)  # also reaps workers the leader left behind
-            proc.wait()
-            out.close()
-        self.started.clear()
-
-
-def _signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # start_new_session=True: the group id is the child's pid
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def tail(path: Path, redact: Redactor, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return redact("\n".join(text.splitlines()[-lines:]))
+    return services.tail(path, lines, redact.secrets)
 
 
 def wait_http_ok(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CheckFailed(f"the process serving {url} exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise CheckFailed(f"{url} did not answer within {timeout:.0f} s")
+    def answering() -> bool:
+        alive(proc, f"the process serving {url}")
+        return http_ok(url)
+
+    wait_until(f"{url} answering", answering, timeout)
 
 
 def expect(condition: object, message: str) -> None:
@@ -369,7 +313,7 @@ def run_cli(
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             raise CheckFailed(f"{' '.join(argv[1:3])} took over {timeout:.0f} s:\n{tail(log_path, redact)}") from None
     return subprocess.CompletedProcess(argv, proc.returncode, log_path.read_text(errors="replace"), "")
@@ -395,7 +339,7 @@ def check(img_dir: Path, keep_home: bool) -> None:
     home, shots = work / "airflow-home", work / "screenshots"
     home.mkdir()
     shots.mkdir()
-    processes = Processes()
+    processes = Processes(run_id=secrets.token_hex(8), log_dir=work)
     emulator = AISearchEmulator(token=token, instances=[INSTANCE_ID], job_duration=3.0, cooldown=2.0)
     emulator.seed_jobs(INSTANCE_ID, 5)
     timings: dict[str, float] = {}
@@ -417,7 +361,7 @@ def check(img_dir: Path, keep_home: bool) -> None:
 
         t = time.monotonic()
         api = processes.start(
-            "api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)], env, work / "api.log"
+            "api", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)], env, tier=0
         )
         try:
             wait_http_ok(f"{base}/api/v2/monitor/health", api, timeout=180)

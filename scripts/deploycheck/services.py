@@ -31,8 +31,12 @@ class DeployCheckFailed(Exception):
     """A step or a scenario of the deploy check did not hold."""
 
 
+#: The tag of every printed line (the UI check, which shares these helpers, sets its own).
+LOG_TAG = "deploy-check"
+
+
 def log(message: str) -> None:
-    print(f"[deploy-check {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[{LOG_TAG} {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def free_port() -> int:
@@ -105,13 +109,13 @@ class Processes:
             group = [c for c in self.children if c.tier == tier]
             started = time.monotonic()
             for child in group:
-                _signal_group(child.proc.pid, signal.SIGTERM)
+                signal_group(child.proc.pid, signal.SIGTERM)
             for child in group:
                 try:
                     child.proc.wait(timeout=max(0.1, grace - (time.monotonic() - started)))
                 except subprocess.TimeoutExpired:
                     log(f"{child.name} (pid {child.proc.pid}) ignored SIGTERM for {grace:.0f} s; SIGKILL")
-                _signal_group(child.proc.pid, signal.SIGKILL)  # also whatever the leader left in its group
+                signal_group(child.proc.pid, signal.SIGKILL)  # also whatever the leader left in its group
                 child.proc.wait()
                 _wait_group_gone(child.proc.pid)
                 child.out.close()
@@ -135,7 +139,8 @@ class Processes:
         return found
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
+    """Signal a process group (``start_new_session=True``: its id is the leader's pid); gone is fine."""
     try:
         os.killpg(pgid, sig)  # start_new_session=True: the group id is the child's pid
     except (ProcessLookupError, PermissionError):
@@ -173,7 +178,8 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def _alive(proc: subprocess.Popen[bytes], name: str) -> None:
+def alive(proc: subprocess.Popen[bytes], name: str) -> None:
+    """Raise :class:`DeployCheckFailed` if ``proc`` has exited."""
     if proc.poll() is not None:
         raise DeployCheckFailed(f"{name} exited with code {proc.returncode}")
 
@@ -219,7 +225,7 @@ def start_postgres(procs: Processes, base: Path, env: dict[str, str]) -> str:
     proc = procs.start("postgres", argv, env, tier=0, user=user)
 
     def ready() -> bool:
-        _alive(proc, "postgres")
+        alive(proc, "postgres")
         return (
             subprocess.run(
                 [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow"], capture_output=True
@@ -255,7 +261,7 @@ def start_redis(procs: Processes, base: Path, env: dict[str, str]) -> str:
     proc = procs.start("redis", argv, env, tier=0)
 
     def ready() -> bool:
-        _alive(proc, "redis")
+        alive(proc, "redis")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
                 sock.sendall(b"PING\r\n")
@@ -369,7 +375,14 @@ class Emulator:
 def start_emulator(procs: Processes, python: str, env: dict[str, str], token: str) -> Emulator:
     """``python -m airflow_provider_aisearch.emulator`` on a free port, access lines on."""
     port = free_port()
-    argv = [python, "-m", "airflow_provider_aisearch.emulator", "--port", str(port), "--token", token]
+    argv = [
+        python,
+        "-m",
+        "airflow_provider_aisearch.emulator",
+        "--port",
+        str(port),
+        f"--token={token}",
+    ]  # a token may start with "-"
     # Short jobs and a short create cooldown so the example DAGs, run one after another, can each start a job.
     argv += ["--instance", "docs", "--seed-jobs", "5", "--job-duration", "3", "--cooldown", "5"]
     argv += ["--verbose", "--control"]
@@ -378,7 +391,7 @@ def start_emulator(procs: Processes, python: str, env: dict[str, str], token: st
     found: list[str] = []
 
     def printed_connection() -> bool:
-        _alive(proc, "emulator")
+        alive(proc, "emulator")
         match = CONN_LINE.search(log_path.read_text(errors="replace"))
         if match:
             found.append(match.group(1))
