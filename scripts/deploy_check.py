@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "deployment.md"
 README = REPO / "README.md"
 #: Modules of scenarios, in the order they run.
-MODULES = ["scenario1", "scenario_polling"]
+MODULES = ["scenario1", "scenario_polling", "scenario_failover", "scenario_ratelimit"]
 
 
 def versions() -> dict[str, str]:
