@@ -60,7 +60,14 @@ REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "deployment.md"
 README = REPO / "README.md"
 #: Modules of scenarios, in the order they run.
-MODULES = ["scenario1", "scenario_polling", "scenario_create", "scenario_events"]
+MODULES = [
+    "scenario1",
+    "scenario_polling",
+    "scenario_failover",
+    "scenario_create",
+    "scenario_ratelimit",
+    "scenario_events",
+]
 
 
 def versions() -> dict[str, str]:

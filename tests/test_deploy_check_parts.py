@@ -86,3 +86,35 @@ def test_stop_all_kills_what_ignores_sigterm_and_survivors_finds_escapees(tmp_pa
     while procs.survivors() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert procs.survivors() == []
+
+
+def test_kill_then_restart_starts_the_child_again_under_its_name(tmp_path: Path) -> None:
+    procs = Processes(run_id="test-" + os.urandom(4).hex(), log_dir=tmp_path)
+    log_path = tmp_path / "comp.log"
+
+    def wait_for_lines(*lines: str) -> None:
+        deadline = time.monotonic() + 30
+        while log_path.read_text().splitlines() != list(lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert log_path.read_text().splitlines() == list(lines)
+
+    try:
+        # The sleep shares the shell's process group: kill() takes it down too.
+        procs.start("comp", ["sh", "-c", 'echo "run $N"; sleep 300 & wait'], {**os.environ, "N": "1"}, tier=1)
+        wait_for_lines("run 1")
+        old = procs.get("comp").proc
+        before = time.time()
+        killed_at = procs.kill("comp")
+        assert before <= killed_at <= time.time()
+        assert old.returncode == -9
+        assert procs.get("comp").proc is old  # dead, still listed until the restart
+        procs.restart("comp")  # same argv and environment, same log file
+        wait_for_lines("run 1", "run 1")
+        assert [c.name for c in procs.children] == ["comp"]
+        assert procs.get("comp").proc is not old and procs.get("comp").tier == 1
+        procs.kill("comp")
+        procs.restart("comp", env={**os.environ, "N": "2"})
+        wait_for_lines("run 1", "run 1", "run 2")
+    finally:
+        procs.stop_all(grace=5)
+    assert procs.survivors() == []

@@ -1,4 +1,5 @@
-"""The pure parts of deploy-check scenarios 2, 3 and 8 (``scripts/deploycheck/scenario_polling.py``).
+"""The pure parts of deploy-check scenarios 2, 3 and 8 (``scripts/deploycheck/``: ``attribution.py``,
+``waiters.py``, ``scenario_polling.py``, ``scenario_failover.py``, ``scenario_ratelimit.py``).
 
 No deployment here: how emulator requests are classified and attributed to a triggerer by their TCP
 source port, counted per poll interval, which triggerer is killed, and how the rate limiter's windows
@@ -18,7 +19,11 @@ import psutil  # type: ignore[import-untyped]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
+from deploycheck import attribution as at  # noqa: E402
+from deploycheck import scenario_failover as fo  # noqa: E402
 from deploycheck import scenario_polling as sp  # noqa: E402
+from deploycheck import scenario_ratelimit as rl  # noqa: E402
+from deploycheck import waiters  # noqa: E402
 
 BASE = "/client/v4/accounts/abc/ai-search/namespaces/default/instances"
 
@@ -28,28 +33,28 @@ def rec(seq: int, at: float, method: str, path: str, port: int | None = None, co
 
 
 def test_request_kind_by_path_and_instance() -> None:
-    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs")) == "list"
-    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs?page=2&per_page=50")) == "list"
-    assert sp.request_kind(rec(1, 0, "POST", f"{BASE}/shared/jobs")) == "create"
-    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs/j1")) == "get"
-    assert sp.request_kind(rec(1, 0, "PATCH", f"{BASE}/shared/jobs/j1")) == "cancel"
-    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs/j1/logs")) == "logs"
-    assert sp.request_kind(rec(1, 0, "GET", "/client/v4/user/tokens/verify")) == "other"
+    assert at.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs")) == "list"
+    assert at.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs?page=2&per_page=50")) == "list"
+    assert at.request_kind(rec(1, 0, "POST", f"{BASE}/shared/jobs")) == "create"
+    assert at.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs/j1")) == "get"
+    assert at.request_kind(rec(1, 0, "PATCH", f"{BASE}/shared/jobs/j1")) == "cancel"
+    assert at.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs/j1/logs")) == "logs"
+    assert at.request_kind(rec(1, 0, "GET", "/client/v4/user/tokens/verify")) == "other"
     # Restricted to one instance: another instance's requests (and non-job requests) do not count.
-    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs"), "shared") == "list"
-    assert sp.request_kind(rec(1, 0, "GET", f"{BASE}/other/jobs"), "shared") is None
-    assert sp.request_kind(rec(1, 0, "GET", "/client/v4/user/tokens/verify"), "shared") is None
+    assert at.request_kind(rec(1, 0, "GET", f"{BASE}/shared/jobs"), "shared") == "list"
+    assert at.request_kind(rec(1, 0, "GET", f"{BASE}/other/jobs"), "shared") is None
+    assert at.request_kind(rec(1, 0, "GET", "/client/v4/user/tokens/verify"), "shared") is None
 
 
 def test_expected_pages() -> None:
-    assert sp.expected_pages(100) == 2
-    assert sp.expected_pages(50) == 1
-    assert sp.expected_pages(51) == 2
-    assert sp.expected_pages(0) == 1
+    assert at.expected_pages(100) == 2
+    assert at.expected_pages(50) == 1
+    assert at.expected_pages(51) == 2
+    assert at.expected_pages(0) == 1
 
 
 def test_attribution_by_port_then_by_connection() -> None:
-    owners = sp.PortOwners()
+    owners = at.PortOwners()
     owners.add(40001, "triggerer-1", 100.0)
     owners.add(40002, "triggerer-2", 100.0)
     records = [
@@ -60,11 +65,11 @@ def test_attribution_by_port_then_by_connection() -> None:
         # A worker's short-lived connection: never sampled.
         rec(4, 105.0, "GET", f"{BASE}/s/jobs/j1", 50000, conn=9),
     ]
-    assert sp.attribute(records, owners) == {1: "triggerer-1", 2: "triggerer-2", 3: "triggerer-1", 4: "other"}
+    assert at.attribute(records, owners) == {1: "triggerer-1", 2: "triggerer-2", 3: "triggerer-1", 4: "other"}
 
 
 def test_a_reused_port_belongs_to_whoever_held_it_then() -> None:
-    owners = sp.PortOwners()
+    owners = at.PortOwners()
     owners.add(40001, "triggerer-1", 100.0)
     owners.add(40001, "triggerer-1", 100.2)  # same owner again: one entry
     owners.add(40001, "triggerer-2", 200.0)
@@ -87,20 +92,20 @@ def test_per_interval_counts_by_owner_kind_and_interval() -> None:
         rec(7, 20.0, "GET", f"{BASE}/s/jobs"),  # after the window (2 intervals of 5 s from 10)
     ]
     owner_of = {1: "t1", 2: "t1", 3: "t1", 4: "other", 5: "t1", 6: "t1", 7: "t1"}
-    table = sp.per_interval(records, owner_of, start=10.0, interval=5.0, count=2, instance="s")
+    table = at.per_interval(records, owner_of, start=10.0, interval=5.0, count=2, instance="s")
     assert table == {"t1": {"list": [2, 1]}, "other": {"get": [0, 1]}}
 
 
 def test_fixed_windows_as_the_emulator_counts_them() -> None:
     # A window starts at a request; the first request at or after its end starts the next.
-    assert sp.fixed_window_counts([0.0, 1.0, 9.9, 10.0, 25.0, 26.0], 10.0) == [3, 1, 2]
-    assert sp.fixed_window_counts([], 10.0) == []
+    assert at.fixed_window_counts([0.0, 1.0, 9.9, 10.0, 25.0, 26.0], 10.0) == [3, 1, 2]
+    assert at.fixed_window_counts([], 10.0) == []
 
 
 def test_sliding_window_max() -> None:
     times = [0.0, 1.0, 9.9, 10.0, 10.5, 25.0]
-    assert sp.sliding_window_max(times, 10.0) == 4  # 1.0, 9.9, 10.0, 10.5
-    assert sp.sliding_window_max([], 10.0) == 0
+    assert at.sliding_window_max(times, 10.0) == 4  # 1.0, 9.9, 10.0, 10.5
+    assert at.sliding_window_max([], 10.0) == 0
 
 
 def test_the_emulator_limiter_agrees_with_fixed_window_counts() -> None:
@@ -110,7 +115,7 @@ def test_the_emulator_limiter_agrees_with_fixed_window_counts() -> None:
     limiter = RateLimit(limit=3, window=10.0, lockout=10.0)
     times = [0.0, 1.0, 9.9, 10.0, 10.5, 11.0, 25.0]
     assert all(limiter.admit(t)[0] for t in times)
-    assert max(sp.fixed_window_counts(times, 10.0)) == 3
+    assert max(at.fixed_window_counts(times, 10.0)) == 3
     assert limiter.admit(25.5)[0] and limiter.admit(26.0)[0]
     assert not limiter.admit(26.5)[0]  # a 4th in the window: lockout
 
@@ -122,24 +127,24 @@ def test_trigger_log_owners() -> None:
         "dag_id=a/run_id=r/task_id=wait/map_index=2/attempt=1.log.trigger.9.log",
         "dag_id=a/run_id=r/task_id=wait/map_index=2/attempt=1.log",
     ]
-    assert sp.trigger_log_owners(paths) == Counter({"7": 2, "9": 1})
+    assert at.trigger_log_owners(paths) == Counter({"7": 2, "9": 1})
 
 
 def test_victim_holds_the_most_waiters_among_those_holding_a_follow_sensor() -> None:
-    follow = sp.FOLLOW_DAG
+    follow = waiters.FOLLOW_DAG
     holders = {
         "1": Counter({"a": 60, "b": 20}),  # the most, but no follow sensor
         "2": Counter({"a": 10, "b": 10, follow: 2}),
         "3": Counter({"a": 5, follow: 1}),
     }
-    assert sp.choose_victim(holders, [follow]) == "2"
+    assert fo.choose_victim(holders, [follow]) == "2"
     holders["1"][follow] = 1
-    assert sp.choose_victim(holders, [follow]) == "1"
-    assert sp.choose_victim({"1": Counter({"a": 3})}, [follow]) is None
+    assert fo.choose_victim(holders, [follow]) == "1"
+    assert fo.choose_victim({"1": Counter({"a": 3})}, [follow]) is None
 
 
 def test_in_heartbeats() -> None:
-    assert sp.in_heartbeats(21.0, 10.0) == 2.1
+    assert fo.in_heartbeats(21.0, 10.0) == 2.1
 
 
 def test_sampler_maps_local_ports_and_open_trigger_logs_to_the_process(tmp_path: Path) -> None:
@@ -152,7 +157,7 @@ def test_sampler_maps_local_ports_and_open_trigger_logs_to_the_process(tmp_path:
     accepted, _ = server.accept()
     log_file = (tmp_path / "attempt=1.log.trigger.42.log").open("w")
     try:
-        sampler = sp.Sampler(lambda: {"me": psutil.Process().pid}, port)
+        sampler = at.Sampler(lambda: {"me": psutil.Process().pid}, port)
         sampler.sample()
         owners, job_owner = sampler.snapshot()
         assert owners.owner(client.getsockname()[1], 0.0) == "me"
@@ -169,7 +174,7 @@ def test_slowed_down_counts_trigger_logs_that_say_so(tmp_path: Path) -> None:
         (run / f"map_index={n}").mkdir(parents=True)
         (run / f"map_index={n}" / "attempt=1.log.trigger.5.log").write_text(text)
     (run / "map_index=0" / "attempt=1.log").write_text("instead of (the task log, not a trigger's)")
-    assert sp.slowed_down(tmp_path, "d", "r") == 1
+    assert rl.slowed_down(tmp_path, "d", "r") == 1
 
 
 def test_dag_ids_and_intervals_match_the_dag_file() -> None:
@@ -181,14 +186,46 @@ def test_dag_ids_and_intervals_match_the_dag_file() -> None:
         and getattr(node.func, "id", None) == "_waiters_dag"
         and isinstance(node.args[0], ast.Constant)
     }
-    assert set(declared) == set(sp.DAG_IDS)
-    assert {declared[d] for d in (*sp.SHARED_DAGS, sp.FOLLOW_DAG)} == {sp.POKE_INTERVAL}
-    assert declared[sp.RATE_DAG] == sp.RATE_POKE_INTERVAL
+    assert set(declared) == {*sp.DAG_IDS, *fo.DAG_IDS, *rl.DAG_IDS}
+    assert {declared[d] for d in (*waiters.SHARED_DAGS, waiters.FOLLOW_DAG)} == {sp.POKE_INTERVAL}
+    assert declared[rl.RATE_DAG] == rl.RATE_POKE_INTERVAL
 
 
 def test_rate_settings_would_be_blown_unpaced() -> None:
     """Scenario 8 proves pacing only if the sensors, unpaced, would exceed the limit within one window."""
-    demand = len(sp.RATE_INSTANCES) * sp.RATE_WINDOW / sp.RATE_POKE_INTERVAL
-    assert demand > sp.RATE_LIMIT
+    demand = len(rl.RATE_INSTANCES) * rl.RATE_WINDOW / rl.RATE_POKE_INTERVAL
+    assert demand > rl.RATE_LIMIT
     # and the 5 % reserve leaves room for the other triggerer's requests not yet seen in an answer
-    assert sp.RATE_LIMIT * 0.05 >= 4
+    assert rl.RATE_LIMIT * 0.05 >= 4
+
+
+def test_scenario_2_hands_its_sensors_to_scenario_3_once() -> None:
+    waiting = object()
+    assert waiters.take_over_waiting() is None
+    waiters.hand_over_waiting(waiting)  # type: ignore[arg-type]
+    assert waiters.take_over_waiting() is waiting
+    assert waiters.take_over_waiting() is None
+
+    class Dep:
+        selected: tuple[int, ...] | None = None
+
+    dep = Dep()
+    assert waiters.will_run(dep, 3)  # type: ignore[arg-type]  # the runner did not say: assume it runs
+    dep.selected = (2, 8)
+    assert not waiters.will_run(dep, 3)  # type: ignore[arg-type]
+    dep.selected = (2, 3)
+    assert waiters.will_run(dep, 3)  # type: ignore[arg-type]
+
+
+def test_the_modules_import_one_way() -> None:
+    """attribution <- waiters <- the scenario modules; no scenario module imports another's scenario."""
+    order = ["attribution", "waiters", "scenario_polling", "scenario_failover", "scenario_ratelimit"]
+    for name in order:
+        tree = ast.parse((REPO / "scripts" / "deploycheck" / f"{name}.py").read_text())
+        imported = {
+            node.module.split(".")[-1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("deploycheck.")
+        }
+        allowed = {"harness", "services", "scenario1", *order[: min(order.index(name), 2)]}
+        assert imported <= allowed, (name, imported - allowed)

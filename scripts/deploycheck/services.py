@@ -67,6 +67,10 @@ class Child:
     log_path: Path
     out: IO[bytes]
     tier: int
+    #: What it was started with (its environment without the run marker), for :meth:`Processes.restart`.
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
 
 
 @dataclass
@@ -82,10 +86,9 @@ class Processes:
     ) -> subprocess.Popen[bytes]:
         log_path = self.log_dir / f"{name}.log"
         out = log_path.open("ab")
-        env = {**env, MARKER: self.run_id}
         proc = subprocess.Popen(
             argv,
-            env=env,
+            env={**env, MARKER: self.run_id},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -93,7 +96,7 @@ class Processes:
             user=user,
             cwd=self.log_dir,
         )
-        self.children.append(Child(name, proc, log_path, out, tier))
+        self.children.append(Child(name, proc, log_path, out, tier, list(argv), dict(env), user))
         log(f"started {name} (pid {proc.pid})")
         return proc
 
@@ -102,6 +105,38 @@ class Processes:
             if child.name == name:
                 return child
         raise KeyError(name)
+
+    def kill(self, name: str) -> float:
+        """
+        SIGKILL a child's process group, as a crash would, and wait until it is gone; the kill's epoch time.
+
+        The child stays in :attr:`children` (dead) until :meth:`restart`.
+        """
+        child = self.get(name)
+        at = time.time()
+        signal_group(child.proc.pid, signal.SIGKILL)
+        child.proc.wait(timeout=30)
+        _wait_group_gone(child.proc.pid)
+        return at
+
+    def restart(
+        self, name: str, argv: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """
+        Start a child again under the same name (its log file goes on): reap the old process (it must
+        have exited, see :meth:`kill`), drop it from :attr:`children` and start a new one in the same tier.
+
+        :param name: The child's name.
+        :param argv: The command line (default: the old one).
+        :param env: The environment (default: the old one).
+        """
+        old = self.get(name)
+        old.proc.wait(timeout=30)
+        old.out.close()
+        self.children.remove(old)
+        argv = old.argv if argv is None else argv
+        env = old.env if env is None else env
+        return self.start(name, argv, env, tier=old.tier, user=old.user)
 
     def stop_all(self, grace: float = 30.0) -> None:
         """SIGTERM each tier's process groups together, wait up to ``grace``, SIGKILL what is left."""
