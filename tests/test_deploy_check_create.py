@@ -211,3 +211,28 @@ def test_the_modules_import_one_way() -> None:
             {"create_tasks"} if module is not ct else set()
         )
         assert imported <= allowed, (name, imported - allowed)
+
+
+def test_the_scenario_frame_passes_unless_a_check_or_the_body_fails() -> None:
+    dep: Any = object()
+
+    @ct.scenario(4, "frame")
+    def holds(dep: Any, result: Any) -> None:
+        ct.check(True, "never")
+        result.figures["n"] = "1"
+
+    @ct.scenario(4, "frame")
+    def broken(dep: Any, result: Any) -> None:
+        ct.check(False, "the first check that does not hold")
+        ct.check(False, "never reached")
+
+    @ct.scenario(4, "frame")
+    def failed_in_cleanup(dep: Any, result: Any) -> None:
+        result.fail("restart failed")
+
+    ok = holds(dep)
+    assert (ok.number, ok.title, ok.passed, ok.figures, ok.failure) == (4, "frame", True, {"n": "1"}, "")
+    assert ok.seconds >= 0
+    bad = broken(dep)
+    assert (bad.passed, bad.failure) == (False, "the first check that does not hold")
+    assert (failed_in_cleanup(dep).passed, failed_in_cleanup(dep).failure) == (False, "restart failed")
