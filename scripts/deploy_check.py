@@ -41,16 +41,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deploycheck import airflow as af
+from deploycheck.emulator_process import Emulator, start_emulator
 from deploycheck.harness import Deployment, ScenarioResult
 from deploycheck.report import update_readme, write_report
 from deploycheck.scenario1 import example_dags
 from deploycheck.services import (
     DeployCheckFailed,
-    Emulator,
     Processes,
     free_port,
     log,
-    start_emulator,
     start_postgres,
     start_redis,
     tail,
@@ -64,7 +63,10 @@ MODULES = [
     "scenario1",
     "scenario_polling",
     "scenario_failover",
-    "scenario_create",
+    "scenario_worker_kill",
+    "scenario_clear",
+    "scenario_mark_failed",
+    "scenario_db_connection",
     "scenario_ratelimit",
     "scenario_events",
 ]

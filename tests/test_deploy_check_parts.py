@@ -3,13 +3,14 @@
 The deploy check itself brings up PostgreSQL, Redis and seven Airflow components, so it is its own
 target, not part of the suite. These tests guard what it relies on: which example DAGs it triggers,
 the emulator process and the request counts read from its access log, and that no process it
-started survives the teardown.
+started survives the teardown, and that a kill reaches every process below a component.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,8 +20,9 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
+from deploycheck.emulator_process import start_emulator  # noqa: E402
 from deploycheck.scenario1 import example_dags  # noqa: E402
-from deploycheck.services import Processes, start_emulator  # noqa: E402
+from deploycheck.services import Processes, descendants, tree, wait_until  # noqa: E402
 
 
 def test_example_dags_split_into_triggered_and_asset_scheduled() -> None:
@@ -118,3 +120,44 @@ def test_kill_then_restart_starts_the_child_again_under_its_name(tmp_path: Path)
     finally:
         procs.stop_all(grace=5)
     assert procs.survivors() == []
+
+
+def test_descendants_walks_every_generation() -> None:
+    parents = {1: 0, 10: 1, 11: 10, 12: 10, 13: 12, 20: 1, 21: 20}
+    assert descendants(10, parents) == [10, 11, 12, 13]
+    assert descendants(21, parents) == [21]
+
+
+def test_kill_with_descendants_reaches_a_grandchild_in_its_own_process_group(tmp_path: Path) -> None:
+    """As a Celery worker's task runs in a process group of its own, below the worker's group."""
+    procs = Processes(run_id="test-" + os.urandom(4).hex(), log_dir=tmp_path)
+    pid_file = tmp_path / "grandchild.pid"
+    code = (
+        "import os, subprocess, sys, time\n"
+        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(g.pid))\n"
+        "time.sleep(120)\n"
+    )
+    grandchild = 0
+    try:
+        proc = procs.start("worker-x", [sys.executable, "-c", code], dict(os.environ), tier=1)
+        wait_until("grandchild started", lambda: pid_file.exists() and pid_file.read_text(), 30, 0.1)
+        grandchild = int(pid_file.read_text())
+        assert os.getpgid(grandchild) != os.getpgid(proc.pid)  # another group: killpg alone would miss it
+        assert tree(proc.pid) == [proc.pid, grandchild]
+        procs.kill("worker-x", descendants=True)
+        assert proc.returncode == -signal.SIGKILL
+        wait_until("grandchild gone", lambda: not _alive(grandchild), 30, 0.1)
+    finally:
+        if grandchild and _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+        procs.stop_all(grace=5)
+    assert procs.survivors() == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploycheck.airflow import Api
-from deploycheck.services import Emulator, Processes
+from deploycheck.emulator_process import Emulator
+from deploycheck.services import Processes
 
 
 @dataclass

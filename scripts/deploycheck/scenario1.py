@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from deploycheck.airflow import Api
+from deploycheck.emulator_process import Emulator
 from deploycheck.harness import Deployment, ScenarioResult
-from deploycheck.services import DeployCheckFailed, Emulator, log, tail
+from deploycheck.services import DeployCheckFailed, log, tail
 
 TERMINAL = {"success", "failed"}
 RUN_TIMEOUT = 300.0

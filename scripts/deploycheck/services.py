@@ -1,4 +1,4 @@
-"""Processes and services for ``make deploy-check``: PostgreSQL, Redis and the emulator in temp dirs.
+"""Processes and services for ``make deploy-check``: child processes, waits, PostgreSQL and Redis in temp dirs.
 
 Every process runs in its own process group, logs to a file in the run's temp dir, and is stopped by
 PID (SIGTERM, then SIGKILL after a grace period). Each child gets ``AISEARCH_DEPLOY_CHECK=<run id>`` in
@@ -7,22 +7,17 @@ its environment, so :func:`survivors` finds any descendant left behind, whatever
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlencode
+from typing import IO
 
 MARKER = "AISEARCH_DEPLOY_CHECK"
 
@@ -106,15 +101,21 @@ class Processes:
                 return child
         raise KeyError(name)
 
-    def kill(self, name: str) -> float:
+    def kill(self, name: str, *, descendants: bool = False) -> float:
         """
         SIGKILL a child's process group, as a crash would, and wait until it is gone; the kill's epoch time.
 
         The child stays in :attr:`children` (dead) until :meth:`restart`.
+
+        :param name: The child's name.
+        :param descendants: Also SIGKILL every process below it that another process group holds (an
+            Airflow task runs in a group of its own below its Celery worker), found before the kill.
         """
         child = self.get(name)
+        below = tree(child.proc.pid) if descendants else []
         at = time.time()
         signal_group(child.proc.pid, signal.SIGKILL)
+        signal_pids(below, signal.SIGKILL)
         child.proc.wait(timeout=30)
         _wait_group_gone(child.proc.pid)
         return at
@@ -180,6 +181,49 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)  # start_new_session=True: the group id is the child's pid
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def parent_pids(proc_root: Path = Path("/proc")) -> dict[int, int]:
+    """Every process's parent pid, from ``/proc/<pid>/stat``."""
+    parents: dict[int, int] = {}
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def descendants(pid: int, parents: dict[int, int]) -> list[int]:
+    """``pid`` and every process below it (whatever their process group), parents first."""
+    children: dict[int, list[int]] = {}
+    for child, parent in parents.items():
+        children.setdefault(parent, []).append(child)
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop(0)
+        found.append(current)
+        queue.extend(sorted(children.get(current, [])))
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """A live process and all its descendants (empty when it is gone)."""
+    return descendants(pid, parent_pids()) if Path(f"/proc/{pid}").exists() else []
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    """Signal each process of ``pids``; gone is fine."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def _wait_group_gone(pgid: int, timeout: float = 5.0) -> None:
@@ -306,131 +350,3 @@ def start_redis(procs: Processes, base: Path, env: dict[str, str]) -> str:
 
     wait_until("Redis answering PING", ready, 30)
     return f"redis://127.0.0.1:{port}/0"
-
-
-# -- the emulator -------------------------------------------------------------------------------
-
-CONN_LINE = re.compile(r"^export AIRFLOW_CONN_AISEARCH_DEFAULT='(.*)'$", re.MULTILINE)
-
-
-@dataclass
-class Emulator:
-    """The emulator process, read and driven through its control channel (``--control``)."""
-
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    connection: str
-    token: str
-    url: str = ""
-
-    def control(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
-        """One control request (``/_emulator/<path>``); the ``result`` of its answer."""
-        root = self.url.split("/client/v4")[0]
-        target = f"{root}/_emulator/{path}" + (f"?{urlencode(query)}" if query else "")
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(target, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                answer = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise DeployCheckFailed(f"emulator control {method} {path}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
-        return answer["result"]
-
-    def requests_since(self, seq: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """API requests served from sequence number ``seq`` on, and the next sequence number."""
-        result = self.control("GET", "requests", query={"after": seq})
-        return list(result["requests"]), int(result["next"])
-
-    def add_instance(self, instance: str, namespace: str = "default") -> None:
-        """Create an instance (and its namespace)."""
-        self.control("POST", "instances", {"instance": instance, "namespace": namespace})
-
-    def add_jobs(
-        self,
-        count: int,
-        *,
-        instance: str,
-        namespace: str = "default",
-        duration: float,
-        end_reason: str | None = "completed",
-        source: str = "user",
-        description: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Running jobs side by side (no supersede, no cooldown)."""
-        body = {"instance": instance, "namespace": namespace, "count": count, "duration": duration}
-        body.update({"end_reason": end_reason, "source": source, "description": description})
-        return list(self.control("POST", "jobs", body))
-
-    def start_job(
-        self,
-        *,
-        instance: str,
-        namespace: str = "default",
-        duration: float,
-        end_reason: str | None = "completed",
-        source: str = "user",
-        description: str | None = None,
-    ) -> dict[str, Any]:
-        """Start a job as Cloudflare does: every running job of the instance ends ``new_job_has_started``."""
-        body = {"instance": instance, "namespace": namespace, "duration": duration, "supersede": True}
-        body.update({"end_reason": end_reason, "source": source, "description": description})
-        return dict(self.control("POST", "jobs", body)[0])
-
-    def end_jobs(
-        self, job_ids: list[str] | None, *, instance: str, namespace: str = "default", end_reason: str = "completed"
-    ) -> list[str]:
-        """End running jobs now (``None``: every running job of the instance); the ids ended."""
-        body = {"instance": instance, "namespace": namespace, "job_ids": job_ids, "end_reason": end_reason}
-        return list(self.control("POST", "jobs/end", body))
-
-    def all_jobs(self, *, instance: str, namespace: str = "default") -> list[dict[str, Any]]:
-        """Every job of the instance (running ones too), newest first."""
-        return list(self.control("GET", "jobs", query={"instance": instance, "namespace": namespace}))
-
-    def set_rate_limit(self, limit: int | None, window: float = 10.0) -> None:
-        """``limit`` requests per ``window`` s, then 429 (971) for ``window`` s; ``None`` turns it off."""
-        self.control("PUT", "rate-limit", {"limit": limit, "window": window})
-
-    def configure(self, *, job_duration: float | None = None, cooldown: float | None = None) -> None:
-        """Duration and create cooldown for jobs created through the API from now on."""
-        self.control("PUT", "settings", {"job_duration": job_duration, "cooldown": cooldown})
-
-    def request_counts(self) -> Counter[str]:
-        """Requests served so far, by ``METHOD route`` (job ids folded into ``{id}``)."""
-        counts: Counter[str] = Counter()
-        for record in self.requests_since(0)[0]:
-            path = re.sub(r"/jobs/[^/]+", "/jobs/{id}", record["path"])
-            path = re.sub(r"/accounts/[^/]+", "/accounts/{account}", path)
-            counts[f"{record['method']} {path}"] += 1
-        return counts
-
-
-def start_emulator(procs: Processes, python: str, env: dict[str, str], token: str) -> Emulator:
-    """``python -m airflow_provider_aisearch.emulator`` on a free port, access lines on."""
-    port = free_port()
-    argv = [
-        python,
-        "-m",
-        "airflow_provider_aisearch.emulator",
-        "--port",
-        str(port),
-        f"--token={token}",
-    ]  # a token may start with "-"
-    # Short jobs and a short create cooldown so the example DAGs, run one after another, can each start a job.
-    argv += ["--instance", "docs", "--seed-jobs", "5", "--job-duration", "3", "--cooldown", "5"]
-    argv += ["--verbose", "--control"]
-    proc = procs.start("emulator", argv, {**env, "PYTHONUNBUFFERED": "1"}, tier=0)
-    log_path = procs.get("emulator").log_path
-    found: list[str] = []
-
-    def printed_connection() -> bool:
-        alive(proc, "emulator")
-        match = CONN_LINE.search(log_path.read_text(errors="replace"))
-        if match:
-            found.append(match.group(1))
-        return bool(found)
-
-    wait_until("emulator printing its connection", printed_connection, 60)
-    return Emulator(proc, log_path, found[0], token, json.loads(found[0])["host"])

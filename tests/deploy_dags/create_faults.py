@@ -25,7 +25,7 @@ from airflow.providers.common.compat.sdk import dag
 from airflow_provider_aisearch.operators import AISearchCreateJobOperator
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 
-#: Emulator instances, one per scenario (``scripts/deploycheck/scenario_create.py`` uses the same names).
+#: Emulator instances, one per scenario (``scripts/deploycheck/scenario_*.py`` of scenarios 4 to 7 use the same names).
 WORKER_KILL_INSTANCE = "create4"
 CLEAR_INSTANCE = "create5"
 MARK_FAILED_INSTANCE = "create6"
