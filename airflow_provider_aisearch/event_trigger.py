@@ -39,7 +39,9 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_aisearch.api import validate_instance_id, validate_namespace
 from airflow_provider_aisearch.async_client import load_connection_info
+from airflow_provider_aisearch.client_options import validate_timeout
 from airflow_provider_aisearch.exceptions import AISearchError
+from airflow_provider_aisearch.job_filter import SOURCES, JobFilter
 from airflow_provider_aisearch.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, format_seconds, shared_polls
 from airflow_provider_aisearch.watch import validate_interval
@@ -52,8 +54,8 @@ except ImportError:  # Airflow 2.11: no event-driven scheduling; the class still
 
 __all__ = ["EVENT_SOURCES", "EVENT_SPACING", "PERSIST_GRACE", "STATE_KEY_PREFIX", "AISearchJobEventTrigger"]
 
-#: The job sources the ``source`` filter accepts.
-EVENT_SOURCES = ("user", "schedule")
+#: The job sources the ``source`` filter accepts (the list operator's).
+EVENT_SOURCES = SOURCES
 #: Seconds between yielding events and writing the watermark that covers them to the asset state store.
 PERSIST_GRACE = 5.0
 #: Seconds between two events of one poll round (several jobs ended since the last one, e.g. after a
@@ -71,21 +73,18 @@ def _sorted_or_none(values: Iterable[str] | None) -> list[str] | None:
     return None if values is None else sorted(values)
 
 
-def _event_statuses(statuses: Iterable[JobStatus | str] | None) -> list[str] | None:
-    if statuses is None:
-        return None
-    if isinstance(statuses, (str, JobStatus)):
-        raise ValueError(f"statuses must be a collection of ended statuses, not a single value: {statuses!r}")
-    ended = sorted(s.value for s in TERMINAL_STATUSES)
-    out = set()
-    for status in statuses:
-        value = status.value if isinstance(status, JobStatus) else status
-        if value not in ended:
-            raise ValueError(f"statuses must hold ended statuses ({', '.join(ended)}); got {status!r}")
-        out.add(value)
-    if not out:
-        raise ValueError("statuses must not be empty (None: every ended status)")
-    return sorted(out)
+def _ended_filter(source: str | None, statuses: Iterable[JobStatus | str] | None, policy: EndReasonPolicy) -> JobFilter:
+    """The list operator's :class:`JobFilter`, for ended statuses only (a running job never fires)."""
+    found = JobFilter.build(source=source, statuses=statuses, policy=policy)
+    if found.statuses is not None:
+        if not found.statuses:
+            raise ValueError("statuses must not be empty (None: every ended status)")
+        if not found.statuses <= TERMINAL_STATUSES:
+            ended = ", ".join(sorted(s.value for s in TERMINAL_STATUSES))
+            raise ValueError(
+                f"statuses must hold ended statuses ({ended}); got {sorted(s.value for s in found.statuses)}"
+            )
+    return found
 
 
 class AISearchJobEventTrigger(BaseEventTrigger):
@@ -136,18 +135,16 @@ class AISearchJobEventTrigger(BaseEventTrigger):
         self.aisearch_conn_id = aisearch_conn_id
         self.namespace = None if namespace is None else validate_namespace(namespace)
         self.poll_interval = validate_interval("poll_interval", poll_interval)
-        if source is not None and source not in EVENT_SOURCES:
-            raise ValueError(f"source must be one of {', '.join(EVENT_SOURCES)} or None; got {source!r}")
-        self.source = source
-        self.statuses = _event_statuses(statuses)
         self.policy = EndReasonPolicy.build(success_end_reasons, failure_end_reasons)
+        self._filter = _ended_filter(source, statuses, self.policy)
+        self.source = self._filter.source
+        self.statuses = None if self._filter.statuses is None else sorted(s.value for s in self._filter.statuses)
         self.success_end_reasons = _sorted_or_none(success_end_reasons)
         self.failure_end_reasons = _sorted_or_none(failure_end_reasons)
-        self.timeout: float | tuple[float, float] = (
-            float(timeout) if isinstance(timeout, (int, float)) else (float(timeout[0]), float(timeout[1]))
-        )
+        self.timeout = validate_timeout(tuple(timeout) if isinstance(timeout, list) else timeout)
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
+        self.state_key = self._state_key()
         self._saved_version = 0  # the newest watermark version written to the store
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -169,8 +166,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
             },
         )
 
-    @property
-    def state_key(self) -> str:
+    def _state_key(self) -> str:
         """The watermark's key in the asset state store: a hash of what fires (not of how it polls)."""
         identity = {
             "conn": self.aisearch_conn_id,
@@ -186,9 +182,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
 
     def fires_for(self, job: Job) -> bool:
         """Whether an ended ``job`` passes the ``source`` and ``statuses`` filters."""
-        if self.source is not None and job.source != self.source:
-            return False
-        return self.statuses is None or job.classify(self.policy).value in self.statuses
+        return self._filter.matches(job)
 
     def _event(self, job: Job) -> TriggerEvent:
         payload = job.to_dict(self.policy)

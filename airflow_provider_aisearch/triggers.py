@@ -12,6 +12,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_aisearch import exceptions
 from airflow_provider_aisearch.api import is_already_ended
 from airflow_provider_aisearch.async_client import AISearchAsyncClient, load_connection_info
+from airflow_provider_aisearch.client_options import validate_timeout
+from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.jobs import EndReasonPolicy
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
@@ -145,9 +147,7 @@ class AISearchJobTrigger(BaseTrigger):
         self.failure_end_reasons = None if failure_end_reasons is None else list(failure_end_reasons)
         self.policy = EndReasonPolicy.build(self.success_end_reasons, self.failure_end_reasons)
         self.followed_from = list(followed_from)
-        self.timeout: float | tuple[float, float] = (
-            float(timeout) if isinstance(timeout, (int, float)) else (float(timeout[0]), float(timeout[1]))
-        )
+        self.timeout = validate_timeout(tuple(timeout) if isinstance(timeout, list) else timeout)
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.cancel_on_kill = bool(cancel_on_kill)
@@ -316,7 +316,3 @@ class AISearchJobTrigger(BaseTrigger):
                         raise
                     return  # it ended between the GET and the PATCH: nothing left to cancel
                 self.log.info("Cancelled job %s", self.job_id)
-
-
-# The AssetWatcher trigger lives in its own module (event-driven DAGs); imported here for its public path.
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger  # noqa: E402

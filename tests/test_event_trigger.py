@@ -240,7 +240,11 @@ def test_source_and_status_filters(emu: AISearchEmulator, filters: dict[str, Any
     [
         ({"source": "cron"}, "source"),
         ({"statuses": ["running"]}, "statuses"),
-        ({"statuses": "failed"}, "statuses"),
+        ({"statuses": "running"}, "statuses"),
+        ({"statuses": ["done"]}, "statuses"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": [5]}, "timeout"),
+        ({"timeout": True}, "timeout"),
         ({"statuses": []}, "statuses"),
         ({"poll_interval": 0}, "poll_interval"),
         ({"instance_id": "Docs!"}, "instance_id"),
@@ -261,6 +265,16 @@ def test_kwargs_are_json_safe_and_deterministic() -> None:
     assert json.loads(json.dumps(a.serialize())) == list(b.serialize())
     assert a.state_key == b.state_key
     assert watcher(source="user").state_key != a.state_key  # another filter: its own watermark
+    _, kwargs = a.serialize()
+    rebuilt = type(a)(**kwargs)  # the triggerer rebuilds it from these kwargs (timeout as a JSON list)
+    assert rebuilt.serialize() == a.serialize() and rebuilt.state_key == a.state_key
+
+
+def test_filters_read_like_the_list_operators() -> None:
+    # The same JobFilter as AISearchListJobsOperator: one status or several, "" for any source.
+    assert watcher(statuses="failed").statuses == ["failed"]
+    assert watcher(source="").source is None
+    assert watcher(statuses=["failed", "failed"]).statuses == ["failed"]
 
 
 # ---------------------------------------------------------------------------------------------

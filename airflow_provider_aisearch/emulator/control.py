@@ -56,8 +56,11 @@ class ControlEndpoints(JobState):
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        try:
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True  # the controlling client gave up
 
     def _control(self, method: str, path: str, query: dict[str, str], body: Any, authorization: str) -> Reply:
         if not hmac.compare_digest(authorization.encode(), f"Bearer {self.token}".encode()):
@@ -135,15 +138,10 @@ class ControlEndpoints(JobState):
     def _control_end_jobs(self, data: dict[str, Any]) -> list[str]:
         instance, namespace = str(data["instance"]), str(data.get("namespace", "default"))
         wanted = data.get("job_ids")
-        ended = []
+        reason = data.get("end_reason", "completed")
         with self._lock:
-            inst = self._instance(namespace, instance)
-            if inst is None:
-                raise KeyError(f"{namespace}/{instance}")
-            now = self.clock()
-            for job in inst.jobs:
-                job.settle(now)
-                if job.ended_at is None and (wanted is None or job.id in wanted):
-                    job.end(now, data.get("end_reason", "completed"))
-                    ended.append(job.id)
+            running = [j["id"] for j in self.jobs(instance, namespace=namespace) if j["ended_at"] is None]
+            ended = [job_id for job_id in running if wanted is None or job_id in wanted]
+            for job_id in ended:
+                self.finish_job(instance, job_id, reason, namespace=namespace)
         return ended
