@@ -9,8 +9,13 @@ VENV := .venv
 VENV2 := .venv-airflow2
 UV := $(VENV)/bin/uv
 UV_INSTALL = $(UV) pip install -q --compile-bytecode
+# twine in uv's own throwaway tool env (cached), not in the venvs: twine 7, the first to read the Metadata-Version 2.5
+# that hatchling writes, needs rich>=14.3.3, which Airflow 2.11 (its fab provider: rich<14) cannot install.
+# tests/test_wheel.py runs the same requirement.
+TWINE_REQ := twine>=7,<8
+TWINE = $(UV) tool run -q --from "$(TWINE_REQ)" twine
 
-.PHONY: test demo lint typecheck test-airflow3 test-airflow2 reliability bench ui-deps ui-check deploy-deps deploy-check clean
+.PHONY: test dist demo lint typecheck test-airflow3 test-airflow2 reliability bench ui-deps ui-check deploy-deps deploy-check clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
@@ -38,7 +43,14 @@ test-airflow3: $(VENV)/.installed
 test-airflow2: $(VENV2)/.installed
 	$(VENV2)/bin/python -m pytest -q
 
-test: lint typecheck test-airflow3 test-airflow2
+# `make dist` first; tests/test_wheel.py (in both suites) then builds the wheel again and smoke-tests it in a fresh venv.
+test: lint typecheck dist test-airflow3 test-airflow2
+
+# The wheel and the sdist in dist/ (version: __version__ in airflow_provider_aisearch/__init__.py), checked by twine.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(UV) build -q --out-dir dist
+	$(TWINE) check --strict dist/*
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,bench]" "apache-airflow==$(AIRFLOW_VERSION)"
@@ -81,4 +93,4 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
 
 clean:
-	rm -rf $(VENV) $(VENV2) .demo .pytest_cache .mypy_cache .ruff_cache .ui-check-failure.png
+	rm -rf $(VENV) $(VENV2) dist .demo .pytest_cache .mypy_cache .ruff_cache .ui-check-failure.png
