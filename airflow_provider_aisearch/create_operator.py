@@ -88,6 +88,10 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
     :param failure_end_reasons: Extra end reasons meaning failure.
     :param log_tail: Log lines of a failed job to write to the task log.
     :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for the hook.
+    :param max_item_errors: As for the sensor: the item quality gate after a successful end (count or fraction).
+    :param allow_degraded_stats: Let ``degraded`` item stats pass the gate (always with a warning).
+    :param wait_for_items: After the job ends, wait (within ``timeout``) until no item is queued or running.
+    :param read_item_stats: Read the item stats into the XCom (``"items"``); default: only for a gate or a wait.
     """
 
     template_fields: Sequence[str] = ("instance_id", "namespace", "description")
@@ -116,6 +120,10 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         failure_end_reasons: Iterable[str] | None = None,
         log_tail: int = 20,
         hook_params: dict[str, Any] | None = None,
+        max_item_errors: int | float | None = None,
+        allow_degraded_stats: bool = False,
+        wait_for_items: bool = False,
+        read_item_stats: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -142,6 +150,10 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             failure_end_reasons=failure_end_reasons,
             log_tail=log_tail,
             hook_params=hook_params,
+            max_item_errors=max_item_errors,
+            allow_degraded_stats=allow_degraded_stats,
+            wait_for_items=wait_for_items,
+            read_item_stats=read_item_stats,
         )
         self._created_job_id: str | None = None
 
@@ -217,7 +229,8 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         if owned:
             self._created_job_id = job_id
         if event["status"] == "timeout":
-            raise self._timed_out(job_id, owned)
+            items = event.get("items_pending")  # the job ended; its items were still in flight
+            raise AISearchJobTimeoutError(event["message"]) if items else self._timed_out(job_id, owned)
         if event["status"] == "error":
             raise error_from_event(event)
         return self._outcome(
@@ -227,6 +240,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             adopted=adopted,
             deadline=deadline,
             description=description,
+            event=event,
         )
 
     # -- the job: keep, push, wait -----------------------------------------------------------
@@ -271,8 +285,9 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         adopted: bool,
         deadline: float | None,
         description: str | None,
+        event: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The ended job's XCom value; a cancelled job adopted from an earlier try is replaced, once."""
+        """The ended job's XCom value (item stats too, if asked); a cancelled job adopted from an earlier try is replaced."""
         if adopted and not followed_from and job.classify(self.policy) is JobStatus.CANCELLED:
             self.log.warning(
                 "Job %s, adopted from an earlier try of this task instance, was cancelled (clearing a running "
@@ -282,7 +297,15 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
             return self._create_in_time(
                 context, description or self._description(context), deadline, job.id, " (adopted, then cancelled)"
             )
-        return self._finish(job, followed_from)
+        value = self._finish(job, followed_from)
+        return self.item_check.finish(
+            job,
+            value,
+            event=event,
+            timeout_error=AISearchJobTimeoutError,
+            interval=self.poll_interval,
+            deadline=deadline,
+        )
 
     def _defer(
         self,
@@ -306,6 +329,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
                 remaining,
                 cancel_on_kill=owned,
                 on_superseded="follow" if phase == _IDLE else None,
+                items=phase == _JOB,
             ),
             method_name="execute_complete",
             kwargs={

@@ -8,9 +8,12 @@ method and the path; they never contain a token or key.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
+
+if TYPE_CHECKING:
+    from airflow_provider_aisearch.instances import InstanceStats
 
 
 class AISearchError(AirflowException):
@@ -173,3 +176,38 @@ class AISearchJobTimeoutError(AISearchError):
     Airflow's ``retries`` apply; the job this task instance started was cancelled first unless
     ``cancel_on_timeout=False``, so a retry starts a fresh job.
     """
+
+
+class AISearchIndexQualityError(AISearchError):
+    """
+    A job ended successfully, but the instance's item stats failed the quality gate.
+
+    Raised by the sensor and the create operator (``max_item_errors``) when more items ended in
+    ``error`` than allowed, or when the stats were ``degraded`` (no counts) and
+    ``allow_degraded_stats=False``. An :class:`~airflow.exceptions.AirflowException`, so the task's
+    ``retries`` apply; a sensor with ``soft_fail=True`` turns it into a skip, as a failed job.
+
+    :param stats: The stats the verdict was made on.
+    :param max_item_errors: The threshold: a count (``int``) or a fraction of the processed items (``float``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stats: InstanceStats | None = None,
+        max_item_errors: int | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.stats = stats
+        self.max_item_errors = max_item_errors
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_quality, (self.message, self.stats, self.max_item_errors))
+
+
+def _rebuild_quality(
+    message: str, stats: InstanceStats | None, max_item_errors: int | float | None
+) -> AISearchIndexQualityError:
+    return AISearchIndexQualityError(message, stats=stats, max_item_errors=max_item_errors)

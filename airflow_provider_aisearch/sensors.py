@@ -20,6 +20,7 @@ from airflow_provider_aisearch.api import DEFAULT_BASE_URL, UNSET, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.quality import OUTCOME_ERRORS, ItemCheck, ItemGate, ended_well
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event, validate_event
 from airflow_provider_aisearch.watch import (
     JobWatch,
@@ -73,7 +74,8 @@ class AISearchJobWaitMixin:
     ``wait_for_completion``: one poll, the outcome of an ended job, the trigger, and ``execute_complete``.
 
     The host class sets ``instance_id``, ``namespace``, ``aisearch_conn_id``, ``hook_params``,
-    ``policy``, ``on_superseded``, ``success_end_reasons``, ``failure_end_reasons`` and ``log_tail``.
+    ``policy``, ``on_superseded``, ``success_end_reasons``, ``failure_end_reasons``, ``log_tail``
+    and ``item_gate`` (:mod:`~airflow_provider_aisearch.quality`: the item stats after a successful end).
     """
 
     instance_id: str
@@ -85,6 +87,7 @@ class AISearchJobWaitMixin:
     success_end_reasons: list[str] | None
     failure_end_reasons: list[str] | None
     log_tail: int
+    item_gate: ItemGate
     log: Any
 
     def _init_wait(
@@ -95,8 +98,10 @@ class AISearchJobWaitMixin:
         failure_end_reasons: Iterable[str] | None,
         log_tail: int,
         hook_params: dict[str, Any] | None,
+        **item_params: Any,
     ) -> None:
-        """Validate and store the wait settings (at DAG parse time)."""
+        """Validate and store the wait settings (at DAG parse time); ``item_params``: :meth:`ItemGate.build`'s."""
+        self.item_gate = ItemGate.build(**item_params)
         self.on_superseded = validate_on_superseded(on_superseded)
         self.policy, self.success_end_reasons, self.failure_end_reasons = end_reason_settings(
             success_end_reasons, failure_end_reasons
@@ -110,6 +115,11 @@ class AISearchJobWaitMixin:
     def hook(self) -> AISearchHook:
         """The hook (one session for the whole task try)."""
         return AISearchHook(self.aisearch_conn_id, **self.hook_params)
+
+    @cached_property
+    def item_check(self) -> ItemCheck:
+        """The item stats and their gate (built after templates are rendered)."""
+        return ItemCheck(self.item_gate, self.hook, self.instance_id, self.namespace, self.log)
 
     def _new_watch(self, job_id: str) -> JobWatch:
         return JobWatch(
@@ -164,7 +174,7 @@ class AISearchJobWaitMixin:
         status = job.classify(self.policy)
         if followed_from:
             self.log.info("Followed superseded job(s) %s to job %s", ", ".join(followed_from), job.id)
-        if status is JobStatus.SUCCEEDED or (status is JobStatus.SUPERSEDED and self.on_superseded == "succeed"):
+        if ended_well(status, self.on_superseded):
             self.log.info("%s", self.policy.explain(job))
             return result_dict(job, followed_from, self.policy)
         where = f"AI Search job {job.id!r} on instance {self.instance_id!r}"
@@ -211,8 +221,9 @@ class AISearchJobWaitMixin:
         *,
         cancel_on_kill: bool = False,
         on_superseded: str | None = None,
+        items: bool = True,
     ) -> AISearchJobTrigger:
-        """The trigger that continues ``watch`` in the triggerer (JSON-safe kwargs)."""
+        """The trigger that continues ``watch`` in the triggerer (JSON-safe kwargs); ``items``: it reads the stats."""
         hook = self.hook
         return AISearchJobTrigger(
             instance_id=self.instance_id,
@@ -229,13 +240,17 @@ class AISearchJobWaitMixin:
             max_retries=hook.retry_policy.max_retries,
             retry_backoff=hook.retry_policy.backoff,
             cancel_on_kill=cancel_on_kill,
+            read_item_stats=items and self.item_gate.read_item_stats,
+            wait_for_items=items and self.item_gate.wait_for_items,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the job dict, or raise what the poll path would."""
         event = validate_event(event)
         if event["status"] == "done":
-            return self._finish(Job.from_dict(event["job"]), event.get("followed_from", []))
+            job = Job.from_dict(event["job"])
+            value = self._finish(job, event.get("followed_from", []))
+            return self.item_check.finish(job, value, event=event, timeout_error=AirflowSensorTimeout)
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"Timed out: {event['message']}")
         raise error_from_event(event)
@@ -274,6 +289,11 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
     :param log_tail: How many of the job's last log lines to write to the task log on failure.
     :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for
         :class:`~airflow_provider_aisearch.hooks.AISearchHook` (also used by the trigger).
+    :param max_item_errors: Item quality gate (:mod:`~airflow_provider_aisearch.quality`): after a successful
+        end, fail when more items are ``error`` than this count (int) or share of the processed items (float).
+    :param allow_degraded_stats: Let ``degraded`` stats (no counts) pass the gate (always with a warning).
+    :param wait_for_items: After the job ends, wait until no item is ``queued`` or ``running``.
+    :param read_item_stats: Read the stats into the XCom (``"items"``); default: only for a gate or a wait.
     """
 
     template_fields: Sequence[str] = ("instance_id", "job_id", "namespace")
@@ -293,6 +313,10 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
         failure_end_reasons: Iterable[str] | None = None,
         log_tail: int = 20,
         hook_params: dict[str, Any] | None = None,
+        max_item_errors: int | float | None = None,
+        allow_degraded_stats: bool = False,
+        wait_for_items: bool = False,
+        read_item_stats: bool | None = None,
         **kwargs: Any,
     ) -> None:
         validate_interval("poke_interval", poke_interval)  # before Airflow's check, which allows 0
@@ -308,7 +332,12 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
             failure_end_reasons=failure_end_reasons,
             log_tail=log_tail,
             hook_params=hook_params,
+            max_item_errors=max_item_errors,
+            allow_degraded_stats=allow_degraded_stats,
+            wait_for_items=wait_for_items,
+            read_item_stats=read_item_stats,
         )
+        self._ended: tuple[Job, dict[str, Any]] | None = None  # the job's outcome, once known (poke mode)
 
     @cached_property
     def watch(self) -> JobWatch:
@@ -318,16 +347,20 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
     # -- poke path ---------------------------------------------------------------------------
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        """One GET of the job: not done while it runs; done with its dict once it has ended."""
+        """One GET of the job (then of the item stats, if asked): not done while it runs; done with its dict."""
         if not hasattr(self, "_warned"):
             self._warned = True
             self._warn_fast_polling(self.poke_interval)
-        result = self._poll(self.watch)
-        if result is None or not result.done:
-            return False
         try:
-            value = self._finish(result.job, result.followed_from)
-        except AISearchJobFailedError as exc:
+            if self._ended is None:
+                result = self._poll(self.watch)
+                if result is None or not result.done:
+                    return False
+                self._ended = (result.job, self._finish(result.job, result.followed_from))
+            value = self.item_check.poke(*self._ended)
+            if value is None:
+                return False
+        except OUTCOME_ERRORS as exc:
             # Airflow's poke loop only skips AirflowFailException and timeouts for soft_fail.
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
@@ -348,7 +381,7 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException as exc:
             cause = exc.__cause__
-            if self.soft_fail and isinstance(cause, AISearchError) and not isinstance(cause, AISearchJobFailedError):
+            if self.soft_fail and isinstance(cause, AISearchError) and not isinstance(cause, OUTCOME_ERRORS):
                 raise cause from None
             raise
         except Exception as exc:
@@ -364,11 +397,13 @@ class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
         self._warn_fast_polling(self.poke_interval)
         try:
             result = self._poll(self.watch)
-            if result is not None and result.done:
-                return self._finish(result.job, result.followed_from)
+            if result is not None and result.done:  # (items still in flight or unread: the trigger waits)
+                value = self.item_check.poke(result.job, self._finish(result.job, result.followed_from))
+                if value is not None:
+                    return value
         except AirflowSkipException:
             raise
-        except AISearchJobFailedError as exc:  # as the poke path: a failed job is skipped with soft_fail
+        except OUTCOME_ERRORS as exc:  # as the poke path: a failed job (or gate) is skipped with soft_fail
             if self.soft_fail or self.never_fail:
                 flag = "soft_fail" if self.soft_fail else "never_fail"
                 raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc

@@ -17,6 +17,7 @@ from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.jobs import EndReasonPolicy
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
+from airflow_provider_aisearch.quality import ended_well, items_pending, items_timeout_message, read_item_stats
 from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
 
 __all__ = ["EVENT_STATUSES", "AISearchJobEventTrigger", "AISearchJobTrigger", "validate_event"]
@@ -91,7 +92,8 @@ class AISearchJobTrigger(BaseTrigger):
     slows it down and why, and its errors (also when it shares polling with other triggers).
 
     Event payload: ``{"status": "done"|"timeout"|"error", "instance_id", "job_id", "job",
-    "followed_from", "message", "error"}``.
+    "followed_from", "message", "error"}``, plus ``"items"`` (the item stats, or ``None``) when it
+    read them, and ``"items_pending": True`` on a timeout while items were still in flight.
 
     :param instance_id: AI Search instance id.
     :param job_id: Job to wait on.
@@ -111,6 +113,10 @@ class AISearchJobTrigger(BaseTrigger):
     :param share_polling: Share one list request per poll interval with every other trigger in this
         triggerer waiting on jobs of the same instance (see :mod:`airflow_provider_aisearch.polling`);
         ``False``: one GET of this job per poll interval, over its own connection.
+    :param read_item_stats: When the job ended successfully, read the instance's item stats
+        (:func:`~airflow_provider_aisearch.quality.read_item_stats`) into the event.
+    :param wait_for_items: Read them every ``poll_interval`` until nothing is queued or running
+        (until ``deadline``; then a ``timeout`` event).
 
     Polls slow down when Cloudflare reports the rate-limit budget running low
     (:meth:`~airflow_provider_aisearch.ratelimit.RateBudget.pace`).
@@ -134,6 +140,8 @@ class AISearchJobTrigger(BaseTrigger):
         retry_backoff: float = 1.0,
         cancel_on_kill: bool = False,
         share_polling: bool = True,
+        read_item_stats: bool = False,
+        wait_for_items: bool = False,
     ) -> None:
         super().__init__()
         self.instance_id = instance_id
@@ -152,6 +160,8 @@ class AISearchJobTrigger(BaseTrigger):
         self.retry_backoff = retry_backoff
         self.cancel_on_kill = bool(cancel_on_kill)
         self.share_polling = bool(share_polling)
+        self.read_item_stats = bool(read_item_stats or wait_for_items)
+        self.wait_for_items = bool(wait_for_items)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-safe kwargs; rebuilding from them resumes the same wait."""
@@ -173,11 +183,19 @@ class AISearchJobTrigger(BaseTrigger):
                 "retry_backoff": self.retry_backoff,
                 "cancel_on_kill": self.cancel_on_kill,
                 "share_polling": self.share_polling,
+                "read_item_stats": self.read_item_stats,
+                "wait_for_items": self.wait_for_items,
             },
         )
 
     def _event(
-        self, status: str, watch: JobWatch | None, result: PollResult | None, message: str, error: Any = None
+        self,
+        status: str,
+        watch: JobWatch | None,
+        result: PollResult | None,
+        message: str,
+        error: Any = None,
+        **extra: Any,
     ) -> TriggerEvent:
         return TriggerEvent(
             {
@@ -188,8 +206,36 @@ class AISearchJobTrigger(BaseTrigger):
                 "followed_from": list(watch.followed_from) if watch else list(self.followed_from),
                 "message": message,
                 "error": error,
+                **extra,
             }
         )
+
+    async def _done_event(self, source: OwnPolls | SharedPolls, watch: JobWatch, result: PollResult) -> TriggerEvent:
+        """The ``done`` event; after a successful end, with the item stats (read, or waited on, here)."""
+        message = f"job {result.job.id!r} is {result.status.value}"
+        if not self.read_item_stats or not ended_well(result.status, self.on_superseded):
+            return self._event("done", watch, result, message)
+        try:
+            stats = await source.run(
+                read_item_stats(
+                    source.api,
+                    self.instance_id,
+                    namespace=self.namespace,
+                    wait=self.wait_for_items,
+                    interval=self.poll_interval,
+                    deadline=self.deadline,
+                    log=self.log,
+                )
+            )
+        except AISearchError as exc:  # not transient (those are read again): reading again cannot help
+            self.log.error("Stopped reading the item stats of instance %r: %s", self.instance_id, exc)
+            return self._event("error", watch, result, str(exc), _error_info(exc))
+        items = None if stats is None else stats.to_dict()
+        if items_pending(stats, self.wait_for_items):
+            where = f"AI Search job {result.job.id!r} on instance {self.instance_id!r}"
+            message = items_timeout_message(where, stats)
+            return self._event("timeout", watch, result, message, items=items, items_pending=True)
+        return self._event("done", watch, result, message, items=items)
 
     @asynccontextmanager
     async def _polls(self) -> AsyncIterator[OwnPolls | SharedPolls]:
@@ -262,7 +308,7 @@ class AISearchJobTrigger(BaseTrigger):
                         self.log.warning("Could not poll job %s (will poll again): %s", watch.job_id, exc)
                     else:
                         if result.done:
-                            yield self._event("done", watch, result, f"job {result.job.id!r} is {result.status.value}")
+                            yield await self._done_event(source, watch, result)
                             return
                     now = time.time()
                     if self.deadline is not None and now >= self.deadline:
