@@ -287,7 +287,7 @@ class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
         description: str | None,
         event: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The ended job's XCom value (item stats too, if asked); a cancelled job adopted from an earlier try is replaced."""
+        """The ended job's XCom value (and item stats, if asked); a cancelled job adopted by a retry is replaced."""
         if adopted and not followed_from and job.classify(self.policy) is JobStatus.CANCELLED:
             self.log.warning(
                 "Job %s, adopted from an earlier try of this task instance, was cancelled (clearing a running "
