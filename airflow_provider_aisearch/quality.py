@@ -149,8 +149,8 @@ class ItemGate:
         if self.max_item_errors is None:
             return "no gate"
         if isinstance(self.max_item_errors, int):
-            return f"max_item_errors={self.max_item_errors} (items in error)"
-        return f"max_item_errors={self.max_item_errors:g} (share of error among completed + error + skipped)"
+            return f"max_item_errors={self.max_item_errors}"
+        return f"max_item_errors={self.max_item_errors:g}, a share of completed + error + skipped"
 
     def exceeded(self, stats: InstanceStats) -> str | None:
         """Why ``stats`` (with counts) fail the gate, or ``None`` when they pass (or there is no gate)."""
@@ -382,7 +382,7 @@ class ItemCheck:
         raw = None if event is None else event.get("items")
         if isinstance(raw, Mapping):
             try:
-                stats: InstanceStats | None = InstanceStats.from_api(dict(raw))
+                stats: InstanceStats | None = InstanceStats.from_dict(raw)
             except ValueError as exc:
                 raise AISearchError(f"AISearchJobTrigger sent invalid item stats: {exc}") from None
         else:  # no stats in the event (a trigger serialized before the gate existed): read them here

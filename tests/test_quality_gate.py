@@ -1,0 +1,398 @@
+"""The item quality gate (max_item_errors, degraded stats, wait_for_items) on the sensor and the create operator.
+
+Every mode, over real HTTP against the emulator: the sensor poking, the sensor deferred (its trigger
+run in the test's event loop, rebuilt from ``serialize()`` as the triggerer does, then
+``execute_complete``), the create operator waiting in the worker, and deferred.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
+from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobTimeoutError
+from airflow_provider_aisearch.instances import InstanceStats
+from airflow_provider_aisearch.quality import FAILED_ITEMS_LOGGED, ItemGate
+from airflow_provider_aisearch.sensors import AISearchJobSensor
+from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from tests.operator_helpers import FAST, FakeTI, create_op, ctx
+
+MODES = ["poke", "deferred", "create", "create_deferred"]
+XCOM_KEYS = {"completed", "queued", "running", "error", "skipped", "outdated", "last_activity", "degraded"}
+
+
+@pytest.fixture
+def setup(make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]) -> Any:
+    """An emulator with instance ``docs`` of ``items`` items, ``errors`` (and ``skipped``) of which fail."""
+
+    def make(items: int = 20, errors: float = 0.0, skipped: float = 0.0, **kwargs: Any) -> AISearchEmulator:
+        emu = make_emulator(instances=[], **kwargs)
+        emu.add_instance("docs", items=items)
+        emu.set_item_errors(errors)
+        if skipped:
+            emu.set_item_skipped(skipped)
+        connect(emu)
+        return emu
+
+    return make
+
+
+def run_trigger(trigger: AISearchJobTrigger, limit: float = 30) -> dict[str, Any]:
+    """Rebuild the trigger from its serialized form (as the triggerer does) and run it to its one event."""
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_aisearch.triggers.AISearchJobTrigger"
+    rebuilt = AISearchJobTrigger(**json.loads(json.dumps(kwargs)))
+
+    async def collect() -> list[Any]:
+        return [event async for event in rebuilt.run()]
+
+    (event,) = asyncio.run(asyncio.wait_for(collect(), limit))
+    payload: dict[str, Any] = event.payload
+    return payload
+
+
+def make_sensor(**kwargs: Any) -> AISearchJobSensor:
+    kwargs.setdefault("task_id", "wait")
+    kwargs.setdefault("instance_id", "docs")
+    kwargs.setdefault("poke_interval", 0.05)
+    kwargs.setdefault("timeout", 30)
+    kwargs.setdefault("hook_params", FAST)
+    return AISearchJobSensor(**kwargs)
+
+
+def wait(emu: AISearchEmulator, mode: str, *, duration: float = 1.0, timeout: float = 30, **kwargs: Any) -> Any:
+    """Run one wait on a job of ``duration`` seconds in ``mode``; its XCom value (or what it raised)."""
+    if mode in ("poke", "deferred"):
+        job = emu.add_job("docs", duration=duration)
+        sensor = make_sensor(job_id=job.id, deferrable=mode == "deferred", timeout=timeout, **kwargs)
+        if mode == "poke":
+            return sensor.execute({})
+        with pytest.raises(TaskDeferred) as info:
+            sensor.execute({})
+        # As Airflow resumes it (soft_fail and never_fail apply there).
+        return sensor.resume_execution("execute_complete", {"event": run_trigger(info.value.trigger)}, {})
+    emu.job_duration = duration
+    op = create_op(wait_for_completion=True, deferrable=mode == "create_deferred", timeout=timeout, **kwargs)
+    if mode == "create":
+        return op.execute(ctx(ti=FakeTI()))
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(ctx(ti=FakeTI()))
+    return op.execute_complete(ctx(), run_trigger(info.value.trigger), **(info.value.kwargs or {}))
+
+
+def stats_reads(emu: AISearchEmulator) -> list[Any]:
+    """GETs of the stats (by path: a request answered by an injected fault has no route)."""
+    return [r for r in emu.requests if r.path.endswith("/stats")]
+
+
+def item_lists(emu: AISearchEmulator) -> list[Any]:
+    return emu.requests_to(route="items")
+
+
+def logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> str:
+    return caplog.text + capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# Default: no gate, no request
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_default_reads_no_stats(setup: Any, mode: str) -> None:
+    emu = setup(errors=0.5)
+    result = wait(emu, mode)
+    assert result["status"] == "succeeded"
+    assert "items" not in result  # the XCom is as before
+    assert [r.route for r in emu.requests if r.route not in ("jobs",)] == []  # no stats, no items: zero new requests
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate: by count and by fraction, in every mode
+# ---------------------------------------------------------------------------------------------
+
+# 20 items: 10 skipped, 2 in error, 8 completed. Processed = 20, so the share in error is 10 %
+# (not 2 / 10 = 20 %, as it would be without the skipped ones).
+GATES = [(2, True), (1, False), (0.15, True), (0.09, False)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("limit", "passes"), GATES, ids=["count-2-pass", "count-1-fail", "15pc-pass", "9pc-fail"])
+def test_gate_by_count_and_fraction(setup: Any, mode: str, limit: float, passes: bool) -> None:
+    emu = setup(items=20, errors=0.1, skipped=0.5)
+    if passes:
+        result = wait(emu, mode, max_item_errors=limit)
+        assert result["status"] == "succeeded"
+        items = result["items"]
+        assert set(items) == XCOM_KEYS  # the XCom shape: counts, last_activity, degraded; nothing else
+        assert json.loads(json.dumps(items)) == items
+        assert (items["completed"], items["error"], items["skipped"]) == (8, 2, 10)
+        assert (items["queued"], items["running"], items["outdated"], items["degraded"]) == (0, 0, 0, False)
+        assert datetime.fromisoformat(items["last_activity"]).tzinfo is not None
+        assert item_lists(emu) == []  # nothing failed: no items listed
+    else:
+        with pytest.raises(AISearchIndexQualityError, match="item quality gate failed") as info:
+            wait(emu, mode, max_item_errors=limit)
+        assert info.value.max_item_errors == limit
+        assert isinstance(info.value.stats, InstanceStats) and info.value.stats.error == 2
+        expected = (
+            "2 of 20 processed item(s) in error (10.0%)" if isinstance(limit, float) else "2 item(s) in error > 1"
+        )
+        assert expected in str(info.value)
+        (listing,) = item_lists(emu)
+        assert listing.query["status"] == "error"
+    assert len(stats_reads(emu)) == 1  # read once, after the job ended (in the worker or in the triggerer)
+    assert stats_reads(emu)[0].at >= max(r.at for r in emu.requests_to(route="jobs"))
+
+
+def test_the_gate_reads_the_stats_in_the_triggerer_when_deferred(setup: Any) -> None:
+    emu = setup(items=20, errors=0.1)
+    job = emu.add_job("docs", duration=1.0)
+    with pytest.raises(TaskDeferred) as info:
+        make_sensor(job_id=job.id, deferrable=True, max_item_errors=5).execute({})
+    worker_requests = len(emu.requests)
+    event = run_trigger(info.value.trigger)
+    assert event["status"] == "done"
+    assert event["items"]["error"] == 2  # the trigger read them (with the async client) and sent them
+    assert len(stats_reads(emu)) == 1
+    assert emu.requests.index(stats_reads(emu)[0]) >= worker_requests
+    sensor = make_sensor(job_id=job.id, deferrable=True, max_item_errors=5)
+    before = len(emu.requests)
+    assert sensor.execute_complete({}, event)["items"] == event["items"]
+    assert len(emu.requests) == before  # execute_complete sends nothing when the gate passes
+
+
+def test_an_event_without_stats_reads_them_once_in_execute_complete(setup: Any) -> None:
+    """A trigger serialized before the gate existed (no read_item_stats kwarg) still resumes a gated task."""
+    emu = setup(items=20, errors=0.1)
+    job = emu.add_job("docs", duration=0.5)
+    old = AISearchJobTrigger(instance_id="docs", job_id=job.id, poll_interval=0.05, retry_backoff=0.001)
+    _, kwargs = old.serialize()
+    for key in ("read_item_stats", "wait_for_items"):
+        kwargs.pop(key)  # what an older provider version serialized
+    event = run_trigger(AISearchJobTrigger(**kwargs))
+    assert "items" not in event
+    assert stats_reads(emu) == []
+    result = make_sensor(job_id=job.id, max_item_errors=5).execute_complete({}, event)
+    assert result["items"]["error"] == 2
+    assert len(stats_reads(emu)) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The failed items in the task log
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["poke", "create_deferred"])
+def test_a_failed_gate_logs_at_most_20_failed_items_from_one_page(
+    setup: Any, mode: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    emu = setup(items=100, errors=0.5)
+    with pytest.raises(AISearchIndexQualityError, match=r"50 item\(s\) in error > 0"):
+        wait(emu, mode, max_item_errors=0)
+    out = logged(caplog, capsys)
+    failed = [i for i in emu.items("docs") if i["status"] == "error"]
+    assert len(failed) == 50
+    shown = [i for i in failed if f"{i['key']}: {i['error']}" in out]
+    assert len(shown) == FAILED_ITEMS_LOGGED == 20  # keys and errors, 20 of the 50
+    assert "Failed items (20 of 50)" in out
+    assert "Failed to embed" in out or "Could not parse PDF" in out
+    (listing,) = item_lists(emu)  # one page of 20; it stopped paging there
+    assert listing.query == {"page": "1", "per_page": "20", "status": "error"}
+
+
+def test_failed_items_cannot_be_listed_on_legacy_paths_but_the_gate_still_fails(
+    setup: Any, connect: Callable[..., None], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    emu = setup(items=20, errors=0.5)
+    with pytest.raises(AISearchIndexQualityError):
+        wait(emu, "poke", max_item_errors=0, namespace=None)
+    assert [r.route for r in emu.requests if r.route != "legacy_jobs"] == ["legacy_instance_stats"]
+    assert "Could not list the failed items" in logged(caplog, capsys)
+
+
+# ---------------------------------------------------------------------------------------------
+# degraded: never silent
+# ---------------------------------------------------------------------------------------------
+
+DEGRADED = [
+    ({"read_item_stats": True}, True),  # no gate: warn, pass
+    ({"max_item_errors": 5}, False),  # a gate: fail
+    ({"max_item_errors": 5, "allow_degraded_stats": True}, True),  # allowed: warn, pass
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("gate", "passes"), DEGRADED, ids=["no-gate", "gate", "allowed"])
+def test_degraded_stats_warn_and_fail_a_gate_unless_allowed(
+    setup: Any,
+    mode: str,
+    gate: dict[str, Any],
+    passes: bool,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.INFO)
+    emu = setup(items=20, errors=0.5)
+    emu.set_degraded(True)
+    if passes:
+        items = wait(emu, mode, **gate)["items"]
+        assert items["degraded"] is True
+        assert [items[k] for k in ("completed", "error", "queued", "running", "skipped", "outdated")] == [None] * 6
+    else:
+        with pytest.raises(AISearchIndexQualityError, match="degraded") as info:
+            wait(emu, mode, **gate)
+        assert info.value.stats is not None and info.value.stats.degraded
+    assert "the item stats are degraded" in logged(caplog, capsys)  # a warning in every case
+    assert len(stats_reads(emu)) == 1
+    assert item_lists(emu) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# wait_for_items
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wait_for_items_reads_the_stats_until_nothing_is_in_flight(setup: Any, mode: str) -> None:
+    emu = setup(items=20, errors=0.1)
+    emu.set_item_lag(1.5)  # items settle up to 1.5 s after the job ended
+    items = wait(emu, mode, duration=0.5, wait_for_items=True, max_item_errors=2)["items"]
+    assert (items["queued"], items["running"]) == (0, 0)
+    assert (items["completed"], items["error"]) == (18, 2)
+    reads = stats_reads(emu)
+    assert len(reads) >= 2  # it read them again while items were in flight
+    assert len(reads) < 200  # at the poll interval, not in a busy loop
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_without_wait_for_items_the_one_read_may_see_items_in_flight(setup: Any, mode: str) -> None:
+    """The premise of the test above: with the lag, a single read right after the job sees unsettled items."""
+    emu = setup(items=20)
+    emu.set_item_lag(3600)
+    items = wait(emu, mode, duration=0.5, read_item_stats=True)["items"]
+    assert items["queued"] + items["running"] > 0
+    assert len(stats_reads(emu)) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wait_for_items_times_out_with_the_usual_timeout_error(setup: Any, mode: str) -> None:
+    emu = setup(items=20)
+    emu.set_item_lag(3600)
+    error = AirflowSensorTimeout if mode in ("poke", "deferred") else AISearchJobTimeoutError
+    with pytest.raises(error) as info:
+        wait(emu, mode, duration=0.5, timeout=2.5, wait_for_items=True)
+    if mode != "poke":  # (Airflow's own poke loop words its timeout itself)
+        assert "still queued" in str(info.value)
+    assert len(stats_reads(emu)) >= 2
+    assert emu.requests_to(method="PATCH") == []  # the job had ended: nothing to cancel
+
+
+# ---------------------------------------------------------------------------------------------
+# Transient failures, soft_fail, the trigger's arguments
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferred", "create"])
+def test_a_transient_stats_failure_is_read_again(setup: Any, mode: str) -> None:
+    emu = setup(items=20, errors=0.1)
+    # More 503s than the hook's retries (3): the first stats read fails, the next poll reads them.
+    emu.inject(Fault("status", status=503), path="/stats", times=4)
+    result = wait(emu, mode, max_item_errors=2, hook_params={**FAST, "max_retries": 3})
+    assert result["items"]["error"] == 2
+    assert [r.status for r in stats_reads(emu)] == [503, 503, 503, 503, 200]
+
+
+def test_a_permanent_stats_failure_fails_at_once(setup: Any) -> None:
+    emu = setup(items=20)
+    emu.inject(Fault("status", status=403), path="/stats", times=50)
+    with pytest.raises(AISearchError) as info:
+        wait(emu, "deferred", max_item_errors=2)
+    assert info.value.status_code == 403
+    assert len(stats_reads(emu)) == 1
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferred"])
+def test_soft_fail_turns_a_failed_gate_into_a_skip(setup: Any, mode: str) -> None:
+    emu = setup(items=20, errors=0.5)
+    with pytest.raises(AirflowSkipException):
+        wait(emu, mode, max_item_errors=0, soft_fail=True)
+
+
+def test_trigger_kwargs_round_trip_and_old_ones_still_load() -> None:
+    trigger = AISearchJobTrigger(instance_id="docs", job_id="j", read_item_stats=True, wait_for_items=True)
+    _, kwargs = trigger.serialize()
+    assert (kwargs["read_item_stats"], kwargs["wait_for_items"]) == (True, True)
+    assert AISearchJobTrigger(**json.loads(json.dumps(kwargs))).serialize() == trigger.serialize()
+    old = {k: v for k, v in kwargs.items() if k not in ("read_item_stats", "wait_for_items")}
+    rebuilt = AISearchJobTrigger(**old)
+    assert (rebuilt.read_item_stats, rebuilt.wait_for_items) == (False, False)
+
+
+def test_the_idle_wait_before_a_create_reads_no_stats(setup: Any) -> None:
+    """if_running="wait" defers on someone else's job first: that wait must not read (or gate) stats."""
+    emu = setup(items=20, errors=0.5)
+    emu.add_job("docs", duration=3600)
+    with pytest.raises(TaskDeferred) as info:
+        create_op(wait_for_completion=True, deferrable=True, if_running="wait", max_item_errors=0).execute(
+            ctx(ti=FakeTI())
+        )
+    _, kwargs = info.value.trigger.serialize()
+    assert (kwargs["read_item_stats"], kwargs["wait_for_items"]) == (False, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parse-time validation
+# ---------------------------------------------------------------------------------------------
+
+BAD = [
+    ({"max_item_errors": True}, "max_item_errors"),
+    ({"max_item_errors": -1}, "max_item_errors"),
+    ({"max_item_errors": 1.0}, "max_item_errors"),
+    ({"max_item_errors": 0.0}, "max_item_errors"),
+    ({"max_item_errors": 1.5}, "max_item_errors"),
+    ({"max_item_errors": -0.1}, "max_item_errors"),
+    ({"max_item_errors": math.nan}, "max_item_errors"),
+    ({"max_item_errors": math.inf}, "max_item_errors"),
+    ({"max_item_errors": "5"}, "max_item_errors"),
+    ({"allow_degraded_stats": "yes"}, "allow_degraded_stats"),
+    ({"wait_for_items": 1}, "wait_for_items"),
+    ({"read_item_stats": "no"}, "read_item_stats"),
+    ({"max_item_errors": 3, "read_item_stats": False}, "read_item_stats"),
+    ({"wait_for_items": True, "read_item_stats": False}, "read_item_stats"),
+]
+
+
+@pytest.mark.parametrize("operator", ["sensor", "create"])
+@pytest.mark.parametrize(("kwargs", "name"), BAD)
+def test_bad_gate_arguments_fail_at_parse_time(operator: str, kwargs: dict[str, Any], name: str) -> None:
+    build: Callable[..., Any] = (lambda **kw: make_sensor(job_id="j", **kw)) if operator == "sensor" else create_op
+    with pytest.raises(ValueError, match=name):
+        build(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "gate"),
+    [
+        ({}, ItemGate()),
+        ({"max_item_errors": 0}, ItemGate(0, read_item_stats=True)),
+        ({"max_item_errors": 0.05}, ItemGate(0.05, read_item_stats=True)),
+        ({"wait_for_items": True}, ItemGate(wait_for_items=True, read_item_stats=True)),
+        ({"read_item_stats": True}, ItemGate(read_item_stats=True)),
+        ({"allow_degraded_stats": True}, ItemGate(allow_degraded_stats=True)),
+    ],
+)
+def test_good_gate_arguments(kwargs: dict[str, Any], gate: ItemGate) -> None:
+    assert make_sensor(job_id="j", **kwargs).item_gate == gate
+    assert create_op(**kwargs).item_gate == gate
