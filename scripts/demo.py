@@ -31,9 +31,13 @@ DEMO_DAGS = [
     "example_aisearch_hook",
     "example_aisearch_sensor",
     "example_aisearch_operators",
+    "example_aisearch_quality_gate",
     "example_aisearch_asset_producer",
     "example_aisearch_asset_consumer",
 ]
+#: Files on "docs" and the share that fails to embed: the quality gate example (max_item_errors=0.05) passes.
+QUALITY_ITEMS = 100
+QUALITY_ERROR_SHARE = 0.02
 #: The event-driven example (Airflow 3.0+), its instance, and how many job ends the demo shows.
 EVENT_DAG = "example_aisearch_event_driven"
 EVENT_INSTANCE = "handbook"
@@ -71,7 +75,10 @@ def main() -> int:
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     DEMO_HOME.mkdir(parents=True)
     # A short cooldown (Cloudflare: about 30 s) so consecutive DAGs can each start a job.
-    emulator = AISearchEmulator(instances=["docs", EVENT_INSTANCE], job_duration=3.0, cooldown=5.0)
+    emulator = AISearchEmulator(instances=[EVENT_INSTANCE], job_duration=3.0, cooldown=5.0)
+    # The quality gate's example: 100 files on "docs", 2 % of which fail to embed (its gate allows 5 %).
+    emulator.add_instance("docs", items=QUALITY_ITEMS)
+    emulator.set_item_errors(QUALITY_ERROR_SHARE, instance_id="docs")
     emulator.seed_jobs("docs", 5)
     emulator.seed_jobs(EVENT_INSTANCE, 3)  # ended before watching: they never fire
     emulator.start()

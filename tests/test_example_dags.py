@@ -134,7 +134,7 @@ def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path)
     assert result.returncode == 0, summary or result.stdout[-3000:] + result.stderr[-3000:]
     dag_ids = set(_dagbag().dag_ids)
     event_driven = "example_aisearch_event_driven"
-    assert len(dag_ids) == (5 if AIRFLOW_2 else 6)  # the event-driven example needs Airflow 3
+    assert len(dag_ids) == (6 if AIRFLOW_2 else 7)  # the event-driven example needs Airflow 3
     for dag_id in dag_ids - {event_driven}:  # every example DAG ran, and passed
         assert f"ok     {dag_id}:" in summary
     if not AIRFLOW_2:  # its trigger saw the user's job and the scheduled sync end; the DAG ran for each
@@ -194,6 +194,42 @@ def test_create_operator_extra_link_points_at_the_dashboard(
 
 
 # ---------------------------------------------------------------------------------------------
+# The quality gate example (issue 15): create, wait in the triggerer, gate, print the counts
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("share", "passes"), [(0.02, True), (0.10, False)], ids=["2pc-passes", "10pc-fails"])
+def test_example_quality_gate_dag_gates_on_the_item_errors(
+    airflow_db: None,
+    make_emulator: Callable[..., AISearchEmulator],
+    connect: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+    share: float,
+    passes: bool,
+) -> None:
+    emu = make_emulator(instances=[], job_duration=1.0)
+    emu.add_instance("docs", items=100)
+    emu.set_item_errors(share)
+    connect(emu)
+    run = _dagbag().get_dag("example_aisearch_quality_gate").test()  # deferred: dag.test() runs the trigger
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert len(emu.requests_to(method="POST")) == 1
+    assert len(emu.requests_to(route="instance_stats")) == 1  # read once, after the job ended
+    if passes:
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+        items = _xcom_value("example_aisearch_quality_gate", "report_items", "return_value")
+        assert (items["completed"], items["error"], items["queued"], items["running"]) == (98, 2, 0, 0)
+        assert "98 completed, 2 error, 0 skipped" in capsys.readouterr().out
+        assert emu.requests_to(route="items") == []
+    else:
+        assert str(run.state) in ("failed", "DagRunState.FAILED")
+        assert states["reindex_checked"].endswith("failed")
+        assert states["report_items"].endswith("upstream_failed")
+        (listing,) = emu.requests_to(route="items")  # the failed items, for the task log
+        assert listing.query["status"] == "error"
+
+
+# ---------------------------------------------------------------------------------------------
 # Runs with no logical date (Airflow 3: `airflow dags trigger`, REST API runs)
 # ---------------------------------------------------------------------------------------------
 
@@ -210,6 +246,7 @@ needs_airflow3 = pytest.mark.skipif(
         "example_aisearch_hook",
         "example_aisearch_sensor",
         "example_aisearch_operators",
+        "example_aisearch_quality_gate",
         "example_aisearch_asset_producer",
         "example_aisearch_asset_consumer",
     ],
