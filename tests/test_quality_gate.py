@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,12 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
-from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobTimeoutError
+from airflow_provider_aisearch.exceptions import (
+    AISearchError,
+    AISearchIndexQualityError,
+    AISearchJobFailedError,
+    AISearchJobTimeoutError,
+)
 from airflow_provider_aisearch.instances import InstanceStats
 from airflow_provider_aisearch.quality import FAILED_ITEMS_LOGGED, ItemGate
 from airflow_provider_aisearch.sensors import AISearchJobSensor
@@ -69,10 +75,18 @@ def make_sensor(**kwargs: Any) -> AISearchJobSensor:
     return AISearchJobSensor(**kwargs)
 
 
-def wait(emu: AISearchEmulator, mode: str, *, duration: float = 1.0, timeout: float = 30, **kwargs: Any) -> Any:
+def wait(
+    emu: AISearchEmulator,
+    mode: str,
+    *,
+    duration: float = 1.0,
+    timeout: float = 30,
+    end_reason: str = "completed",
+    **kwargs: Any,
+) -> Any:
     """Run one wait on a job of ``duration`` seconds in ``mode``; its XCom value (or what it raised)."""
     if mode in ("poke", "deferred"):
-        job = emu.add_job("docs", duration=duration)
+        job = emu.add_job("docs", duration=duration, end_reason=end_reason)
         sensor = make_sensor(job_id=job.id, deferrable=mode == "deferred", timeout=timeout, **kwargs)
         if mode == "poke":
             return sensor.execute({})
@@ -80,7 +94,7 @@ def wait(emu: AISearchEmulator, mode: str, *, duration: float = 1.0, timeout: fl
             sensor.execute({})
         # As Airflow resumes it (soft_fail and never_fail apply there).
         return sensor.resume_execution("execute_complete", {"event": run_trigger(info.value.trigger)}, {})
-    emu.job_duration = duration
+    emu.job_duration, emu.end_reason = duration, end_reason
     op = create_op(wait_for_completion=True, deferrable=mode == "create_deferred", timeout=timeout, **kwargs)
     if mode == "create":
         return op.execute(ctx(ti=FakeTI()))
@@ -187,6 +201,15 @@ def test_an_event_without_stats_reads_them_once_in_execute_complete(setup: Any) 
     assert len(stats_reads(emu)) == 1
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failed_job_reads_no_stats(setup: Any, mode: str) -> None:
+    emu = setup(items=20, errors=0.5)
+    with pytest.raises(AISearchJobFailedError):
+        wait(emu, mode, end_reason="error_source_unreachable", max_item_errors=0, log_tail=0)
+    assert stats_reads(emu) == []
+    assert item_lists(emu) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # The failed items in the task log
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +277,8 @@ def test_degraded_stats_warn_and_fail_a_gate_unless_allowed(
         with pytest.raises(AISearchIndexQualityError, match="degraded") as info:
             wait(emu, mode, **gate)
         assert info.value.stats is not None and info.value.stats.degraded
-    assert "the item stats are degraded" in logged(caplog, capsys)  # a warning in every case
+    warned = [line for line in logged(caplog, capsys).splitlines() if "the item stats are degraded" in line]
+    assert warned and all("warning" in line.lower() for line in warned)  # a warning in every case
     assert len(stats_reads(emu)) == 1
     assert item_lists(emu) == []
 
@@ -314,13 +338,38 @@ def test_a_transient_stats_failure_is_read_again(setup: Any, mode: str) -> None:
     assert [r.status for r in stats_reads(emu)] == [503, 503, 503, 503, 200]
 
 
-def test_a_permanent_stats_failure_fails_at_once(setup: Any) -> None:
+def test_a_permanent_stats_failure_fails_at_once(
+    setup: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
     emu = setup(items=20)
     emu.inject(Fault("status", status=403), path="/stats", times=50)
     with pytest.raises(AISearchError) as info:
         wait(emu, "deferred", max_item_errors=2)
     assert info.value.status_code == 403
     assert len(stats_reads(emu)) == 1
+    out = logged(caplog, capsys)
+    assert "Stopped reading the item stats of instance 'docs'" in out
+    assert "AISearchJobTrigger failed" not in out  # an expected API error, not a crash with a traceback
+
+
+def test_the_trigger_reports_items_still_in_flight_at_the_deadline_as_a_timeout(setup: Any) -> None:
+    emu = setup(items=20)
+    emu.set_item_lag(3600)
+    job = emu.add_job("docs", duration=0.2)
+    trigger = AISearchJobTrigger(
+        instance_id="docs",
+        job_id=job.id,
+        poll_interval=0.05,
+        deadline=time.time() + 1.5,
+        retry_backoff=0.001,
+        wait_for_items=True,
+    )
+    event = run_trigger(trigger)
+    assert (event["status"], event["items_pending"]) == ("timeout", True)
+    assert event["items"]["queued"] + event["items"]["running"] > 0
+    assert "still queued" in event["message"]
+    assert event["job"]["id"] == job.id
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
