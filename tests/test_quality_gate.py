@@ -445,3 +445,13 @@ def test_bad_gate_arguments_fail_at_parse_time(operator: str, kwargs: dict[str, 
 def test_good_gate_arguments(kwargs: dict[str, Any], gate: ItemGate) -> None:
     assert make_sensor(job_id="j", **kwargs).item_gate == gate
     assert create_op(**kwargs).item_gate == gate
+
+
+def test_the_quality_error_keeps_its_stats_and_threshold_when_pickled() -> None:
+    import pickle
+
+    stats = InstanceStats(completed=8, error=2, skipped=10, queued=0, running=0, outdated=0)
+    error = AISearchIndexQualityError("gate failed", stats=stats, max_item_errors=0.05)
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, AISearchIndexQualityError) and isinstance(copy, AISearchError)
+    assert (copy.message, copy.stats, copy.max_item_errors) == ("gate failed", stats, 0.05)
