@@ -28,6 +28,7 @@ from airflow_provider_aisearch.api import (
     validate_namespace,
 )
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
+from airflow_provider_aisearch.instances import Instance, InstanceStats
 
 __all__ = ["AISearchAsyncClient", "load_connection_info"]
 
@@ -177,6 +178,26 @@ class AISearchAsyncClient:
     async def run(self, plan: Plan[T]) -> T:
         """Drive a plan over the async client (any plan of this connection, e.g. from :meth:`JobsAPI.with_deadline`)."""
         return await run_async(plan, self._send, self._sleep)
+
+    async def get_instance(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> Instance:
+        """
+        Get the instance (as :meth:`AISearchHook.get_instance
+        <airflow_provider_aisearch.hooks.AISearchHook.get_instance>`).
+
+        :param instance_id: AI Search instance id.
+        :param namespace: Overrides the client's namespace (``None`` = legacy path).
+        """
+        return await self.run(self.api.get_instance(instance_id, namespace=namespace))
+
+    async def get_instance_stats(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> InstanceStats:
+        """
+        Get the instance's item counts (as :meth:`AISearchHook.get_instance_stats
+        <airflow_provider_aisearch.hooks.AISearchHook.get_instance_stats>`).
+
+        :param instance_id: AI Search instance id.
+        :param namespace: Overrides the client's namespace (``None`` = legacy path).
+        """
+        return await self.run(self.api.get_instance_stats(instance_id, namespace=namespace))
 
     async def _send(self, call: Call) -> Answer:
         try:

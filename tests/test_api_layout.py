@@ -18,9 +18,15 @@ import airflow_provider_aisearch.api as api
 
 PACKAGE = "airflow_provider_aisearch"
 API_DIR = pathlib.Path(api.__file__).parent
-#: What the core may import from the rest of the provider: the models, the exceptions, the rate
+#: What the core may import from the rest of the provider: the models (jobs, instances), the exceptions, the rate
 #: budget, and the package root (version, connection type). Nothing that holds a transport.
-CORE_MAY_IMPORT = {PACKAGE, f"{PACKAGE}.jobs", f"{PACKAGE}.exceptions", f"{PACKAGE}.ratelimit"}
+CORE_MAY_IMPORT = {
+    PACKAGE,
+    f"{PACKAGE}.jobs",
+    f"{PACKAGE}.instances",
+    f"{PACKAGE}.exceptions",
+    f"{PACKAGE}.ratelimit",
+}
 
 #: Where importers live: the package, its tests, the benchmarks, scripts and example DAGs.
 ROOT = API_DIR.parents[1]

@@ -4,7 +4,8 @@ Everything here is shared by the sync :class:`~airflow_provider_aisearch.hooks.A
 the async :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, so each rule lives
 in exactly one place:
 
-* :mod:`.paths`: the ``validate_*`` helpers and :func:`jobs_path` (input checked before any request);
+* :mod:`.paths`: the ``validate_*`` helpers, :func:`instance_path` and :func:`jobs_path` (input checked
+  before any request);
 * :mod:`.connection`: :class:`ConnectionInfo` reads an Airflow connection (base URL, account,
   namespace, auth headers);
 * :mod:`.errors`: :func:`evaluate` turns one HTTP answer, or one transport failure, into a payload
@@ -14,8 +15,10 @@ in exactly one place:
 * :mod:`.retry`: :class:`RetryPolicy` and the retry loop :func:`with_retries` (with the rate-limit
   budget gate);
 * :mod:`.parse`: envelopes into :class:`~airflow_provider_aisearch.jobs.Job`,
-  :class:`~airflow_provider_aisearch.jobs.JobPage` and :class:`~airflow_provider_aisearch.jobs.JobLog`;
+  :class:`~airflow_provider_aisearch.jobs.JobPage`, :class:`~airflow_provider_aisearch.jobs.JobLog` and the
+  :mod:`~airflow_provider_aisearch.instances` models;
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
+* :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
 
 The names below are re-exported so that ``from airflow_provider_aisearch.api import ...`` keeps
@@ -36,15 +39,27 @@ from airflow_provider_aisearch.api.errors import (
 )
 from airflow_provider_aisearch.api.operations import JobsAPI
 from airflow_provider_aisearch.api.paging import ORDER_EVIDENCE, ListOrder, UniqueJobs, is_last_page
-from airflow_provider_aisearch.api.parse import parse_job, parse_job_page, parse_log_page, result_of
+from airflow_provider_aisearch.api.parse import (
+    parse_instance,
+    parse_instance_stats,
+    parse_item_page,
+    parse_job,
+    parse_job_page,
+    parse_log_page,
+    result_of,
+)
 from airflow_provider_aisearch.api.paths import (
     DESCRIPTION_MAX_LENGTH,
+    ITEMS_MAX_PER_PAGE,
     JOBS_MAX_PER_PAGE,
     LOGS_MAX_PER_PAGE,
     UNSET,
     _Unset,
+    check_path_form,
+    instance_path,
     jobs_path,
     path_segment,
+    validate_choice,
     validate_description,
     validate_instance_id,
     validate_namespace,
@@ -59,6 +74,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_NAMESPACE",
     "DESCRIPTION_MAX_LENGTH",
+    "ITEMS_MAX_PER_PAGE",
     "JOBS_MAX_PER_PAGE",
     "LOGS_MAX_PER_PAGE",
     "ORDER_EVIDENCE",
@@ -76,11 +92,16 @@ __all__ = [
     "UniqueJobs",
     "Verdict",
     "_Unset",
+    "check_path_form",
     "describe_errors",
     "evaluate",
     "is_already_ended",
+    "instance_path",
     "is_last_page",
     "jobs_path",
+    "parse_instance",
+    "parse_instance_stats",
+    "parse_item_page",
     "parse_job",
     "parse_job_page",
     "parse_log_page",
@@ -89,6 +110,7 @@ __all__ = [
     "result_of",
     "run_async",
     "run_sync",
+    "validate_choice",
     "validate_description",
     "validate_instance_id",
     "validate_namespace",

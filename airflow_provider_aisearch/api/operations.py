@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from airflow_provider_aisearch.api.connection import ConnectionInfo
+from airflow_provider_aisearch.api.instance_operations import InstanceOperations
 from airflow_provider_aisearch.api.paging import ListOrder, UniqueJobs, is_last_page
 from airflow_provider_aisearch.api.parse import parse_job, parse_job_page, parse_log_page
 from airflow_provider_aisearch.api.paths import (
@@ -19,6 +20,8 @@ from airflow_provider_aisearch.api.paths import (
     LOGS_MAX_PER_PAGE,
     UNSET,
     _Unset,
+    check_path_form,
+    instance_path,
     jobs_path,
     path_segment,
     validate_description,
@@ -36,9 +39,10 @@ from airflow_provider_aisearch.ratelimit import RateBudget, budget_for
 __all__ = ["JobsAPI"]
 
 
-class JobsAPI:
+class JobsAPI(InstanceOperations):
     """
-    The jobs endpoints as plans, for one connection. No I/O happens here.
+    The jobs endpoints (and, from :class:`InstanceOperations`, the instance's own) as plans, for
+    one connection. No I/O happens here.
 
     Every method validates its arguments when called (before any request) and returns a
     :data:`Plan` to drive with :func:`run_sync` or :func:`run_async`.
@@ -84,21 +88,40 @@ class JobsAPI:
         logs: bool = False,
         namespace: str | _Unset | None = UNSET,
     ) -> str:
-        """Validate the arguments and build the path (``job_id=None`` is rejected, not ignored)."""
+        """Validate the arguments and build the jobs path (``job_id=None`` is rejected, not ignored)."""
         validate_instance_id(instance_id)
         if job_id is not UNSET:
             path_segment("job_id", job_id)
+        resolved = self._checked_namespace(namespace, "jobs")
+        job = None if job_id is UNSET else job_id
+        return jobs_path(self.info.require_account_id(), resolved, instance_id, job, logs=logs)
+
+    def instance_path(
+        self, instance_id: str, endpoint: str | None = None, *, namespace: str | _Unset | None = UNSET
+    ) -> str:
+        """
+        Validate the arguments and build the path of the instance or one of its endpoints.
+
+        :param endpoint: ``None`` (the instance), ``"stats"`` or ``"items"`` (namespaced only: with
+            ``namespace=None`` a ``ValueError`` naming ``namespace``).
+        """
+        validate_instance_id(instance_id)
+        resolved = self._checked_namespace(namespace, endpoint)
+        return instance_path(self.info.require_account_id(), resolved, instance_id, endpoint)
+
+    def _checked_namespace(self, namespace: str | _Unset | None, endpoint: str | None) -> str | None:
+        """The namespace a call uses, validated; warns (``on_legacy_path``) when it selects the legacy form."""
         resolved = self.resolve_namespace(namespace)
+        check_path_form(resolved, endpoint)  # items: no legacy form (ValueError naming namespace)
         if resolved is not None:
             validate_namespace(resolved)  # also the connection's namespace, before any request
         elif self.on_legacy_path is not None:
             self.on_legacy_path(
                 f"Connection {self.info.conn_id!r}: namespace=None uses the un-namespaced "
-                "/ai-search/instances/{id}/jobs paths, which Cloudflare has deprecated (its SDK since 5.8 and "
+                "/ai-search/instances/{id}/... paths, which Cloudflare has deprecated (its SDK since 5.8 and "
                 "wrangler use /ai-search/namespaces/{name}/instances/...); set a namespace, usually 'default'"
             )
-        job = None if job_id is UNSET else job_id
-        return jobs_path(self.info.require_account_id(), resolved, instance_id, job, logs=logs)
+        return resolved
 
     def request(self, call: Call, max_retries: int | None = None) -> Plan[dict[str, Any]]:
         """Send one call with retries; the plan returns the envelope."""

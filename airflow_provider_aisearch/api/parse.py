@@ -1,8 +1,10 @@
-"""Parsing: Cloudflare's answer envelopes into jobs, pages of jobs and log entries.
+"""Parsing: Cloudflare's answer envelopes into jobs, pages of jobs, log entries, instances, stats and items.
 
 :func:`parse_job`, :func:`parse_job_page` and :func:`parse_log_page` build
 :class:`~airflow_provider_aisearch.jobs.Job`, :class:`~airflow_provider_aisearch.jobs.JobPage` and
-:class:`~airflow_provider_aisearch.jobs.JobLog`; a payload that does not hold what it should becomes
+:class:`~airflow_provider_aisearch.jobs.JobLog`; :func:`parse_instance`, :func:`parse_instance_stats`
+and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.instances` models; a payload
+that does not hold what it should becomes
 :class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request.
 """
 
@@ -12,9 +14,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_aisearch.exceptions import AISearchResponseError
+from airflow_provider_aisearch.instances import Instance, InstanceStats, Item
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
 
-__all__ = ["parse_job", "parse_job_page", "parse_log_page", "result_of"]
+__all__ = [
+    "parse_instance",
+    "parse_instance_stats",
+    "parse_item_page",
+    "parse_job",
+    "parse_job_page",
+    "parse_log_page",
+    "result_of",
+]
 
 
 def result_of(payload: Mapping[str, Any], kind: type, *, method: str, path: str) -> Any:
@@ -76,3 +87,39 @@ def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tup
     info = payload.get("result_info")
     total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
     return entries, total
+
+
+def parse_instance(payload: Mapping[str, Any], *, method: str, path: str) -> Instance:
+    """Build an :class:`Instance` from a get-instance envelope."""
+    raw = result_of(payload, dict, method=method, path=path)
+    try:
+        return Instance.from_api(raw)
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed instance: {exc}", method=method, path=path
+        ) from None
+
+
+def parse_instance_stats(payload: Mapping[str, Any], *, method: str, path: str) -> InstanceStats:
+    """Build :class:`InstanceStats` from a stats envelope."""
+    raw = result_of(payload, dict, method=method, path=path)
+    try:
+        return InstanceStats.from_api(raw)
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned malformed instance stats: {exc}", method=method, path=path
+        ) from None
+
+
+def parse_item_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[Item], int | None]:
+    """Read an items-list envelope: the items and ``result_info.total_count`` (if reported)."""
+    raw = result_of(payload, list, method=method, path=path)
+    try:
+        items = [Item.from_api(entry) for entry in raw]
+    except MalformedJobError as exc:
+        raise AISearchResponseError(
+            f"{method} {path} returned a malformed item: {exc}", method=method, path=path
+        ) from None
+    info = payload.get("result_info")
+    total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
+    return items, total

@@ -1,23 +1,29 @@
 """Validation and URL paths: every argument that becomes part of a URL is checked here, and every path is built here.
 
-Input is checked before any request (a ``ValueError`` naming the parameter); :func:`jobs_path`
-is the only place a jobs URL path is made, and :data:`UNSET` is the "use the connection's
-namespace" sentinel every operation takes.
+Input is checked before any request (a ``ValueError`` naming the parameter); :func:`instance_path`
+is the only place an instance URL path is made (:func:`jobs_path` extends it), and :data:`UNSET`
+is the "use the connection's namespace" sentinel every operation takes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import Enum
 from urllib.parse import quote
 
 __all__ = [
     "DESCRIPTION_MAX_LENGTH",
+    "INSTANCE_ENDPOINTS",
+    "ITEMS_MAX_PER_PAGE",
     "JOBS_MAX_PER_PAGE",
     "LOGS_MAX_PER_PAGE",
     "UNSET",
+    "check_path_form",
+    "instance_path",
     "jobs_path",
     "path_segment",
+    "validate_choice",
     "validate_description",
     "validate_instance_id",
     "validate_namespace",
@@ -26,6 +32,9 @@ __all__ = [
 ]
 
 JOBS_MAX_PER_PAGE = 50
+#: The items list's ``per_page`` limit. Cloudflare documents none for items (the SDK 5.9 types give no
+#: maximum); its instance and namespace lists allow 100, so the provider asks for at most that.
+ITEMS_MAX_PER_PAGE = 100
 LOGS_MAX_PER_PAGE = 500
 DESCRIPTION_MAX_LENGTH = 255
 SEGMENT_MAX_LENGTH = 256
@@ -132,6 +141,54 @@ def validate_description(description: object) -> str | None:
     return description
 
 
+def validate_choice(name: str, value: object, allowed: Iterable[str]) -> str:
+    """:raises ValueError: naming ``name`` unless ``value`` is one of ``allowed`` (a string)."""
+    choices = sorted(allowed)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_preview(value)}")
+    return value
+
+
+#: What may follow ``/instances/{id}`` in :func:`instance_path`, and whether the legacy form has it.
+INSTANCE_ENDPOINTS: dict[str | None, bool] = {None: True, "stats": True, "jobs": True, "items": False}
+
+
+def check_path_form(namespace: str | None, endpoint: str | None) -> None:
+    """
+    Check that ``endpoint`` exists in the path form ``namespace`` selects.
+
+    :raises ValueError: ``endpoint`` is unknown, or (naming ``namespace``) has no legacy form and ``namespace`` is None.
+    """
+    if endpoint not in INSTANCE_ENDPOINTS:
+        known = sorted(e for e in INSTANCE_ENDPOINTS if e)
+        raise ValueError(f"endpoint must be one of {known} or None, got {endpoint!r}")
+    if namespace is None and not INSTANCE_ENDPOINTS[endpoint]:
+        raise ValueError(
+            f"namespace must be set for the {endpoint} endpoint: Cloudflare serves it only as "
+            f"/ai-search/namespaces/{{name}}/instances/{{id}}/{endpoint} (no un-namespaced form), and "
+            "namespace=None selects the legacy paths; set a namespace, usually 'default'"
+        )
+
+
+def instance_path(account_id: str, namespace: str | None, instance_id: str, endpoint: str | None = None) -> str:
+    """
+    Build an instance API path (relative to the base URL), validating every part.
+
+    With a namespace: ``/accounts/{a}/ai-search/namespaces/{ns}/instances/{i}[/{endpoint}]``; with
+    ``namespace=None`` the legacy ``/accounts/{a}/ai-search/instances/{i}[/{endpoint}]``, which
+    Cloudflare serves for the instance, its stats and its jobs, but not for its items.
+
+    :param endpoint: ``None`` (the instance), ``"stats"``, ``"jobs"`` or ``"items"``.
+    :raises ValueError: naming the first invalid parameter (``namespace`` for items on the legacy form).
+    """
+    check_path_form(namespace, endpoint)
+    path = f"/accounts/{path_segment('account_id', account_id)}/ai-search"
+    if namespace is not None:
+        path += f"/namespaces/{validate_namespace(namespace)}"
+    path += f"/instances/{validate_instance_id(instance_id)}"
+    return path if endpoint is None else f"{path}/{endpoint}"
+
+
 def jobs_path(
     account_id: str,
     namespace: str | None,
@@ -148,10 +205,7 @@ def jobs_path(
 
     :raises ValueError: naming the first invalid parameter.
     """
-    path = f"/accounts/{path_segment('account_id', account_id)}/ai-search"
-    if namespace is not None:
-        path += f"/namespaces/{validate_namespace(namespace)}"
-    path += f"/instances/{validate_instance_id(instance_id)}/jobs"
+    path = instance_path(account_id, namespace, instance_id, "jobs")
     if job_id is not None:
         path += f"/{path_segment('job_id', job_id)}"
         if logs:

@@ -7,7 +7,11 @@ check reads back is only what the clients under test sent.
 
 - ``GET /_emulator/requests?after=N``: the request log from sequence number ``N`` on (header values
   never included): ``{"requests": [...], "next": M}``.
-- ``POST /_emulator/instances`` ``{"namespace", "instance"}``: add an instance.
+- ``POST /_emulator/instances`` ``{"namespace", "instance", "type", "source", "paused", "sync_interval",
+  "items"}``: add an instance (all but ``instance`` optional, as for :meth:`add_instance`).
+- ``PUT /_emulator/items`` ``{"namespace", "instance", "error_share", "skipped_share", "degraded", "lag"}``:
+  item settings (each optional; ``instance`` null or absent: every instance without its own, see :mod:`.items`).
+- ``GET /_emulator/items?namespace=&instance=``: the instance's items now, as the items list renders them.
 - ``POST /_emulator/jobs`` ``{"namespace", "instance", "count", "duration", "end_reason", "source",
   "description", "supersede"}``: add running jobs side by side, or (``supersede``) start one as
   Cloudflare does, ending the running ones with ``new_job_has_started``.
@@ -26,8 +30,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from airflow_provider_aisearch.emulator.envelopes import Reply, error, invalid, ok
+from airflow_provider_aisearch.emulator.items import ItemState
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
-from airflow_provider_aisearch.emulator.state import JobState
 
 __all__ = ["CONTROL_PREFIX", "ControlEndpoints"]
 
@@ -37,7 +41,7 @@ _NOT_FOUND = {"code": 7003, "message": "No control route for the URI."}
 _DENIED = {"code": 10000, "message": "Authentication error"}
 
 
-class ControlEndpoints(JobState):
+class ControlEndpoints(ItemState):
     """The ``/_emulator/`` routes, for :class:`~airflow_provider_aisearch.emulator.AISearchEmulator`."""
 
     token: str
@@ -71,8 +75,13 @@ class ControlEndpoints(JobState):
             if (method, route) == ("GET", "requests"):
                 return self._control_requests(int(query.get("after", "0")))
             if (method, route) == ("POST", "instances"):
-                self.add_instance(str(data["instance"]), namespace=str(data.get("namespace", "default")))
+                self._control_add_instance(data)
                 return ok({})
+            if (method, route) == ("PUT", "items"):
+                self._control_item_settings(data)
+                return ok({})
+            if (method, route) == ("GET", "items"):
+                return ok(self.items(query.get("instance", ""), namespace=query.get("namespace", "default")))
             if (method, route) == ("POST", "jobs"):
                 return ok(self._control_add_jobs(data))
             if (method, route) == ("POST", "jobs/end"):
@@ -97,6 +106,29 @@ class ControlEndpoints(JobState):
         except (TypeError, ValueError) as exc:
             return error(400, invalid(str(exc)))
         return error(404, _NOT_FOUND)
+
+    def _control_add_instance(self, data: dict[str, Any]) -> None:
+        options: dict[str, Any] = {"namespace": str(data.get("namespace", "default"))}
+        for key in ("type", "source", "paused", "sync_interval", "items"):
+            if key in data:
+                options[key] = data[key]
+        self.add_instance(str(data["instance"]), **options)
+
+    def _control_item_settings(self, data: dict[str, Any]) -> None:
+        instance = data.get("instance")
+        where: dict[str, Any] = {
+            "instance_id": None if instance is None else str(instance),
+            "namespace": str(data.get("namespace", "default")),
+        }
+        with self._lock:
+            if data.get("error_share") is not None:
+                self.set_item_errors(data["error_share"], **where)
+            if data.get("skipped_share") is not None:
+                self.set_item_skipped(data["skipped_share"], **where)
+            if data.get("degraded") is not None:
+                self.set_degraded(data["degraded"], **where)
+            if data.get("lag") is not None:
+                self.set_item_lag(data["lag"], **where)
 
     def _control_requests(self, after: int) -> Reply:
         with self._lock:

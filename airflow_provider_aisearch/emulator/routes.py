@@ -1,8 +1,11 @@
 """The paths the emulator serves, and which route a raw request path is.
 
 Routes: ``jobs`` (``/accounts/{account}/ai-search/namespaces/{namespace}/instances/{id}/jobs[/{job}[/logs]]``),
-``legacy_jobs`` (the same without ``namespaces/{namespace}``), ``account_verify``, ``user_verify``
-and ``user``. Segments are matched on the raw (percent-encoded) path and decoded afterwards.
+``legacy_jobs`` (the same without ``namespaces/{namespace}``), ``instance`` and ``instance_stats``
+(``.../instances/{id}[/stats]``, with ``legacy_instance`` and ``legacy_instance_stats``), ``items``
+(``.../namespaces/{namespace}/instances/{id}/items``, namespaced only, as Cloudflare serves it),
+``account_verify``, ``user_verify`` and ``user``. Segments are matched on the raw (percent-encoded)
+path and decoded afterwards.
 """
 
 from __future__ import annotations
@@ -16,9 +19,17 @@ API_PREFIX = "/client/v4"
 
 _SEG = r"([^/]+)"
 _JOBS_TAIL = r"/instances/" + _SEG + r"/jobs(?:/" + _SEG + r"(/logs)?)?"
+_NS = r"/accounts/" + _SEG + r"/ai-search/namespaces/" + _SEG
+_LEGACY = r"/accounts/" + _SEG + r"/ai-search"
+_INSTANCE = r"/instances/" + _SEG
 _ROUTES: list[tuple[str, re.Pattern[str]]] = [
-    ("jobs", re.compile(r"/accounts/" + _SEG + r"/ai-search/namespaces/" + _SEG + _JOBS_TAIL)),
-    ("legacy_jobs", re.compile(r"/accounts/" + _SEG + r"/ai-search" + _JOBS_TAIL)),
+    ("jobs", re.compile(_NS + _JOBS_TAIL)),
+    ("legacy_jobs", re.compile(_LEGACY + _JOBS_TAIL)),
+    ("instance", re.compile(_NS + _INSTANCE)),
+    ("legacy_instance", re.compile(_LEGACY + _INSTANCE)),
+    ("instance_stats", re.compile(_NS + _INSTANCE + "/stats")),
+    ("legacy_instance_stats", re.compile(_LEGACY + _INSTANCE + "/stats")),
+    ("items", re.compile(_NS + _INSTANCE + "/items")),
     ("account_verify", re.compile(r"/accounts/" + _SEG + r"/tokens/verify")),
     ("user_verify", re.compile(r"/user/tokens/verify")),
     ("user", re.compile(r"/user")),

@@ -3,7 +3,8 @@
 :class:`AISearchEmulator` serves in a background thread (one thread per connection). Each request
 is recorded (:class:`RequestRecord`, never a header value), counted by the rate limit, given a
 scripted or random fault if one applies, routed, authenticated (:mod:`.auth`) and answered by
-the jobs endpoints (:mod:`.endpoints`) on the emulated state (:mod:`.state`).
+the jobs endpoints (:mod:`.endpoints`) or the instance endpoints (:mod:`.instance_endpoints`,
+:mod:`.items`) on the emulated state (:mod:`.state`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from airflow_provider_aisearch.emulator.control import CONTROL_PREFIX, ControlEn
 from airflow_provider_aisearch.emulator.endpoints import JobEndpoints
 from airflow_provider_aisearch.emulator.envelopes import NO_ROUTE, RATE_LIMITED, Reply, error
 from airflow_provider_aisearch.emulator.faults import FaultInjection
+from airflow_provider_aisearch.emulator.instance_endpoints import INSTANCE_ROUTES, InstanceEndpoints
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.routes import API_PREFIX, match_route
 
@@ -112,7 +114,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, ControlEndpoints):
+class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoints, ControlEndpoints):
     """
     The emulated API, served on loopback in a background thread.
 
@@ -397,4 +399,6 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, ControlEndpoin
         answer = self._authenticate(h.headers, record.auth, record.route, record.segments)
         if answer is not None:
             return answer
+        if record.route in INSTANCE_ROUTES:
+            return self._instance_endpoint(h.command, record.route, record.segments, query)
         return self._jobs_endpoint(h.command, record.route, record.segments, raw_path, query, record.body)

@@ -49,13 +49,28 @@ class EmulatedJob:
 
 @dataclass
 class Instance:
-    """One AI Search instance: its jobs (in creation order) and when the API last created one."""
+    """
+    One AI Search instance: its jobs (in creation order), when the API last created one, what it
+    indexes (``type``, ``source``, ``item_count`` files) and its item settings (:mod:`.items`).
+    """
 
     jobs: list[EmulatedJob] = field(default_factory=list)
     last_create: float | None = None
     #: Seconds between scheduled syncs (``None``: none), and when the next one is due.
     sync_interval: float | None = None
     next_sync: float = 0.0
+    id: str = ""
+    namespace: str = "default"
+    type: str | None = "r2"
+    source: str | None = None
+    paused: bool = False
+    created_at: float = 0.0
+    item_count: int = 20
+    #: Per-instance item settings (``None``: the emulator-wide one; see :mod:`.items`).
+    item_error_share: float | None = None
+    item_skipped_share: float | None = None
+    item_lag: float | None = None
+    degraded: bool | None = None
 
 
 class JobState:
@@ -77,10 +92,50 @@ class JobState:
     _namespaces: dict[str, dict[str, Instance]]
     _planned: list[tuple[float | None, str | None]]
 
-    def add_instance(self, instance_id: str, *, namespace: str = "default") -> None:
-        """Create an instance (and its namespace)."""
+    def add_instance(
+        self,
+        instance_id: str,
+        *,
+        namespace: str = "default",
+        type: str | None = "r2",
+        source: str | None = None,
+        paused: bool = False,
+        sync_interval: float | None = None,
+        items: int = 20,
+    ) -> None:
+        """
+        Create an instance (and its namespace); an instance that exists already is left as it is.
+
+        :param type: ``"r2"``, ``"web-crawler"`` or ``None`` (managed upload-only storage).
+        :param source: Bucket name or URL (default: ``<id>-bucket`` for r2, ``https://<id>.example.com``
+            for a web crawler).
+        :param paused: What the instance reports as ``paused``.
+        :param sync_interval: Seconds between scheduled syncs (see :meth:`set_sync_interval`), also reported.
+        :param items: How many files (or pages) the source holds.
+        """
+        if type not in ("r2", "web-crawler", None):
+            raise ValueError(f"type must be 'r2', 'web-crawler' or None, got {type!r}")
+        if isinstance(items, bool) or not isinstance(items, int) or items < 0:
+            raise ValueError(f"items must be an integer >= 0, got {items!r}")
+        if source is None and type == "r2":
+            source = f"{instance_id}-bucket"
+        elif source is None and type == "web-crawler":
+            source = f"https://{instance_id.replace('_', '-')}.example.com"
         with self._lock:
-            self._namespaces.setdefault(namespace, {}).setdefault(instance_id, Instance())
+            instances = self._namespaces.setdefault(namespace, {})
+            if instance_id in instances:
+                return
+            instances[instance_id] = Instance(
+                id=instance_id,
+                namespace=namespace,
+                type=type,
+                source=source,
+                paused=paused,
+                created_at=self.clock(),
+                item_count=items,
+            )
+        if sync_interval is not None:
+            self.set_sync_interval(instance_id, sync_interval, namespace=namespace)
 
     def set_sync_interval(
         self, instance_id: str, seconds: float | None, *, namespace: str = "default", first_in: float | None = None

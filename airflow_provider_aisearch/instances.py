@@ -1,0 +1,301 @@
+"""Value objects for an AI Search instance, its item statistics and its items (the quality gate's inputs).
+
+:class:`Instance` is ``GET .../instances/{id}`` (its source: an R2 bucket or a website),
+:class:`InstanceStats` is ``GET .../instances/{id}/stats`` (item counts by status, ``degraded``
+when Cloudflare cannot count them), :class:`Item` is one entry of ``GET .../instances/{id}/items``.
+Shapes follow the ``cloudflare`` SDK 5.9 types ``InstanceReadResponse``, ``InstanceStatsResponse``
+and ``ItemListResponse``; unknown extra fields are ignored, and a field of the wrong type raises
+:class:`MalformedInstanceError` (a :class:`~airflow_provider_aisearch.jobs.MalformedJobError`, which
+the core turns into :class:`~airflow_provider_aisearch.exceptions.AISearchResponseError`).
+
+Like :mod:`~airflow_provider_aisearch.jobs`, this module imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from airflow_provider_aisearch.jobs import MalformedJobError, parse_timestamp
+
+__all__ = [
+    "ITEM_SORT_KEYS",
+    "STATS_COUNT_FIELDS",
+    "Instance",
+    "InstanceStats",
+    "Item",
+    "ItemStatus",
+    "MalformedInstanceError",
+]
+
+
+class MalformedInstanceError(MalformedJobError):
+    """An instance, stats or item object from the API lacks a required field or has one of the wrong type."""
+
+
+class ItemStatus(str, Enum):
+    """Status of one indexed item (a file or a page), as the items list and the stats report it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    OUTDATED = "outdated"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The item counts of :class:`InstanceStats`, in the order of the XCom shape.
+STATS_COUNT_FIELDS = ("completed", "queued", "running", "error", "skipped", "outdated")
+#: The items list's ``sort_by`` values (SDK ``item_list_params``): status priority, or modification time.
+ITEM_SORT_KEYS = frozenset({"status", "modified_at"})
+
+
+def _object(raw: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise MalformedInstanceError(f"{what} must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def _required_str(raw: Mapping[str, Any], key: str, what: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedInstanceError(f"{what} has no string {key!r}")
+    return value
+
+
+def _optional_str(raw: Mapping[str, Any], key: str, what: str) -> str | None:
+    value = raw.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedInstanceError(f"{what} field {key!r} must be a string or null, got {type(value).__name__}")
+
+
+def _optional_bool(raw: Mapping[str, Any], key: str, what: str) -> bool | None:
+    value = raw.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise MalformedInstanceError(f"{what} field {key!r} must be a boolean or null, got {type(value).__name__}")
+
+
+def _optional_count(raw: Mapping[str, Any], key: str, what: str) -> int | None:
+    """A non-negative integer or ``None`` (``3.0`` is read as 3: JSON has one number type)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedInstanceError(f"{what} field {key!r} must be a non-negative integer or null, got {value!r}")
+    return value
+
+
+def _optional_mapping(raw: Mapping[str, Any], key: str, what: str) -> dict[str, Any] | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise MalformedInstanceError(f"{what} field {key!r} must be an object or null, got {type(value).__name__}")
+    return dict(value)
+
+
+def _timestamp(raw: Mapping[str, Any], key: str) -> datetime | None:
+    try:
+        return parse_timestamp(raw.get(key), name=key)
+    except MalformedInstanceError:
+        raise
+    except MalformedJobError as exc:
+        raise MalformedInstanceError(str(exc)) from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class Instance:
+    """
+    An AI Search instance, as ``GET .../instances/{id}`` returns it (the fields the provider reads).
+
+    :param id: Instance id.
+    :param type: ``"r2"``, ``"web-crawler"``, or ``None`` (managed upload-only storage, or not reported).
+    :param source: The R2 bucket name or the crawled site's URL.
+    :param namespace: The namespace the API reports (``None`` when absent).
+    :param paused: Whether syncing is paused.
+    :param status: The instance's status string (undocumented values).
+    :param sync_interval: Seconds between automatic syncs.
+    """
+
+    id: str
+    type: str | None = None
+    source: str | None = None
+    namespace: str | None = None
+    paused: bool | None = None
+    status: str | None = None
+    sync_interval: int | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> Instance:
+        """
+        Build an instance from the API's JSON object. Unknown extra fields are ignored.
+
+        :raises MalformedInstanceError: ``raw`` is not an object, has no string ``id``, or a field of the wrong type.
+        """
+        what = "an instance"
+        data = _object(raw, what)
+        return cls(
+            id=_required_str(data, "id", what),
+            type=_optional_str(data, "type", what),
+            source=_optional_str(data, "source", what),
+            namespace=_optional_str(data, "namespace", what),
+            paused=_optional_bool(data, "paused", what),
+            status=_optional_str(data, "status", what),
+            sync_interval=_optional_count(data, "sync_interval", what),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (the fields above)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "namespace": self.namespace,
+            "paused": self.paused,
+            "status": self.status,
+            "sync_interval": self.sync_interval,
+        }
+
+
+@dataclass(frozen=True)
+class InstanceStats:
+    """
+    An instance's item statistics, as ``GET .../instances/{id}/stats`` returns them.
+
+    A count is ``None`` when the answer leaves it out: Cloudflare omits every count and sets
+    ``degraded`` when it cannot count (e.g. its stats query hit a storage limit).
+
+    :param completed: Items indexed.
+    :param queued: Items waiting to be indexed.
+    :param running: Items being indexed.
+    :param error: Items that failed.
+    :param skipped: Items skipped (e.g. unsupported).
+    :param outdated: Items changed at the source since they were indexed.
+    :param degraded: The counts are unavailable (``False`` when the answer leaves it out).
+    :param last_activity: When the instance last indexed anything.
+    :param file_embed_errors: Cloudflare's per-error-kind breakdown (shape undocumented).
+    :param index_source_errors: Likewise for errors reading the source.
+    """
+
+    completed: int | None = None
+    queued: int | None = None
+    running: int | None = None
+    error: int | None = None
+    skipped: int | None = None
+    outdated: int | None = None
+    degraded: bool = False
+    last_activity: datetime | None = None
+    file_embed_errors: dict[str, Any] | None = None
+    index_source_errors: dict[str, Any] | None = None
+
+    @property
+    def in_flight(self) -> int | None:
+        """``queued + running``: items not settled yet (``None`` if either is unknown)."""
+        if self.queued is None or self.running is None:
+            return None
+        return self.queued + self.running
+
+    @property
+    def processed(self) -> int | None:
+        """``completed + error + skipped``: items the indexing settled (``None`` if any is unknown)."""
+        if self.completed is None or self.error is None or self.skipped is None:
+            return None
+        return self.completed + self.error + self.skipped
+
+    @classmethod
+    def from_api(cls, raw: Any) -> InstanceStats:
+        """
+        Build stats from the API's JSON object. Unknown extra fields (e.g. ``engine``) are ignored.
+
+        :raises MalformedInstanceError: ``raw`` is not an object or has a field of the wrong type.
+        """
+        what = "instance stats"
+        data = _object(raw, what)
+        return cls(
+            **{name: _optional_count(data, name, what) for name in STATS_COUNT_FIELDS},
+            degraded=bool(_optional_bool(data, "degraded", what)),
+            last_activity=_timestamp(data, "last_activity"),
+            file_embed_errors=_optional_mapping(data, "file_embed_errors", what),
+            index_source_errors=_optional_mapping(data, "index_source_errors", what),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The XCom shape: the six counts, ``last_activity`` (ISO 8601 or ``None``) and ``degraded``; nothing else."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in STATS_COUNT_FIELDS}
+        out["last_activity"] = _iso(self.last_activity)
+        out["degraded"] = self.degraded
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InstanceStats:
+        """Inverse of :meth:`to_dict` (e.g. for a trigger event); the error breakdowns are not carried."""
+        return cls.from_api(data)
+
+
+@dataclass(frozen=True)
+class Item:
+    """
+    One item (a file or a page) of an instance, as ``GET .../namespaces/{ns}/instances/{id}/items`` lists it.
+
+    :param id: Item id.
+    :param key: Object key or page URL.
+    :param status: One of :class:`ItemStatus` (kept as the API's string, so a new status does not break reading).
+    :param error: Why the item failed (``status == "error"``).
+    :param source_id: ``"builtin"``, ``"{type}:{source}"``, or ``None`` for legacy items.
+    :param last_seen_at: When the source was last seen holding the item.
+    :param next_action: ``"INDEX"``, ``"DELETE"`` or ``None``.
+    """
+
+    id: str
+    key: str
+    status: str
+    error: str | None = None
+    source_id: str | None = None
+    last_seen_at: datetime | None = None
+    next_action: str | None = None
+
+    @classmethod
+    def from_api(cls, raw: Any) -> Item:
+        """
+        Build an item from the API's JSON object. Unknown extra fields are ignored.
+
+        :raises MalformedInstanceError: ``raw`` is not an object, lacks ``id``/``key``/``status``, or a field
+            has the wrong type.
+        """
+        what = "an item"
+        data = _object(raw, what)
+        return cls(
+            id=_required_str(data, "id", what),
+            key=_required_str(data, "key", what),
+            status=_required_str(data, "status", what),
+            error=_optional_str(data, "error", what),
+            source_id=_optional_str(data, "source_id", what),
+            last_seen_at=_timestamp(data, "last_seen_at"),
+            next_action=_optional_str(data, "next_action", what),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (ISO 8601 timestamps)."""
+        return {
+            "id": self.id,
+            "key": self.key,
+            "status": self.status,
+            "error": self.error,
+            "source_id": self.source_id,
+            "last_seen_at": _iso(self.last_seen_at),
+            "next_action": self.next_action,
+        }
