@@ -35,8 +35,9 @@ lineage; lineage never fails a task or a hook call.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -323,23 +324,46 @@ def jobs_run_facets(jobs: list[Any], instance: DatasetName) -> dict[str, Any]:
 # -- operator lineage --------------------------------------------------------------------------------
 
 
-def _returned_value(task_instance: Any) -> Any:
-    """The task's XCom ``return_value`` (read from Airflow, not from Cloudflare), or ``None``."""
-    map_index = getattr(task_instance, "map_index", -1)
-    kwargs: dict[str, Any] = {"task_ids": task_instance.task_id, "key": "return_value"}
-    if map_index is not None and map_index >= 0:
-        kwargs["map_indexes"] = map_index
-    return task_instance.xcom_pull(**kwargs)
+#: The host methods whose return value is the task's result (wrapped by :class:`AISearchLineageMixin`).
+_RESULT_METHODS = ("execute", "execute_complete")
+_KEEPS_RESULT = "_aisearch_keeps_lineage_result"
+
+
+def openlineage_enabled() -> bool:
+    """Whether the OpenLineage provider is installed and configured (it disables itself without a transport)."""
+    try:
+        from airflow.providers.openlineage import conf
+    except ImportError:
+        return False
+    try:
+        return not conf.is_disabled()
+    except Exception:  # a broken OpenLineage configuration is OpenLineage's to report
+        return False
+
+
+def _keeping_result(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: AISearchLineageMixin, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self._keep_lineage_result(result)
+        return result
+
+    setattr(wrapper, _KEEPS_RESULT, True)
+    return wrapper
 
 
 class AISearchLineageMixin:
     """
     ``get_openlineage_facets_on_complete`` for the create operator, the sensor and the list operator.
 
-    The host class has ``instance_id``, ``namespace``, ``hook`` and ``log``. The instance's source needs
-    one ``GET`` of the instance (``AISearchHook.get_instance``), made at most once per operator (cached);
-    the job and its item counts come from the task's XCom value. A failure of any kind is logged and
-    gives empty lineage.
+    The host class has ``instance_id``, ``namespace``, ``hook`` and ``log``. The task's result (the
+    return value of ``execute`` or ``execute_complete``, which the mixin wraps in every subclass) gives
+    the job, its status and item counts. The instance's source needs one ``GET`` of the instance
+    (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage is
+    enabled: in the task process, before the OpenLineage listener runs (the listener runs in a forked
+    process, which must not talk to Airflow's supervisor, so it only reads what is cached here). A
+    task that did not succeed gets empty lineage. A failure of any kind is logged and gives empty
+    lineage; it never fails the task.
     """
 
     instance_id: str
@@ -352,11 +376,29 @@ class AISearchLineageMixin:
         def hook(self) -> AISearchHook:
             """The host's hook."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _RESULT_METHODS:
+            method = getattr(cls, name, None)
+            if callable(method) and not getattr(method, _KEEPS_RESULT, False):
+                setattr(cls, name, _keeping_result(method))
+
+    def _keep_lineage_result(self, result: Any) -> None:
+        """Keep the task's result; with OpenLineage enabled, read what its lineage needs now."""
+        self.__dict__["_lineage_result"] = result
+        if result == [] or not openlineage_enabled():
+            return
+        try:
+            self._lineage_datasets()
+        except Exception as exc:  # lineage never fails the task
+            self.__dict__["_lineage_error"] = exc
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """
         The task's OpenLineage datasets and run facets (empty when they cannot be built).
 
-        :param task_instance: The ended task instance (its XCom value is read).
+        :param task_instance: The ended task instance (unused: the result is kept on the operator).
         :return: An ``OperatorLineage``, or ``None`` without the OpenLineage provider.
         """
         try:
@@ -364,34 +406,38 @@ class AISearchLineageMixin:
         except ImportError:
             self.log.debug("The OpenLineage provider is not installed: no lineage")
             return None
+        result = self.__dict__.get("_lineage_result", _KEEPS_RESULT)
+        if result is _KEEPS_RESULT or "_lineage_error" in self.__dict__ or result == []:
+            return OperatorLineage()  # did not succeed, failed to read (logged), or no job matched
         try:
-            return OperatorLineage(**self._openlineage(task_instance))
+            return OperatorLineage(**self._openlineage(result))
         except Exception as exc:  # lineage never fails the task
             self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
             return OperatorLineage()
 
-    def _openlineage(self, task_instance: Any) -> dict[str, Any]:
-        hook = self.hook
-        account_id = hook.conn_info.require_account_id()
-        instance = instance_dataset(account_id, hook.api.resolve_namespace(self.namespace), self.instance_id)
-        value = _returned_value(task_instance)
-        if isinstance(value, list):  # the list operator
-            if not value:
-                return {}  # no job matched: nothing flowed
-            run_facets = jobs_run_facets(value, instance)
-        elif isinstance(value, Mapping) and value.get("id"):
-            run_facets = job_run_facets(value, instance)
+    def _openlineage(self, result: Any) -> dict[str, Any]:
+        instance, source = self._lineage_datasets()
+        if isinstance(result, list):  # the list operator
+            run_facets = jobs_run_facets(result, instance)
+        elif isinstance(result, Mapping) and result.get("id"):
+            run_facets = job_run_facets(result, instance)
         else:
             run_facets = {}
-        source = self._lineage_source(account_id, hook)
         return {
             "inputs": [] if source is None else [source.to_openlineage()],
             "outputs": [instance.to_openlineage()],
             "run_facets": run_facets,
         }
 
-    def _lineage_source(self, account_id: str, hook: AISearchHook) -> DatasetName | None:
-        """The source dataset, from one ``get_instance`` per operator (cached on it)."""
-        if "_lineage_instance" not in self.__dict__:
-            self.__dict__["_lineage_instance"] = hook.get_instance(self.instance_id, namespace=self.namespace)
-        return source_dataset(self.__dict__["_lineage_instance"], account_id, _r2_namespace_setting(hook))
+    def _lineage_datasets(self) -> tuple[DatasetName, DatasetName | None]:
+        """The instance and its source, from one ``get_instance`` per operator (cached on it)."""
+        cached: tuple[DatasetName, DatasetName | None] | None = self.__dict__.get("_lineage_read")
+        if cached is None:
+            hook = self.hook
+            account_id = hook.conn_info.require_account_id()
+            instance = instance_dataset(account_id, hook.api.resolve_namespace(self.namespace), self.instance_id)
+            # Not hook.get_instance: the operator reports this lineage itself, not through the hook collector.
+            read = hook.run(hook.api.get_instance(self.instance_id, namespace=self.namespace))
+            cached = (instance, source_dataset(read, account_id, _r2_namespace_setting(hook)))
+            self.__dict__["_lineage_read"] = cached
+        return cached
