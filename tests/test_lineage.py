@@ -143,6 +143,12 @@ def test_create_operator_facets_from_its_result_and_one_instance_read(
     # Enabled: the instance is read in the task process (the listener's forked process must not make calls
     # through Airflow's supervisor). Disabled: no request at all for lineage.
     assert len(emu.requests_to(route="instance")) == (1 if enabled else 0)
+    if enabled:  # what the listener calls reads only what the task kept: no request, no connection lookup
+
+        def no_lookup(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("a connection lookup from the OpenLineage listener")
+
+        monkeypatch.setattr(AISearchHook, "get_connection", no_lookup)
     got = op.get_openlineage_facets_on_complete(None)
     assert _names(got.inputs) == [(f"r2://{emu.account_id}", "docs-bucket")]
     assert _names(got.outputs) == [(f"cloudflare-aisearch://{emu.account_id}", "default/docs")]
@@ -441,7 +447,8 @@ def _run_dag(
 def _setup_instances(emu: AISearchEmulator) -> None:
     emu.add_instance("docs", type="r2", source="docs-bucket")
     emu.add_instance("docs2", type="r2", source="other-bucket")
-    emu.add_instance("site", type="web-crawler", source="https://Docs.Example.com/guide/")
+    # Credentials in a crawled URL (user info, query) must never reach an event.
+    emu.add_instance("site", type="web-crawler", source=f"https://crawler:{TOKEN}@Docs.Example.com/guide/?key={TOKEN}")
 
 
 def _complete_events(path: Path, tasks: list[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
