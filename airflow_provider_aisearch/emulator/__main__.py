@@ -37,6 +37,14 @@ def main(argv: list[str] | None = None) -> None:
         "--instance", action="append", help="instance id, or NAMESPACE/ID for one namespace (repeatable; default: docs)"
     )
     parser.add_argument("--seed-jobs", type=int, default=3, help="ended jobs to create per instance")
+    parser.add_argument("--items", type=int, default=20, help="files each instance's source holds")
+    parser.add_argument(
+        "--item-error-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share (0-1) of each job's files that end 'error' with realistic error strings (default 0)",
+    )
     parser.add_argument("--job-duration", type=float, default=10.0)
     parser.add_argument("--cooldown", type=float, default=30.0)
     parser.add_argument(
@@ -56,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if (args.email is None) != (args.global_key is None):
         parser.error("--email and --global-key go together")
+    if not 0 <= args.item_error_share <= 1:
+        parser.error("--item-error-share must be from 0 to 1")
+    if args.items < 0:
+        parser.error("--items must be >= 0")
     namespaces = args.namespace or ["default"]
     instances: list[tuple[str, str]] = []
     for item in args.instance or ["docs"]:
@@ -71,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         token=args.token,
         email=args.email,
         global_key=args.global_key,
-        instances=instances,
+        instances=(),
         job_duration=args.job_duration,
         cooldown=args.cooldown,
         verbose=args.verbose,
@@ -79,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.rate_limit is not None:
         emu.rate_limit = RateLimit(limit=args.rate_limit, window=args.rate_window, lockout=args.rate_window)
+    emu.set_item_errors(args.item_error_share)
     for namespace, instance_id in instances:
+        emu.add_instance(instance_id, namespace=namespace, items=args.items)
         emu.seed_jobs(instance_id, args.seed_jobs, namespace=namespace)
     emu.start()
     print(f"AI Search emulator on {emu.url}", flush=True)

@@ -132,7 +132,9 @@ class ItemState(JobState):
         now = self.clock()
         for job in inst.jobs:
             job.settle(now)
-        return max(inst.jobs, key=lambda j: j.started_at, default=None)
+        # The newest by started_at; of jobs started at the same moment, the one added last.
+        latest = max(enumerate(inst.jobs), key=lambda pair: (pair[1].started_at, pair[0]), default=None)
+        return None if latest is None else latest[1]
 
     def _item_key(self, inst: Instance, index: int) -> str:
         if inst.type == "web-crawler" and inst.source:
@@ -170,11 +172,13 @@ class ItemState(JobState):
             status, message, seen = final, error, created
             if job is not None:
                 planned_end = job.ended_at if job.ended_at is not None else job.started_at + job.duration
-                span = max(planned_end + self._setting(inst, "item_lag") - job.started_at, 1e-6)
+                span = max(planned_end + self._setting(inst, "item_lag") - job.started_at, 0.0)
                 settles = job.started_at + span * (index + 1) / count
                 starts = job.started_at + span * index / count
                 seen = min(now, settles)
-                if now < starts:
+                if now >= job.started_at + span:  # the job (and the lag after it) is over: every item settled
+                    pass
+                elif now < starts:
                     status, message, seen = "queued", None, job.started_at
                 elif now < settles:
                     status, message = "running", None
