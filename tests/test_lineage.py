@@ -315,20 +315,27 @@ def test_hook_lineage_never_fails_the_hook_call(
 
 LINEAGE_DAG = """
 import datetime as dt
+import inspect
 from airflow.providers.common.compat.sdk import DAG, task
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.operators import AISearchCreateJobOperator, AISearchListJobsOperator
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 
 FAST = {{"retry_backoff": 0.001}}
+# The item counts in the result (the quality gate's "items"), where the operators can read them.
+STATS = (
+    {{"read_item_stats": True}}
+    if "read_item_stats" in inspect.signature(AISearchCreateJobOperator.__init__).parameters
+    else {{}}
+)
 
 with DAG("aisearch_lineage", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
     create = AISearchCreateJobOperator(
         task_id="create", instance_id="docs", wait_for_completion=True, deferrable=True, poll_interval=0.2,
-        hook_params=FAST,
+        hook_params=FAST, **STATS,
     )
     sensor = AISearchJobSensor(
-        task_id="sensor", instance_id="site", job_id={site_job!r}, poke_interval=0.2, hook_params=FAST
+        task_id="sensor", instance_id="site", job_id={site_job!r}, poke_interval=0.2, hook_params=FAST, **STATS
     )
     listed = AISearchListJobsOperator(
         task_id="list", instance_id="docs", aisearch_conn_id="aisearch_s3", hook_params=FAST
@@ -444,6 +451,14 @@ def _run_dag(
     return result
 
 
+def _reads_item_stats() -> bool:
+    import inspect
+
+    from airflow_provider_aisearch.operators import AISearchCreateJobOperator
+
+    return "read_item_stats" in inspect.signature(AISearchCreateJobOperator.__init__).parameters
+
+
 def _setup_instances(emu: AISearchEmulator) -> None:
     emu.add_instance("docs", type="r2", source="docs-bucket")
     emu.add_instance("docs2", type="r2", source="other-bucket")
@@ -498,11 +513,16 @@ def test_dag_test_emits_openlineage_events_with_source_and_instance(
     assert facets["externalQuery"]["externalQueryId"] == created["id"]
     assert facets["aisearchJob"]["jobId"] == created["id"]
     assert (facets["aisearchJob"]["status"], facets["aisearchJob"]["endReason"]) == ("succeeded", "completed")
+    if _reads_item_stats():  # the deferred path's result carries the counts the triggerer read
+        items = facets["aisearchJob"]["items"]
+        assert items["completed"] + items["error"] + items["skipped"] == 20 and items["degraded"] is False
 
     sensor = events["sensor"]
     assert names(sensor, "inputs") == [("https://docs.example.com", "/guide/")]
     assert names(sensor, "outputs") == [(f"cloudflare-aisearch://{account}", "default/site")]
     assert sensor["run"]["facets"]["aisearchJob"]["jobId"] == emu.jobs("site")[0]["id"]
+    if _reads_item_stats():  # the poke path's too
+        assert sensor["run"]["facets"]["aisearchJob"]["items"]["queued"] == 0
 
     listed = events["list"]
     assert names(listed, "inputs") == [("s3://docs-bucket", "/")]  # aisearch_s3: lineage_r2_namespace="s3"
