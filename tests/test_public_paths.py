@@ -24,6 +24,7 @@ PUBLIC = {
     "airflow_provider_aisearch.sensors": ["AISearchJobSensor"],
     "airflow_provider_aisearch.triggers": ["AISearchJobTrigger"],
     "airflow_provider_aisearch.jobs": ["Job", "JobLog", "JobPage", "JobStatus", "EndReasonPolicy"],
+    "airflow_provider_aisearch.instances": ["Instance", "InstanceStats", "Item", "ItemStatus"],
     "airflow_provider_aisearch.exceptions": ["AISearchError", "AISearchJobFailedError"],
     "airflow_provider_aisearch.links": ["AISearchJobsLink", "DASHBOARD_URL_XCOM_KEY", "dashboard_url"],
     "airflow_provider_aisearch.emulator": [

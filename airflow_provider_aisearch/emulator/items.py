@@ -173,12 +173,11 @@ class ItemState(JobState):
             if job is not None:
                 planned_end = job.ended_at if job.ended_at is not None else job.started_at + job.duration
                 span = max(planned_end + self._setting(inst, "item_lag") - job.started_at, 0.0)
-                settles = job.started_at + span * (index + 1) / count
+                # The last item settles when the job (and the lag after it) is over, never later.
+                settles = min(job.started_at + span, job.started_at + span * (index + 1) / count)
                 starts = job.started_at + span * index / count
                 seen = min(now, settles)
-                if now >= job.started_at + span:  # the job (and the lag after it) is over: every item settled
-                    pass
-                elif now < starts:
+                if now < starts:
                     status, message, seen = "queued", None, job.started_at
                 elif now < settles:
                     status, message = "running", None
