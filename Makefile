@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q "uv>=0.13,<0.14"
-	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui,deploy]" "apache-airflow==$(AIRFLOW_VERSION)"
+	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui,deploy,lineage]" "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml Makefile $(VENV)/.installed

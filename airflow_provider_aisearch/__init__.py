@@ -19,6 +19,14 @@ _ASSET_URIS = {
     "schemes": ["cloudflare-aisearch"],
     "handler": "airflow_provider_aisearch.assets.sanitize_uri",
     "factory": "airflow_provider_aisearch.assets.create_asset",
+    "to_openlineage_converter": "airflow_provider_aisearch.lineage.asset_to_openlineage",
+}
+# r2://<account_id>/<bucket>: an instance's R2 source in hook lineage (airflow_provider_aisearch.lineage); no
+# normaliser (Airflow keeps such URIs as written), only the OpenLineage name r2://<account_id> / <bucket>.
+_R2_URIS = {
+    "schemes": ["r2"],
+    "handler": None,
+    "to_openlineage_converter": "airflow_provider_aisearch.lineage.r2_asset_to_openlineage",
 }
 
 
@@ -62,8 +70,8 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": ["airflow_provider_aisearch.links.AISearchJobsLink"],
         # cloudflare-aisearch://<account_id>/<namespace>/<instance_id> (airflow_provider_aisearch.assets);
         # Airflow 2.11 reads the same entry under its former name.
-        "asset-uris": [_ASSET_URIS],
-        "dataset-uris": [_ASSET_URIS],
+        "asset-uris": [_ASSET_URIS, _R2_URIS],
+        "dataset-uris": [_ASSET_URIS, _R2_URIS],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -19,6 +19,7 @@ from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobTimeo
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.job_filter import newest_first_key
 from airflow_provider_aisearch.jobs import Job, JobStatus
+from airflow_provider_aisearch.lineage import AISearchLineageMixin
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
 from airflow_provider_aisearch.safe_create import SafeCreate
 from airflow_provider_aisearch.sensors import AISearchJobWaitMixin
@@ -42,7 +43,7 @@ def _newest_running(jobs: Iterable[Job]) -> Job | None:
     return max(running, key=newest_first_key) if running else None
 
 
-class AISearchCreateJobOperator(AISearchJobWaitMixin, BaseOperator):
+class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, BaseOperator):
     """
     Start an indexing job safely, optionally waiting until it ends.
 

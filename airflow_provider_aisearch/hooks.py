@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
+from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.api import (
     CONN_TYPE,
     ITEMS_MAX_PER_PAGE,
@@ -266,7 +267,9 @@ class AISearchHook(BaseHook):
         :param description: Up to 255 characters, stored on the job (used to find it again).
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        return self.run(self.api.create_job(instance_id, description=description, namespace=namespace))
+        job = self.run(self.api.create_job(instance_id, description=description, namespace=namespace))
+        lineage.record_job_output(self, instance_id, namespace)  # hook lineage: the instance is an output
+        return job
 
     def cancel_job(self, instance_id: str, job_id: str, *, namespace: str | _Unset | None = UNSET) -> Job:
         """
@@ -375,7 +378,9 @@ class AISearchHook(BaseHook):
         :param instance_id: AI Search instance id.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        return self.run(self.api.get_instance(instance_id, namespace=namespace))
+        instance = self.run(self.api.get_instance(instance_id, namespace=namespace))
+        lineage.record_source_input(self, instance)  # hook lineage: the source is an input (no request)
+        return instance
 
     def get_instance_stats(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> InstanceStats:
         """

@@ -13,6 +13,7 @@ from airflow_provider_aisearch.api import UNSET, ListOrder, _Unset, validate_ins
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.job_filter import JobFilter, newest_first_key, parse_statuses
 from airflow_provider_aisearch.jobs import Job, JobStatus
+from airflow_provider_aisearch.lineage import AISearchLineageMixin
 from airflow_provider_aisearch.sensors import end_reason_settings, validate_hook_params
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["AISearchListJobsOperator"]
 
 
-class AISearchListJobsOperator(BaseOperator):
+class AISearchListJobsOperator(AISearchLineageMixin, BaseOperator):
     """
     List an instance's indexing jobs and return those matching every filter, newest first.
 

@@ -20,6 +20,7 @@ from airflow_provider_aisearch.api import DEFAULT_BASE_URL, UNSET, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.lineage import AISearchLineageMixin
 from airflow_provider_aisearch.quality import OUTCOME_ERRORS, ItemCheck, ItemGate, ended_well
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event, validate_event
 from airflow_provider_aisearch.watch import (
@@ -256,7 +257,7 @@ class AISearchJobWaitMixin:
         raise error_from_event(event)
 
 
-class AISearchJobSensor(AISearchJobWaitMixin, BaseSensorOperator):
+class AISearchJobSensor(AISearchLineageMixin, AISearchJobWaitMixin, BaseSensorOperator):
     """
     Wait until a Cloudflare AI Search indexing job ends.
 

@@ -27,6 +27,8 @@ PUBLIC = {
     "airflow_provider_aisearch.instances": ["Instance", "InstanceStats", "Item", "ItemStatus"],
     "airflow_provider_aisearch.exceptions": ["AISearchError", "AISearchJobFailedError", "AISearchIndexQualityError"],
     "airflow_provider_aisearch.quality": ["ItemGate", "check_items", "read_item_stats"],
+    # The provider info names the converters by these paths (asset-uris "to_openlineage_converter").
+    "airflow_provider_aisearch.lineage": ["asset_to_openlineage", "r2_asset_to_openlineage", "AISearchLineageMixin"],
     "airflow_provider_aisearch.links": ["AISearchJobsLink", "DASHBOARD_URL_XCOM_KEY", "dashboard_url"],
     "airflow_provider_aisearch.emulator": [
         "AISearchEmulator",

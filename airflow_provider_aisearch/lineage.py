@@ -1,0 +1,446 @@
+"""Lineage of an indexing job: the instance's source flows into the AI Search instance.
+
+Two paths report it, both built on the dataset names here (one source of truth):
+
+* **Operator lineage** (OpenLineage): :class:`AISearchLineageMixin` gives the create operator, the
+  sensor and the list operator ``get_openlineage_facets_on_complete``, which the OpenLineage provider
+  calls when the task ends. Input: the instance's source; output: the instance; run facets: the job
+  id (``externalQuery``), its status and end reason and, when the quality gate read them, the item
+  counts (``aisearchJob``; the list operator: ``aisearchJobs``).
+* **Hook lineage** (Airflow's hook lineage collector): :func:`record_job_output` (from
+  ``AISearchHook.create_job``) and :func:`record_source_input` (from ``AISearchHook.get_instance``),
+  so a ``@task`` that calls the hook gets lineage too. No extra request: they use what the call
+  already returned or the connection holds.
+
+Dataset names (OpenLineage namespace / name):
+
+* the instance: ``cloudflare-aisearch://<account_id>`` / ``<namespace>/<instance_id>``, i.e. the asset
+  URI of :func:`~airflow_provider_aisearch.assets.instance_uri` split after the authority (the legacy
+  un-namespaced paths address the ``default`` namespace);
+* an R2 bucket, by the connection extra ``lineage_r2_namespace``: ``"r2"`` (default)
+  ``r2://<account_id>`` / ``<bucket>`` (R2 bucket names are unique per account only, and an R2
+  object's address is ``https://<account_id>.r2.cloudflarestorage.com/<bucket>/<key>``: the account
+  is the datasource, as OpenLineage's naming asks), or ``"s3"`` ``s3://<bucket>`` / ``/`` (the object
+  store convention for a whole bucket: joins the lineage of Spark or anything else that reads the
+  bucket through R2's S3 API, but is the same name as an AWS bucket called alike);
+* a web crawler's site: ``<scheme>://<host>[:<port>]`` / ``<path>`` (``/`` for the root; user info,
+  query and fragment are dropped, so no credential in a URL reaches an event);
+* managed storage (``type`` ``None``): no input dataset; the files were uploaded to the instance
+  itself, which is already the output.
+
+The OpenLineage provider is optional: everything from it is imported inside the functions, and any
+failure (it is missing, the instance cannot be read, a bad setting) is logged and gives empty
+lineage; lineage never fails a task or a hook call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_aisearch.api import DEFAULT_NAMESPACE, UNSET, _Unset
+from airflow_provider_aisearch.api.connection import _extra_value
+from airflow_provider_aisearch.assets import SCHEME, _validate_account_id, instance_uri, parse_instance_uri
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    from airflow_provider_aisearch.hooks import AISearchHook
+    from airflow_provider_aisearch.instances import Instance
+
+__all__ = [
+    "DEFAULT_R2_NAMESPACE",
+    "R2_NAMESPACES",
+    "R2_NAMESPACE_EXTRA",
+    "AISearchLineageMixin",
+    "DatasetName",
+    "asset_to_openlineage",
+    "instance_dataset",
+    "job_run_facets",
+    "jobs_run_facets",
+    "openlineage_enabled",
+    "r2_asset_to_openlineage",
+    "record_job_output",
+    "record_source_input",
+    "source_dataset",
+    "validate_r2_namespace",
+]
+
+log = logging.getLogger(__name__)
+
+#: The connection extra that chooses how R2 buckets are named.
+R2_NAMESPACE_EXTRA = "lineage_r2_namespace"
+#: ``"r2"``: ``r2://<account_id>`` / ``<bucket>``; ``"s3"``: ``s3://<bucket>`` / ``/``.
+R2_NAMESPACES = ("r2", "s3")
+DEFAULT_R2_NAMESPACE = "r2"
+#: The URI scheme of R2 buckets in Airflow assets (hook lineage); the provider registers its converter.
+R2_SCHEME = "r2"
+#: Instance types (``Instance.type``) with a source dataset.
+R2_TYPE, WEB_CRAWLER_TYPE = "r2", "web-crawler"
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    """
+    An OpenLineage dataset name, and the Airflow asset URI it stands for.
+
+    :param namespace: The datasource (``scheme://authority``).
+    :param name: The dataset within it.
+    :param uri: The matching Airflow asset URI (hook lineage).
+    """
+
+    namespace: str
+    name: str
+    uri: str
+
+    def to_openlineage(self) -> Any:
+        """The OpenLineage ``Dataset`` (needs the OpenLineage client)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+
+        return Dataset(namespace=self.namespace, name=self.name)
+
+
+def validate_r2_namespace(value: object) -> str:
+    """
+    Check a ``lineage_r2_namespace`` setting (``None``: the default).
+
+    :raises ValueError: not one of :data:`R2_NAMESPACES`.
+    """
+    if value is None or value == "":
+        return DEFAULT_R2_NAMESPACE
+    if value not in R2_NAMESPACES:
+        raise ValueError(f"{R2_NAMESPACE_EXTRA} must be one of {', '.join(map(repr, R2_NAMESPACES))}, got {value!r}")
+    return str(value)
+
+
+def instance_dataset(account_id: str, namespace: str | None, instance_id: str) -> DatasetName:
+    """
+    The instance as a dataset: ``cloudflare-aisearch://<account_id>`` / ``<namespace>/<instance_id>``.
+
+    :param account_id: Cloudflare account id.
+    :param namespace: AI Search namespace; ``None`` (legacy paths) is ``default``.
+    :param instance_id: AI Search instance id.
+    :raises ValueError: naming the invalid part.
+    """
+    uri = instance_uri(account_id, namespace or DEFAULT_NAMESPACE, instance_id)
+    ref = parse_instance_uri(uri)
+    return DatasetName(f"{SCHEME}://{ref.account_id}", f"{ref.namespace}/{ref.instance_id}", uri)
+
+
+def _bucket_dataset(bucket: str, account_id: str, r2_namespace: str) -> DatasetName:
+    bucket = bucket.strip().strip("/")
+    if not bucket or "/" in bucket:
+        raise ValueError(f"an R2 source is a bucket name, got {bucket!r}")
+    if validate_r2_namespace(r2_namespace) == "s3":
+        return DatasetName(f"s3://{bucket}", "/", f"s3://{bucket}")
+    account = _validate_account_id(account_id)
+    return DatasetName(f"{R2_SCHEME}://{account}", bucket, f"{R2_SCHEME}://{account}/{bucket}")
+
+
+def _site_dataset(url: str) -> DatasetName:
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"a web crawler's source is an http(s) URL, got scheme {parts.scheme!r}")
+    authority = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")  # no user info
+    path = parts.path or "/"
+    namespace = f"{scheme}://{authority}"
+    return DatasetName(namespace, path, namespace + path)
+
+
+def source_dataset(instance: Instance, account_id: str, r2_namespace: str | None = None) -> DatasetName | None:
+    """
+    The instance's source as a dataset, or ``None`` (managed storage, or no source known).
+
+    :param instance: The instance (``type`` and ``source``, from ``AISearchHook.get_instance``).
+    :param account_id: Cloudflare account id (R2 bucket names are unique per account).
+    :param r2_namespace: ``"r2"`` (default) or ``"s3"``: see the module docstring.
+    :raises ValueError: a bad setting, or a source that is not a bucket name / an http(s) URL.
+    """
+    r2_namespace = validate_r2_namespace(r2_namespace)
+    if instance.type is None or not instance.source:
+        return None
+    if instance.type == R2_TYPE:
+        return _bucket_dataset(instance.source, account_id, r2_namespace)
+    if instance.type == WEB_CRAWLER_TYPE:
+        return _site_dataset(instance.source)
+    log.info("Instance %s has source type %r, which has no lineage dataset", instance.id, instance.type)
+    return None
+
+
+# -- hook lineage ------------------------------------------------------------------------------------
+
+
+def _r2_namespace_setting(hook: AISearchHook) -> str:
+    """The connection's ``lineage_r2_namespace`` (looked up once per hook)."""
+    cached = hook.__dict__.get("_lineage_r2_namespace")
+    if cached is None:
+        extra = hook.get_connection(hook.aisearch_conn_id).extra_dejson
+        cached = validate_r2_namespace(_extra_value(extra, R2_NAMESPACE_EXTRA)[1])
+        hook.__dict__["_lineage_r2_namespace"] = cached
+    return str(cached)
+
+
+def _collector() -> Any:
+    from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+    return get_hook_lineage_collector()
+
+
+def record_job_output(hook: AISearchHook, instance_id: str, namespace: str | _Unset | None = UNSET) -> None:
+    """
+    Hook lineage of a started job: the instance is an output (``AISearchHook.create_job``). Never raises.
+
+    :param hook: The hook that started it (the lineage context; its connection gives the account).
+    :param instance_id: AI Search instance id.
+    :param namespace: As passed to the hook method.
+    """
+    try:
+        dataset = instance_dataset(
+            hook.conn_info.require_account_id(), hook.api.resolve_namespace(namespace), instance_id
+        )
+        _collector().add_output_asset(context=hook, uri=dataset.uri)
+    except Exception as exc:  # lineage never fails the call
+        log.warning("No hook lineage for instance %s: %s", instance_id, exc)
+
+
+def record_source_input(hook: AISearchHook, instance: Instance) -> None:
+    """
+    Hook lineage of a read instance: its source is an input (``AISearchHook.get_instance``). Never raises.
+
+    :param hook: The hook that read it.
+    :param instance: The instance read.
+    """
+    try:
+        dataset = source_dataset(instance, hook.conn_info.require_account_id(), _r2_namespace_setting(hook))
+        if dataset is not None:
+            _collector().add_input_asset(context=hook, uri=dataset.uri)
+    except Exception as exc:  # lineage never fails the call
+        log.warning("No hook lineage for the source of instance %s: %s", instance.id, exc)
+
+
+# -- asset -> OpenLineage converters (provider info ``to_openlineage_converter``) --------------------
+
+
+def asset_to_openlineage(asset: Any, lineage_context: BaseHook | None = None) -> Any:
+    """
+    A ``cloudflare-aisearch://`` asset as an OpenLineage dataset (the OpenLineage provider calls this).
+
+    :param asset: The Airflow asset.
+    :param lineage_context: The hook that reported it (unused).
+    """
+    ref = parse_instance_uri(asset.uri)
+    return instance_dataset(ref.account_id, ref.namespace, ref.instance_id).to_openlineage()
+
+
+def r2_asset_to_openlineage(asset: Any, lineage_context: BaseHook | None = None) -> Any:
+    """
+    An ``r2://<account_id>/<bucket>[/<key>]`` asset as an OpenLineage dataset: ``r2://<account_id>`` /
+    ``<bucket>[/<key>]``.
+
+    :param asset: The Airflow asset.
+    :param lineage_context: The hook that reported it (unused).
+    """
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+
+    parts = urlsplit(asset.uri)
+    if parts.scheme.lower() != R2_SCHEME or not parts.hostname or not parts.path.strip("/"):
+        raise ValueError(f"an R2 asset URI is r2://<account_id>/<bucket>[/<key>], got {asset.uri!r}")
+    return Dataset(namespace=f"{R2_SCHEME}://{parts.hostname.lower()}", name=parts.path.lstrip("/"))
+
+
+# -- run facets --------------------------------------------------------------------------------------
+
+
+@cache
+def _facet_classes() -> tuple[type[Any], type[Any]]:
+    """The custom run facets (built on first use: they subclass the OpenLineage client's ``RunFacet``)."""
+    import attr
+    from airflow.providers.common.compat.openlineage.facet import RunFacet
+
+    # OpenLineage facet fields are camelCase.
+    @attr.define
+    class AISearchJobRunFacet(RunFacet):
+        """One AI Search indexing job: id, status, end reason, and the instance's item counts when read."""
+
+        jobId: str
+        status: str | None = None
+        endReason: str | None = None
+        instance: str | None = None
+        items: dict[str, Any] | None = None
+
+    @attr.define
+    class AISearchJobsRunFacet(RunFacet):
+        """The jobs a list task returned: id, status and end reason of each (ids only with ``ids_only``)."""
+
+        jobs: list[dict[str, Any]]
+        instance: str | None = None
+
+    return AISearchJobRunFacet, AISearchJobsRunFacet
+
+
+def job_run_facets(job: Mapping[str, Any], instance: DatasetName) -> dict[str, Any]:
+    """
+    The run facets of one job's XCom value: ``externalQuery`` (the job id) and ``aisearchJob``.
+
+    :param job: The job dict (the create operator's or the sensor's return value).
+    :param instance: The instance dataset.
+    """
+    from airflow.providers.common.compat.openlineage.facet import ExternalQueryRunFacet
+
+    job_facet, _ = _facet_classes()
+    items = job.get("items")
+    return {
+        "externalQuery": ExternalQueryRunFacet(externalQueryId=str(job["id"]), source=instance.namespace),
+        "aisearchJob": job_facet(
+            jobId=str(job["id"]),
+            status=job.get("status"),
+            endReason=job.get("end_reason"),
+            instance=instance.uri,
+            items=dict(items) if isinstance(items, Mapping) else None,
+        ),
+    }
+
+
+def jobs_run_facets(jobs: list[Any], instance: DatasetName) -> dict[str, Any]:
+    """
+    The run facet of a list task's XCom value (job dicts, or ids with ``ids_only``): ``aisearchJobs``.
+
+    :param jobs: The returned jobs.
+    :param instance: The instance dataset.
+    """
+    _, jobs_facet = _facet_classes()
+    listed = [
+        {"jobId": str(j["id"]), "status": j.get("status"), "endReason": j.get("end_reason")}
+        if isinstance(j, Mapping)
+        else {"jobId": str(j)}
+        for j in jobs
+    ]
+    return {"aisearchJobs": jobs_facet(jobs=listed, instance=instance.uri)}
+
+
+# -- operator lineage --------------------------------------------------------------------------------
+
+
+#: The host methods whose return value is the task's result (wrapped by :class:`AISearchLineageMixin`).
+_RESULT_METHODS = ("execute", "execute_complete")
+_KEEPS_RESULT = "_aisearch_keeps_lineage_result"
+
+
+def openlineage_enabled() -> bool:
+    """Whether the OpenLineage provider is installed and configured (it disables itself without a transport)."""
+    try:
+        from airflow.providers.openlineage import conf
+    except ImportError:
+        return False
+    try:
+        return not conf.is_disabled()
+    except Exception:  # a broken OpenLineage configuration is OpenLineage's to report
+        return False
+
+
+def _keeping_result(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: AISearchLineageMixin, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self._keep_lineage_result(result)
+        return result
+
+    setattr(wrapper, _KEEPS_RESULT, True)
+    return wrapper
+
+
+class AISearchLineageMixin:
+    """
+    ``get_openlineage_facets_on_complete`` for the create operator, the sensor and the list operator.
+
+    The host class has ``instance_id``, ``namespace``, ``hook`` and ``log``. The task's result (the
+    return value of ``execute`` or ``execute_complete``, which the mixin wraps in every subclass) gives
+    the job, its status and item counts. The instance's source needs one ``GET`` of the instance
+    (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage is
+    enabled: in the task process, before the OpenLineage listener runs (the listener runs in a forked
+    process, which must not talk to Airflow's supervisor, so it only reads what is cached here). A
+    task that did not succeed gets empty lineage. A failure of any kind is logged and gives empty
+    lineage; it never fails the task.
+    """
+
+    instance_id: str
+    namespace: str | _Unset | None
+    log: Any
+
+    if TYPE_CHECKING:
+
+        @property
+        def hook(self) -> AISearchHook:
+            """The host's hook."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _RESULT_METHODS:
+            method = getattr(cls, name, None)
+            if callable(method) and not getattr(method, _KEEPS_RESULT, False):
+                setattr(cls, name, _keeping_result(method))
+
+    def _keep_lineage_result(self, result: Any) -> None:
+        """Keep the task's result; with OpenLineage enabled, read what its lineage needs now."""
+        self.__dict__["_lineage_result"] = result
+        if result == [] or not openlineage_enabled():
+            return
+        try:
+            self._lineage_datasets()
+        except Exception as exc:  # lineage never fails the task
+            self.__dict__["_lineage_error"] = exc
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        The task's OpenLineage datasets and run facets (empty when they cannot be built).
+
+        :param task_instance: The ended task instance (unused: the result is kept on the operator).
+        :return: An ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        try:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            self.log.debug("The OpenLineage provider is not installed: no lineage")
+            return None
+        result = self.__dict__.get("_lineage_result", _KEEPS_RESULT)
+        if result is _KEEPS_RESULT or "_lineage_error" in self.__dict__ or result == []:
+            return OperatorLineage()  # did not succeed, failed to read (logged), or no job matched
+        try:
+            return OperatorLineage(**self._openlineage(result))
+        except Exception as exc:  # lineage never fails the task
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+            return OperatorLineage()
+
+    def _openlineage(self, result: Any) -> dict[str, Any]:
+        instance, source = self._lineage_datasets()
+        if isinstance(result, list):  # the list operator
+            run_facets = jobs_run_facets(result, instance)
+        elif isinstance(result, Mapping) and result.get("id"):
+            run_facets = job_run_facets(result, instance)
+        else:
+            run_facets = {}
+        return {
+            "inputs": [] if source is None else [source.to_openlineage()],
+            "outputs": [instance.to_openlineage()],
+            "run_facets": run_facets,
+        }
+
+    def _lineage_datasets(self) -> tuple[DatasetName, DatasetName | None]:
+        """The instance and its source, from one ``get_instance`` per operator (cached on it)."""
+        cached: tuple[DatasetName, DatasetName | None] | None = self.__dict__.get("_lineage_read")
+        if cached is None:
+            hook = self.hook
+            account_id = hook.conn_info.require_account_id()
+            instance = instance_dataset(account_id, hook.api.resolve_namespace(self.namespace), self.instance_id)
+            # Not hook.get_instance: the operator reports this lineage itself, not through the hook collector.
+            read = hook.run(hook.api.get_instance(self.instance_id, namespace=self.namespace))
+            cached = (instance, source_dataset(read, account_id, _r2_namespace_setting(hook)))
+            self.__dict__["_lineage_read"] = cached
+        return cached
