@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
+from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import (
     AISearchError,
     AISearchIndexQualityError,
@@ -136,11 +136,14 @@ def test_default_reads_no_stats(setup: Any, mode: str) -> None:
 
 # 20 items: 10 skipped, 2 in error, 8 completed. Processed = 20, so the share in error is 10 %
 # (not 2 / 10 = 20 %, as it would be without the skipped ones).
-GATES = [(2, True), (1, False), (0.15, True), (0.09, False)]
+# Exactly at the limit passes ("more than"): 2 errors with max 2, 10 % with max 0.10.
+GATES = [(2, True), (1, False), (0.15, True), (0.10, True), (0.09, False)]
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("limit", "passes"), GATES, ids=["count-2-pass", "count-1-fail", "15pc-pass", "9pc-fail"])
+@pytest.mark.parametrize(
+    ("limit", "passes"), GATES, ids=["count-2-pass", "count-1-fail", "15pc-pass", "10pc-at-limit-pass", "9pc-fail"]
+)
 def test_gate_by_count_and_fraction(setup: Any, mode: str, limit: float, passes: bool) -> None:
     emu = setup(items=20, errors=0.1, skipped=0.5)
     if passes:
@@ -183,6 +186,37 @@ def test_the_gate_reads_the_stats_in_the_triggerer_when_deferred(setup: Any) -> 
     before = len(emu.requests)
     assert sensor.execute_complete({}, event)["items"] == event["items"]
     assert len(emu.requests) == before  # execute_complete sends nothing when the gate passes
+
+
+@pytest.mark.parametrize("mode", ["deferred", "create_deferred"])
+def test_deferred_the_triggerer_waits_for_the_items_and_the_worker_sends_nothing(setup: Any, mode: str) -> None:
+    """Both deferrable tasks: the item wait runs in the trigger; ``execute_complete`` only judges the event."""
+    emu = setup(items=20, errors=0.1)
+    emu.set_item_lag(1.0)
+    gate = {"max_item_errors": 2, "wait_for_items": True}
+    task: Any
+    if mode == "deferred":
+        job = emu.add_job("docs", duration=0.5)
+        task = make_sensor(job_id=job.id, deferrable=True, **gate)
+        with pytest.raises(TaskDeferred) as info:
+            task.execute({})
+    else:
+        emu.job_duration = 0.5
+        task = create_op(wait_for_completion=True, deferrable=True, timeout=30, **gate)
+        with pytest.raises(TaskDeferred) as info:
+            task.execute(ctx(ti=FakeTI()))
+    assert stats_reads(emu) == []  # nothing read in the worker before deferring
+    event = run_trigger(info.value.trigger)
+    assert event["status"] == "done"
+    assert (event["items"]["queued"], event["items"]["running"], event["items"]["error"]) == (0, 0, 2)
+    assert len(stats_reads(emu)) >= 2  # the trigger read them again while items were in flight
+    before = len(emu.requests)
+    if mode == "deferred":
+        result = task.execute_complete({}, event)
+    else:
+        result = task.execute_complete(ctx(), event, **(info.value.kwargs or {}))
+    assert result["items"] == event["items"]
+    assert len(emu.requests) == before  # the worker sent nothing after the event
 
 
 def test_an_event_without_stats_reads_them_once_in_execute_complete(setup: Any) -> None:
@@ -298,6 +332,39 @@ def test_wait_for_items_reads_the_stats_until_nothing_is_in_flight(setup: Any, m
     reads = stats_reads(emu)
     assert len(reads) >= 2  # it read them again while items were in flight
     assert len(reads) < 200  # at the poll interval, not in a busy loop
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_degraded_stats_end_an_item_wait(setup: Any, mode: str) -> None:
+    """Degraded stats have no counts to wait on: one read, then the verdict (a warning, no gate here)."""
+    emu = setup(items=20)
+    emu.set_item_lag(3600)
+    emu.set_degraded(True)
+    items = wait(emu, mode, duration=0.5, timeout=5, wait_for_items=True)["items"]
+    assert items["degraded"] is True
+    assert len(stats_reads(emu)) == 1
+
+
+@pytest.mark.parametrize("mode", ["deferred", "create", "create_deferred"])
+def test_an_item_wait_is_paced_by_the_rate_limit_budget(
+    setup: Any, mode: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """
+    40 requests per 2 s and a 0.02 s interval: the stats reads spread out as the budget runs low.
+
+    Paced, they never reach the reserve, so no request is held at the budget gate (unpaced, they
+    would burn the budget down to the reserve and wait there) and none is answered 429.
+    """
+    caplog.set_level(logging.DEBUG)
+    emu = setup(items=20)
+    emu.rate_limit = RateLimit(limit=40, window=2.0, lockout=2.0)
+    emu.set_item_lag(3.0)
+    interval = {"poke_interval": 0.02} if mode == "deferred" else {"poll_interval": 0.02}
+    items = wait(emu, mode, duration=0.3, wait_for_items=True, **interval)["items"]
+    assert (items["queued"], items["running"]) == (0, 0)
+    assert emu.rate_limit.refused == 0
+    assert [r.status for r in emu.requests if r.status == 429] == []
+    assert "rate-limit budget nearly spent" not in logged(caplog, capsys)
 
 
 @pytest.mark.parametrize("mode", MODES)
