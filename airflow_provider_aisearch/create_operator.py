@@ -2,7 +2,7 @@
 
 Adopting an earlier try's job is :mod:`~airflow_provider_aisearch.task_tries`; one POST through the
 cooldown and ambiguous failures is :mod:`~airflow_provider_aisearch.safe_create`; the wait is the
-sensor's (:class:`~airflow_provider_aisearch.sensors.AISearchJobWaitMixin`).
+sensor's (:class:`~airflow_provider_aisearch.job_wait.AISearchJobWaitMixin`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from airflow_provider_aisearch.api import UNSET, _Unset, is_already_ended, valid
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobTimeoutError
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.job_filter import newest_first_key
+from airflow_provider_aisearch.job_wait import AISearchJobWaitMixin
 from airflow_provider_aisearch.jobs import Job, JobStatus
 from airflow_provider_aisearch.lineage import AISearchLineageMixin
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
 from airflow_provider_aisearch.safe_create import SafeCreate
-from airflow_provider_aisearch.sensors import AISearchJobWaitMixin
 from airflow_provider_aisearch.task_tries import default_description, earlier_try_job, store_job_id
 from airflow_provider_aisearch.triggers import error_from_event, validate_event
 from airflow_provider_aisearch.watch import JobWatch, result_dict, validate_interval

@@ -3,7 +3,8 @@
 Paths, validation, the retry policy and error mapping come from :mod:`airflow_provider_aisearch.api`,
 which the async trigger shares; this module adds the connection lookup, the session and the
 synchronous retry loop (its ``requests`` details are :mod:`~airflow_provider_aisearch.requests_transport`,
-the Test button :mod:`~airflow_provider_aisearch.connection_check`). The async client for triggers is
+the Test button :mod:`~airflow_provider_aisearch.connection_check`, the instance reads
+:mod:`~airflow_provider_aisearch.instance_reads`). The async client for triggers is
 :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, re-exported here.
 """
 
@@ -21,7 +22,6 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.api import (
     CONN_TYPE,
-    ITEMS_MAX_PER_PAGE,
     JOBS_MAX_PER_PAGE,
     LOGS_MAX_PER_PAGE,
     UNSET,
@@ -47,7 +47,7 @@ from airflow_provider_aisearch.async_client import _classify_httpx_error as _cla
 from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
 from airflow_provider_aisearch.connection_check import check_connection
-from airflow_provider_aisearch.instances import Instance, InstanceStats, Item
+from airflow_provider_aisearch.instance_reads import InstanceReads
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
 
@@ -59,7 +59,7 @@ __all__ = ["AISearchAsyncClient", "AISearchHook"]
 T = TypeVar("T")
 
 
-class AISearchHook(BaseHook):
+class AISearchHook(InstanceReads, BaseHook):
     """
     Interact with the Cloudflare AI Search jobs API.
 
@@ -368,74 +368,6 @@ class AISearchHook(BaseHook):
             newest.update((e.id, e) for e in entries)
             newest = dict(heapq.nlargest(lines, newest.items()))
         return [newest[i] for i in sorted(newest)]
-
-    # -- instance, stats, items --------------------------------------------------------------
-
-    def get_instance(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> Instance:
-        """
-        Get the instance: its source type (``r2`` / ``web-crawler``), source, ``paused``, status and sync interval.
-
-        :param instance_id: AI Search instance id.
-        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
-        """
-        instance = self.run(self.api.get_instance(instance_id, namespace=namespace))
-        lineage.record_source_input(self, instance)  # hook lineage: the source is an input (no request)
-        return instance
-
-    def get_instance_stats(self, instance_id: str, *, namespace: str | _Unset | None = UNSET) -> InstanceStats:
-        """
-        Get the instance's item counts by status (``degraded`` when Cloudflare cannot count them).
-
-        :param instance_id: AI Search instance id.
-        :param namespace: Overrides the hook's namespace (``None`` = legacy path).
-        """
-        return self.run(self.api.get_instance_stats(instance_id, namespace=namespace))
-
-    def iter_items(
-        self,
-        instance_id: str,
-        *,
-        status: str | None = None,
-        source: str | None = None,
-        sort_by: str | None = None,
-        per_page: int = ITEMS_MAX_PER_PAGE,
-        namespace: str | _Unset | None = UNSET,
-    ) -> Iterator[Item]:
-        """
-        Iterate over the instance's items, fetching pages lazily (stop iterating to stop paging).
-
-        The items list exists only in the namespaced form: ``namespace=None`` raises a ``ValueError``
-        naming ``namespace`` when called, before any request (as does any other invalid argument).
-
-        :param instance_id: AI Search instance id.
-        :param status: Only items with this status (``"error"``, ``"queued"``, ...; see
-            :class:`~airflow_provider_aisearch.instances.ItemStatus`).
-        :param source: Only items of this ``source_id`` (e.g. ``"builtin"``).
-        :param sort_by: ``"status"`` (Cloudflare's default) or ``"modified_at"``.
-        :param per_page: Items per page, 1-100.
-        :param namespace: Overrides the hook's namespace.
-        """
-        options: dict[str, Any] = {
-            "per_page": per_page,
-            "status": status,
-            "source": source,
-            "sort_by": sort_by,
-            "namespace": namespace,
-        }
-        first = self.api.items_page(instance_id, page=1, **options)  # validates now
-        return self._iter_items(first, instance_id, options)
-
-    def _iter_items(
-        self, first: Plan[tuple[list[Item], bool]], instance_id: str, options: dict[str, Any]
-    ) -> Iterator[Item]:
-        page = 1
-        items, last = self.run(first)
-        while True:
-            yield from items
-            if last:
-                return
-            page += 1
-            items, last = self.run(self.api.items_page(instance_id, page=page, **options))
 
     # -- connection test -------------------------------------------------------------------
 

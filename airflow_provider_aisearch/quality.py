@@ -18,14 +18,14 @@ under ``"items"`` (:meth:`InstanceStats.to_dict`), and judge them with an :class
 
 The stats are the instance's, not the job's: the API has no per-job counts.
 
-:func:`read_item_stats` is the one stats wait (a plan, so the worker drives it with the hook and
-the trigger with the async client, in the triggerer when deferred); :func:`check_items` is the one
+:func:`~airflow_provider_aisearch.item_stats.read_item_stats` is the one stats wait (a plan, so the
+worker drives it with the hook and the trigger with the async client, in the triggerer when deferred;
+in :mod:`~airflow_provider_aisearch.item_stats`, re-exported here); :func:`check_items` is the one
 verdict, used by the poke path and by ``execute_complete`` alike.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aisearch.api import UNSET, Backoff, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.api import _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobFailedError
 from airflow_provider_aisearch.instances import InstanceStats, Item
+from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
 from airflow_provider_aisearch.jobs import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ __all__ = [
 
 #: Most failed items (key and error) a failed gate writes to the task log (one page of the items list).
 FAILED_ITEMS_LOGGED = 20
-#: Shortest pause between two stats reads of an item wait, whatever the interval.
-MIN_STATS_GAP = 0.01
 #: Errors that say the job's outcome was bad (not that the API failed): ``soft_fail`` skips on them.
 OUTCOME_ERRORS: tuple[type[AISearchError], ...] = (AISearchJobFailedError, AISearchIndexQualityError)
 
@@ -164,78 +163,6 @@ class ItemGate:
         if share > limit:
             return f"{errors} of {processed} processed item(s) in error ({share:.1%}) > {limit:.1%}"
         return None
-
-
-def items_pending(stats: InstanceStats | None, wait: bool) -> bool:
-    """Whether an item wait is not over: no stats yet, or (``wait``) items still queued or running."""
-    if stats is None:
-        return True
-    return wait and not stats.degraded and stats.in_flight != 0
-
-
-def items_timeout_message(where: str, stats: InstanceStats | None) -> str:
-    """Why an item wait timed out (the trigger's ``timeout`` event and the worker's error say the same)."""
-    if stats is None:
-        return f"{where} ended, but its item stats could not be read before the timeout passed"
-    return (
-        f"{where} ended, but {stats.queued} item(s) were still queued and {stats.running} running "
-        "when the timeout passed (wait_for_items=True)"
-    )
-
-
-def read_item_stats(
-    api: JobsAPI,
-    instance_id: str,
-    *,
-    namespace: str | _Unset | None = UNSET,
-    wait: bool,
-    interval: float,
-    deadline: float | None,
-    log: Any,
-) -> Plan[InstanceStats | None]:
-    """
-    Read the instance's item stats; with ``wait``, again every ``interval`` until nothing is queued or running.
-
-    One implementation for every mode: the worker drives it with the hook, the trigger with the
-    async client. Each read is one GET with the API's retries and rate-limit budget; a transient
-    failure after those retries is logged and read again at the next interval; any other raises.
-    Pauses stretch when the budget runs low and never pass ``deadline``.
-
-    :param api: The connection's plans (``with_deadline`` bounds their retry waits too).
-    :param instance_id: AI Search instance id.
-    :param namespace: Namespace (``UNSET``: the connection's; ``None``: legacy paths).
-    :param wait: Wait until ``queued + running == 0`` (degraded stats end the wait: no counts).
-    :param interval: Seconds between reads (the task's poll interval).
-    :param deadline: Epoch seconds after which it stops (``time.time()`` or earlier: one read); ``None``: never.
-    :param log: Where the wait's lines go (the task's or the trigger's log).
-    :return: The stats, or the last ones read (or ``None``) when ``deadline`` passed first: check
-        :func:`items_pending`.
-    :raises AISearchError: a failure the retry policy would not retry (auth, not found, 400...).
-    """
-    stats: InstanceStats | None = None
-    while True:
-        try:
-            stats = yield from api.get_instance_stats(instance_id, namespace=namespace)
-        except AISearchError as exc:
-            if not exc.transient:
-                raise
-            log.warning("Could not read the item stats of instance %r (will try again): %s", instance_id, exc)
-        else:
-            if not items_pending(stats, wait):
-                return stats
-            log.info(
-                "Instance %r: %s item(s) still queued, %s running; reading its stats again (wait_for_items=True)",
-                instance_id,
-                stats.queued,
-                stats.running,
-            )
-        now = time.time()
-        if deadline is not None and now >= deadline:
-            return stats
-        pause = api.budget.pace(interval)
-        if deadline is not None:
-            pause = min(pause, deadline - now)
-        yield Backoff(max(pause, MIN_STATS_GAP), f"Next item stats read in {pause:.2g} s", level=logging.DEBUG)
 
 
 def _summary(stats: InstanceStats) -> str:

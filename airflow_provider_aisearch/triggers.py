@@ -15,9 +15,10 @@ from airflow_provider_aisearch.async_client import AISearchAsyncClient, load_con
 from airflow_provider_aisearch.client_options import validate_timeout
 from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.exceptions import AISearchError
+from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
 from airflow_provider_aisearch.jobs import EndReasonPolicy
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
-from airflow_provider_aisearch.quality import ended_well, items_pending, items_timeout_message, read_item_stats
+from airflow_provider_aisearch.quality import ended_well
 from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
 
 __all__ = ["EVENT_STATUSES", "AISearchJobEventTrigger", "AISearchJobTrigger", "validate_event"]
@@ -114,7 +115,7 @@ class AISearchJobTrigger(BaseTrigger):
         triggerer waiting on jobs of the same instance (see :mod:`airflow_provider_aisearch.polling`);
         ``False``: one GET of this job per poll interval, over its own connection.
     :param read_item_stats: When the job ended successfully, read the instance's item stats
-        (:func:`~airflow_provider_aisearch.quality.read_item_stats`) into the event.
+        (:func:`~airflow_provider_aisearch.item_stats.read_item_stats`) into the event.
     :param wait_for_items: Read them every ``poll_interval`` until nothing is queued or running
         (until ``deadline``; then a ``timeout`` event).
 

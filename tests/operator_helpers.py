@@ -1,4 +1,4 @@
-"""Helpers shared by the operator tests: seeded jobs, operators with fast settings, a minimal task context."""
+"""Helpers shared by the operator tests: seeded jobs, operators and sensors with fast settings, a task context."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, EmulatedJob
 from airflow_provider_aisearch.operators import AISearchCreateJobOperator, AISearchListJobsOperator, JobFilter
+from airflow_provider_aisearch.sensors import AISearchJobSensor
 
 FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
 BASE = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
@@ -29,6 +30,17 @@ def seed(emu: AISearchEmulator, count: int) -> list[EmulatedJob]:
         )
         for i in range(count)
     ]
+
+
+def make_sensor(**kwargs: Any) -> AISearchJobSensor:
+    """A sensor on instance ``docs`` with fast polls and retries (poke mode unless told otherwise)."""
+    kwargs.setdefault("task_id", "wait")
+    kwargs.setdefault("instance_id", "docs")
+    kwargs.setdefault("poke_interval", 0.05)
+    kwargs.setdefault("timeout", 30)
+    kwargs.setdefault("hook_params", FAST)
+    kwargs.setdefault("deferrable", False)
+    return AISearchJobSensor(**kwargs)
 
 
 def list_op(**kwargs: Any) -> AISearchListJobsOperator:

@@ -28,9 +28,8 @@ from airflow_provider_aisearch.exceptions import (
 )
 from airflow_provider_aisearch.instances import InstanceStats
 from airflow_provider_aisearch.quality import FAILED_ITEMS_LOGGED, ItemGate
-from airflow_provider_aisearch.sensors import AISearchJobSensor
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
-from tests.operator_helpers import FAST, FakeTI, create_op, ctx
+from tests.operator_helpers import FAST, FakeTI, create_op, ctx, make_sensor
 
 MODES = ["poke", "deferred", "create", "create_deferred"]
 XCOM_KEYS = {"completed", "queued", "running", "error", "skipped", "outdated", "last_activity", "degraded"}
@@ -64,15 +63,6 @@ def run_trigger(trigger: AISearchJobTrigger, limit: float = 30) -> dict[str, Any
     (event,) = asyncio.run(asyncio.wait_for(collect(), limit))
     payload: dict[str, Any] = event.payload
     return payload
-
-
-def make_sensor(**kwargs: Any) -> AISearchJobSensor:
-    kwargs.setdefault("task_id", "wait")
-    kwargs.setdefault("instance_id", "docs")
-    kwargs.setdefault("poke_interval", 0.05)
-    kwargs.setdefault("timeout", 30)
-    kwargs.setdefault("hook_params", FAST)
-    return AISearchJobSensor(**kwargs)
 
 
 def wait(

@@ -28,19 +28,9 @@ from airflow_provider_aisearch.jobs import Job
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, validate_event
 from airflow_provider_aisearch.watch import JobWatch, find_successor
+from tests.operator_helpers import make_sensor
 
 Connect = Callable[..., None]
-FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
-
-
-def make_sensor(**kwargs: Any) -> AISearchJobSensor:
-    kwargs.setdefault("task_id", "wait")
-    kwargs.setdefault("instance_id", "docs")
-    kwargs.setdefault("poke_interval", 0.05)
-    kwargs.setdefault("timeout", 30)
-    kwargs.setdefault("hook_params", FAST)
-    kwargs.setdefault("deferrable", False)
-    return AISearchJobSensor(**kwargs)
 
 
 def job_gets(emu: AISearchEmulator, job_id: str) -> list[Any]:

@@ -10,8 +10,8 @@ that does not hold what it should becomes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.instances import Instance, InstanceStats, Item
@@ -26,6 +26,8 @@ __all__ = [
     "parse_log_page",
     "result_of",
 ]
+
+T = TypeVar("T")
 
 
 def result_of(payload: Mapping[str, Any], kind: type, *, method: str, path: str) -> Any:
@@ -46,80 +48,61 @@ def _int_or_none(value: Any) -> int | None:
 
 def parse_job_page(payload: Mapping[str, Any], *, page: int, per_page: int, method: str, path: str) -> JobPage:
     """Build a :class:`JobPage` from a list-jobs envelope."""
-    items = result_of(payload, list, method=method, path=path)
-    try:
-        jobs = tuple(Job.from_api(item) for item in items)
-    except MalformedJobError as exc:
-        raise AISearchResponseError(
-            f"{method} {path} returned a malformed job: {exc}", method=method, path=path
-        ) from None
+    jobs, total = _parse_list(payload, Job.from_api, "a malformed job", method=method, path=path)
     info = payload.get("result_info")
     info = info if isinstance(info, Mapping) else {}
     return JobPage(
-        jobs=jobs,
+        jobs=tuple(jobs),
         page=_int_or_none(info.get("page")) or page,
         per_page=_int_or_none(info.get("per_page")) or per_page,
         count=len(jobs),
-        total_count=_int_or_none(info.get("total_count")),
+        total_count=total,
     )
 
 
-def parse_job(payload: Mapping[str, Any], *, method: str, path: str) -> Job:
-    """Build a :class:`Job` from a single-job envelope."""
+def _parse_one(payload: Mapping[str, Any], build: Callable[[Any], T], what: str, *, method: str, path: str) -> T:
+    """One object envelope through ``build`` (a model's ``from_api``); ``what`` names it in the error."""
     raw = result_of(payload, dict, method=method, path=path)
     try:
-        return Job.from_api(raw)
+        return build(raw)
     except MalformedJobError as exc:
-        raise AISearchResponseError(
-            f"{method} {path} returned a malformed job: {exc}", method=method, path=path
-        ) from None
+        raise AISearchResponseError(f"{method} {path} returned {what}: {exc}", method=method, path=path) from None
 
 
-def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[JobLog], int | None]:
-    """Read a job-logs envelope: the entries and ``result_info.total_count`` (if reported)."""
-    items = result_of(payload, list, method=method, path=path)
+def _parse_list(
+    payload: Mapping[str, Any], build: Callable[[Any], T], what: str, *, method: str, path: str
+) -> tuple[list[T], int | None]:
+    """A list envelope: each entry through ``build``, and ``result_info.total_count`` (if reported)."""
+    raw = result_of(payload, list, method=method, path=path)
     try:
-        entries = [JobLog.from_api(item) for item in items]
+        entries = [build(entry) for entry in raw]
     except MalformedJobError as exc:
-        raise AISearchResponseError(
-            f"{method} {path} returned a malformed log entry: {exc}", method=method, path=path
-        ) from None
+        raise AISearchResponseError(f"{method} {path} returned {what}: {exc}", method=method, path=path) from None
     info = payload.get("result_info")
     total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
     return entries, total
 
 
+def parse_job(payload: Mapping[str, Any], *, method: str, path: str) -> Job:
+    """Build a :class:`Job` from a single-job envelope."""
+    return _parse_one(payload, Job.from_api, "a malformed job", method=method, path=path)
+
+
+def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[JobLog], int | None]:
+    """Read a job-logs envelope: the entries and ``result_info.total_count`` (if reported)."""
+    return _parse_list(payload, JobLog.from_api, "a malformed log entry", method=method, path=path)
+
+
 def parse_instance(payload: Mapping[str, Any], *, method: str, path: str) -> Instance:
     """Build an :class:`Instance` from a get-instance envelope."""
-    raw = result_of(payload, dict, method=method, path=path)
-    try:
-        return Instance.from_api(raw)
-    except MalformedJobError as exc:
-        raise AISearchResponseError(
-            f"{method} {path} returned a malformed instance: {exc}", method=method, path=path
-        ) from None
+    return _parse_one(payload, Instance.from_api, "a malformed instance", method=method, path=path)
 
 
 def parse_instance_stats(payload: Mapping[str, Any], *, method: str, path: str) -> InstanceStats:
     """Build :class:`InstanceStats` from a stats envelope."""
-    raw = result_of(payload, dict, method=method, path=path)
-    try:
-        return InstanceStats.from_api(raw)
-    except MalformedJobError as exc:
-        raise AISearchResponseError(
-            f"{method} {path} returned malformed instance stats: {exc}", method=method, path=path
-        ) from None
+    return _parse_one(payload, InstanceStats.from_api, "malformed instance stats", method=method, path=path)
 
 
 def parse_item_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[Item], int | None]:
     """Read an items-list envelope: the items and ``result_info.total_count`` (if reported)."""
-    raw = result_of(payload, list, method=method, path=path)
-    try:
-        items = [Item.from_api(entry) for entry in raw]
-    except MalformedJobError as exc:
-        raise AISearchResponseError(
-            f"{method} {path} returned a malformed item: {exc}", method=method, path=path
-        ) from None
-    info = payload.get("result_info")
-    total = _int_or_none(info.get("total_count")) if isinstance(info, Mapping) else None
-    return items, total
+    return _parse_list(payload, Item.from_api, "a malformed item", method=method, path=path)
