@@ -35,6 +35,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_budgets() -> None:
+    """
+    Each test starts with no rate-limit budget state.
+
+    Budgets are per process, keyed by base URL and credential; every test uses the same token, so an
+    emulator that reuses an earlier test's port would otherwise inherit that test's drained budget
+    (seen once: an 82 s hold in an unrelated trigger test).
+    """
+    from airflow_provider_aisearch import ratelimit
+
+    with ratelimit._budgets_lock:
+        ratelimit._budgets.clear()
+
+
 @pytest.fixture
 def make_emulator() -> Iterator[Callable[..., AISearchEmulator]]:
     """Start emulators (fast defaults: no cooldown, long jobs) and stop them after the test."""
