@@ -349,7 +349,7 @@ def test_an_item_wait_is_paced_by_the_rate_limit_budget(
     emu = setup(items=20)
     emu.rate_limit = RateLimit(limit=40, window=2.0, lockout=2.0)
     emu.set_item_lag(3.0)
-    interval = {"poke_interval": 0.02} if mode == "deferred" else {"poll_interval": 0.02}
+    interval: dict[str, Any] = {"poke_interval": 0.02} if mode == "deferred" else {"poll_interval": 0.02}
     items = wait(emu, mode, duration=0.3, wait_for_items=True, **interval)["items"]
     assert (items["queued"], items["running"]) == (0, 0)
     assert emu.rate_limit.refused == 0
