@@ -6,7 +6,8 @@ Two paths report it, both built on the dataset names of :mod:`~airflow_provider_
   sensor and the list operator ``get_openlineage_facets_on_complete``, which the OpenLineage provider
   calls when the task ends. Input: the instance's source; output: the instance; run facets: the job
   id (``externalQuery``), its status and end reason and, when the quality gate read them, the item
-  counts (``aisearchJob``; the list operator: ``aisearchJobs``).
+  counts (``aisearchJob``; the list operator: ``aisearchJobs``). ``get_openlineage_facets_on_failure``
+  gives the same for a failed job or a failed quality gate (the counts the verdict was made on).
 * **Hook lineage** (Airflow's hook lineage collector): :func:`record_job_output` (from
   ``AISearchHook.create_job``) and :func:`record_source_input` (from ``AISearchHook.get_instance``),
   so a ``@task`` that calls the hook gets lineage too. No extra request: they use what the call
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import UNSET, _Unset
 from airflow_provider_aisearch.api.connection import _extra_value
+from airflow_provider_aisearch.exceptions import AISearchIndexQualityError, AISearchJobFailedError
 from airflow_provider_aisearch.lineage_names import (
     DEFAULT_R2_NAMESPACE,
     R2_NAMESPACE_EXTRA,
@@ -212,7 +214,11 @@ def openlineage_enabled() -> bool:
 def _keeping_result(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: AISearchLineageMixin, *args: Any, **kwargs: Any) -> Any:
-        result = method(self, *args, **kwargs)
+        try:
+            result = method(self, *args, **kwargs)
+        except (AISearchJobFailedError, AISearchIndexQualityError) as exc:
+            self._keep_lineage_failure(exc)
+            raise
         self._keep_lineage_result(result)
         return result
 
@@ -230,7 +236,9 @@ class AISearchLineageMixin:
     (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage is
     enabled: in the task process, before the OpenLineage listener runs (the listener runs in a forked
     process, which must not talk to Airflow's supervisor, so it only reads what is cached here). A
-    task that did not succeed gets empty lineage. A failure of any kind is logged and gives empty
+    task whose job failed or whose items failed the quality gate gets the same datasets and job facet
+    from ``get_openlineage_facets_on_failure`` (the error carries the job); any other failure gets
+    empty lineage. A failure of any kind is logged and gives empty
     lineage; it never fails the task.
     """
 
@@ -261,6 +269,41 @@ class AISearchLineageMixin:
         except Exception as exc:  # lineage never fails the task
             self.__dict__["_lineage_error"] = exc
             self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+
+    def _keep_lineage_failure(self, error: AISearchJobFailedError | AISearchIndexQualityError) -> None:
+        """Keep a failed job's or a failed gate's job dict; with OpenLineage enabled, read the datasets now."""
+        self.__dict__["_lineage_failure"] = error.job if isinstance(error.job, Mapping) else {}
+        if not openlineage_enabled():
+            return
+        try:
+            self._lineage_datasets()
+        except Exception as exc:  # lineage never fails (nor changes the error of) the task
+            self.__dict__["_lineage_error"] = exc
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """
+        The OpenLineage datasets and run facets of a task whose job failed or whose items failed the gate.
+
+        The job facet carries the job id, status and, for a failed gate, the item counts the verdict was
+        made on. Other failures (a bad request, a timeout) get empty lineage.
+
+        :param task_instance: The failed task instance (unused: the error's job is kept on the operator).
+        :return: An ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        try:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            self.log.debug("The OpenLineage provider is not installed: no lineage")
+            return None
+        job = self.__dict__.get("_lineage_failure")
+        if job is None or "_lineage_error" in self.__dict__:
+            return OperatorLineage()
+        try:
+            return OperatorLineage(**self._openlineage(job))
+        except Exception as exc:  # lineage never fails the task
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+            return OperatorLineage()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """

@@ -324,7 +324,11 @@ class ItemCheck:
 
     def verdict(self, job: Job, value: dict[str, Any], stats: InstanceStats) -> dict[str, Any]:
         """:func:`check_items`, then ``value`` with the stats under ``"items"``."""
-        items = check_items(self.gate, stats, where=self.where(job), failed_items=self._failed_items, log=self.log)
+        try:
+            items = check_items(self.gate, stats, where=self.where(job), failed_items=self._failed_items, log=self.log)
+        except AISearchIndexQualityError as exc:
+            exc.job = {**value, "items": stats.to_dict()}  # the OpenLineage FAIL event's job facet
+            raise
         return {**value, "items": items}
 
     def _failed_items(self, limit: int) -> Iterable[Item]:

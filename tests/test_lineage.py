@@ -414,12 +414,18 @@ print("RESULT " + json.dumps({"state": str(run.state), "facets": facets, "hidden
 
 
 def _run_dag(
-    emu: AISearchEmulator, tmp_path: Path, *, hide_openlineage: bool, transport: dict[str, Any] | None
+    emu: AISearchEmulator,
+    tmp_path: Path,
+    *,
+    hide_openlineage: bool,
+    transport: dict[str, Any] | None,
+    dag_source: str | None = None,
 ) -> dict[str, Any]:
-    site_job = emu.add_job("site", duration=0).id
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / "lineage_dag.py").write_text(LINEAGE_DAG.format(site_job=site_job))
+    if dag_source is None:
+        dag_source = LINEAGE_DAG.format(site_job=emu.add_job("site", duration=0).id)
+    (dags / "lineage_dag.py").write_text(dag_source)
     s3_conn = json.loads(emu.connection_json())
     s3_conn["extra"]["lineage_r2_namespace"] = "s3"
     env = {
@@ -466,19 +472,21 @@ def _setup_instances(emu: AISearchEmulator) -> None:
     emu.add_instance("site", type="web-crawler", source=f"https://crawler:{TOKEN}@Docs.Example.com/guide/?key={TOKEN}")
 
 
-def _complete_events(path: Path, tasks: list[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
-    """The COMPLETE event of each task (the listener may emit after the run returns: wait for them)."""
+def _complete_events(
+    path: Path, tasks: list[str], timeout: float = 120.0, event_type: str = "COMPLETE"
+) -> dict[str, dict[str, Any]]:
+    """The COMPLETE (or ``event_type``) event of each task (the listener may emit after the run returns)."""
     deadline = time.monotonic() + timeout
     while True:
         events: dict[str, dict[str, Any]] = {}
         if path.exists():
             for line in path.read_text().splitlines():
                 event = json.loads(line)
-                if event.get("eventType") == "COMPLETE":
+                if event.get("eventType") == event_type:
                     events[event["job"]["name"]] = event
         wanted = {t: events.get(f"aisearch_lineage.{t}") for t in tasks}
         if all(wanted.values()) or time.monotonic() > deadline:
-            assert all(wanted.values()), f"missing COMPLETE events: {sorted(events)}"
+            assert all(wanted.values()), f"missing {event_type} events: {sorted(events)}"
             return {t: e for t, e in wanted.items() if e is not None}
         time.sleep(0.5)
 
@@ -554,3 +562,68 @@ def test_without_the_openlineage_provider_nothing_breaks(
     assert result["facets"] == {"create": "None", "sensor": "None", "list": "None"}
     assert len(emu.requests_to(method="POST")) == 2  # the create operator's and the @task's
     assert emu.requests_to(route="instance") and len(emu.requests_to(route="instance")) == 1  # the @task's only
+
+
+FAILING_GATE_DAG = """
+import datetime as dt
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_aisearch.operators import AISearchCreateJobOperator
+from airflow_provider_aisearch.sensors import AISearchJobSensor
+
+FAST = {{"retry_backoff": 0.001}}
+with DAG("aisearch_lineage", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
+    AISearchCreateJobOperator(
+        task_id="create", instance_id="docs", wait_for_completion=True, deferrable=True, poll_interval=0.2,
+        max_item_errors=0.05, hook_params=FAST,
+    )
+    AISearchJobSensor(task_id="sensor", instance_id="site", job_id={site_job!r}, poke_interval=0.2, hook_params=FAST)
+"""
+
+
+@needs_openlineage
+@pytest.mark.timeout(600)
+def test_a_failed_gate_or_job_emits_the_datasets_and_the_job_facet_on_fail(
+    make_emulator: Callable[..., AISearchEmulator], tmp_path: Path
+) -> None:
+    if not _reads_item_stats():
+        pytest.skip("no quality gate in this version")
+    emu = make_emulator(job_duration=1.0)
+    _setup_instances(emu)
+    emu.set_item_errors(0.1, instance_id="docs")  # 10 % of the files fail; the gate allows 5 %
+    site_job = emu.add_job("site", duration=0, end_reason="failed").id
+    events_file = tmp_path / "openlineage.jsonl"
+    result = _run_dag(
+        emu,
+        tmp_path,
+        hide_openlineage=False,
+        transport={"type": "file", "log_file_path": str(events_file), "append": True},
+        dag_source=FAILING_GATE_DAG.format(site_job=site_job),
+    )
+    assert result["state"] in ("failed", "DagRunState.FAILED"), result["output"][-5000:]
+    assert "AISearchIndexQualityError" in result["output"]
+    events = _complete_events(events_file, ["create", "sensor"], event_type="FAIL")
+    account = emu.account_id
+
+    def names(event: dict[str, Any], key: str) -> list[tuple[str, str]]:
+        return [(d["namespace"], d["name"]) for d in event[key]]
+
+    create = events["create"]
+    assert names(create, "inputs") == [(f"r2://{account}", "docs-bucket")]
+    assert names(create, "outputs") == [(f"cloudflare-aisearch://{account}", "default/docs")]
+    created = emu.jobs("docs")[0]
+    job = create["run"]["facets"]["aisearchJob"]
+    assert (job["jobId"], job["status"], job["endReason"]) == (created["id"], "succeeded", "completed")
+    items = job["items"]
+    assert (items["error"], items["completed"] + items["error"] + items["skipped"]) == (2, 20)
+    assert create["run"]["facets"]["externalQuery"]["externalQueryId"] == created["id"]
+
+    sensor = events["sensor"]  # a failed job: its datasets and its job facet, without counts
+    assert names(sensor, "inputs") == [("https://docs.example.com", "/guide/")]
+    assert names(sensor, "outputs") == [(f"cloudflare-aisearch://{account}", "default/site")]
+    job = sensor["run"]["facets"]["aisearchJob"]
+    assert (job["jobId"], job["endReason"], job.get("items")) == (site_job, "failed", None)
+
+    # One instance GET per operator (the one the lineage needs), no other extra request.
+    assert len(emu.requests_to(route="instance")) == 2
+    text = events_file.read_text()
+    assert TOKEN not in text and emu.token not in text
