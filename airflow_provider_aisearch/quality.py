@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobFailedError
-from airflow_provider_aisearch.instances import InstanceStats, Item
+from airflow_provider_aisearch.instances import InstanceStats, Item, redact_url
 from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
 from airflow_provider_aisearch.jobs import Job, JobStatus
 
@@ -236,7 +236,7 @@ def _log_failed_items(stats: InstanceStats, failed_items: Callable[[int], Iterab
         return
     log.error("Failed items (%d of %s):", len(items), stats.error)
     for item in items:
-        log.error("  %s: %s", item.key, item.error or "(no error message)")
+        log.error("  %s: %s", redact_url(item.key), item.error or "(no error message)")
 
 
 class ItemCheck:

@@ -627,3 +627,24 @@ def test_a_failed_gate_or_job_emits_the_datasets_and_the_job_facet_on_fail(
     assert len(emu.requests_to(route="instance")) == 2
     text = events_file.read_text()
     assert TOKEN not in text and emu.token not in text
+
+
+def test_a_crawled_urls_credentials_are_masked_in_task_logs_and_redacted_in_the_repr(
+    emu: AISearchEmulator, hook: AISearchHook
+) -> None:
+    from airflow.providers.common.compat.sdk import redact  # the masker Airflow's task logs go through
+
+    password, key = "crawl-pass-7Qx9", "qkey-4Lm2zzT"  # not the API token (the hook masks that anyway)
+    emu.add_instance("site", type="web-crawler", source=f"https://crawler:{password}@Docs.Example.com/?key={key}&p=1")
+    emu.add_job("site", duration=0)
+    instance = hook.get_instance("site")
+    assert instance.source is not None and password in instance.source  # the value itself is Cloudflare's
+    for secret in (password, key):
+        assert secret not in repr(instance) and secret not in str(instance)
+        logged = f"read {instance.source} ({instance.to_dict()})"
+        assert secret in logged and secret not in str(redact(logged))  # get_instance masked it for task logs
+    assert "https://***@Docs.Example.com/?key=***&p=***" in repr(instance)
+    items = list(hook.iter_items("site"))
+    assert items and any(item.source_id and password in item.source_id for item in items)
+    assert all(password not in repr(item) and key not in repr(item) for item in items)
+    assert len(emu.requests_to(route="instance")) == 1
