@@ -31,7 +31,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import UNSET, _Unset
-from airflow_provider_aisearch.api.connection import _extra_value
 from airflow_provider_aisearch.exceptions import AISearchIndexQualityError, AISearchJobFailedError
 from airflow_provider_aisearch.lineage_names import (
     DEFAULT_R2_NAMESPACE,
@@ -73,20 +72,13 @@ log = logging.getLogger(__name__)
 # -- hook lineage ------------------------------------------------------------------------------------
 
 
-def _r2_namespace_setting(hook: AISearchHook) -> str:
-    """The connection's ``lineage_r2_namespace`` (looked up once per hook)."""
-    cached = hook.__dict__.get("_lineage_r2_namespace")
-    if cached is None:
-        extra = hook.get_connection(hook.aisearch_conn_id).extra_dejson
-        cached = validate_r2_namespace(_extra_value(extra, R2_NAMESPACE_EXTRA)[1])
-        hook.__dict__["_lineage_r2_namespace"] = cached
-    return str(cached)
-
-
 def _collector() -> Any:
+    """Airflow's hook lineage collector, or ``None`` when it is the no-op one (no reader registered)."""
     from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
-    return get_hook_lineage_collector()
+    collector = get_hook_lineage_collector()
+    # Both Airflow 3 (airflow.sdk.lineage) and 2.11 (airflow.lineage.hook) name it NoOpCollector.
+    return None if type(collector).__name__ == "NoOpCollector" else collector
 
 
 def record_job_output(hook: AISearchHook, instance_id: str, namespace: str | _Unset | None = UNSET) -> None:
@@ -98,10 +90,13 @@ def record_job_output(hook: AISearchHook, instance_id: str, namespace: str | _Un
     :param namespace: As passed to the hook method.
     """
     try:
+        collector = _collector()
+        if collector is None:
+            return
         dataset = instance_dataset(
             hook.conn_info.require_account_id(), hook.api.resolve_namespace(namespace), instance_id
         )
-        _collector().add_output_asset(context=hook, uri=dataset.uri)
+        collector.add_output_asset(context=hook, uri=dataset.uri)
     except Exception as exc:  # lineage never fails the call
         log.warning("No hook lineage for instance %s: %s", instance_id, exc)
 
@@ -114,9 +109,13 @@ def record_source_input(hook: AISearchHook, instance: Instance) -> None:
     :param instance: The instance read.
     """
     try:
-        dataset = source_dataset(instance, hook.conn_info.require_account_id(), _r2_namespace_setting(hook))
+        collector = _collector()
+        if collector is None:
+            return
+        info = hook.conn_info
+        dataset = source_dataset(instance, info.require_account_id(), info.r2_namespace())
         if dataset is not None:
-            _collector().add_input_asset(context=hook, uri=dataset.uri)
+            collector.add_input_asset(context=hook, uri=dataset.uri)
     except Exception as exc:  # lineage never fails the call
         log.warning("No hook lineage for the source of instance %s: %s", instance.id, exc)
 
@@ -349,6 +348,6 @@ class AISearchLineageMixin:
             instance = instance_dataset(account_id, hook.api.resolve_namespace(self.namespace), self.instance_id)
             # Not hook.get_instance: the operator reports this lineage itself, not through the hook collector.
             read = hook.run(hook.api.get_instance(self.instance_id, namespace=self.namespace))
-            cached = (instance, source_dataset(read, account_id, _r2_namespace_setting(hook)))
+            cached = (instance, source_dataset(read, account_id, hook.conn_info.r2_namespace()))
             self.__dict__["_lineage_read"] = cached
         return cached

@@ -32,6 +32,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_aisearch.api import DEFAULT_NAMESPACE
+from airflow_provider_aisearch.api.connection import (
+    DEFAULT_R2_NAMESPACE,
+    R2_NAMESPACE_EXTRA,
+    R2_NAMESPACES,
+    validate_r2_namespace,
+)
 from airflow_provider_aisearch.assets import SCHEME, _validate_account_id, instance_uri, parse_instance_uri
 
 if TYPE_CHECKING:
@@ -53,11 +59,6 @@ __all__ = [
 
 log = logging.getLogger("airflow_provider_aisearch.lineage")  # the name it had before the split
 
-#: The connection extra that chooses how R2 buckets are named.
-R2_NAMESPACE_EXTRA = "lineage_r2_namespace"
-#: ``"r2"``: ``r2://<account_id>`` / ``<bucket>``; ``"s3"``: ``s3://<bucket>`` / ``/``.
-R2_NAMESPACES = ("r2", "s3")
-DEFAULT_R2_NAMESPACE = "r2"
 #: The URI scheme of R2 buckets in Airflow assets (hook lineage); the provider registers its converter.
 R2_SCHEME = "r2"
 #: Instance types (``Instance.type``) with a source dataset.
@@ -83,19 +84,6 @@ class DatasetName:
         from airflow.providers.common.compat.openlineage.facet import Dataset
 
         return Dataset(namespace=self.namespace, name=self.name)
-
-
-def validate_r2_namespace(value: object) -> str:
-    """
-    Check a ``lineage_r2_namespace`` setting (``None``: the default).
-
-    :raises ValueError: not one of :data:`R2_NAMESPACES`.
-    """
-    if value is None or value == "":
-        return DEFAULT_R2_NAMESPACE
-    if value not in R2_NAMESPACES:
-        raise ValueError(f"{R2_NAMESPACE_EXTRA} must be one of {', '.join(map(repr, R2_NAMESPACES))}, got {value!r}")
-    return str(value)
 
 
 def instance_dataset(account_id: str, namespace: str | None, instance_id: str) -> DatasetName:

@@ -648,3 +648,43 @@ def test_a_crawled_urls_credentials_are_masked_in_task_logs_and_redacted_in_the_
     assert items and any(item.source_id and password in item.source_id for item in items)
     assert all(password not in repr(item) and key not in repr(item) for item in items)
     assert len(emu.requests_to(route="instance")) == 1
+
+
+@pytest.mark.parametrize("collector", ["no-op", "real"])
+def test_hook_lineage_needs_no_second_connection_lookup(
+    emulator: AISearchEmulator, connect: Connect, monkeypatch: pytest.MonkeyPatch, collector: str
+) -> None:
+    import airflow.providers.common.compat.sdk as compat_sdk
+    from airflow.providers.common.compat.sdk import HookLineageCollector
+
+    if collector == "real":
+        real = HookLineageCollector()
+        monkeypatch.setattr(compat_sdk, "get_hook_lineage_collector", lambda: real, raising=False)
+    connect(emulator)
+    emulator.add_instance("docs", type="r2", source="docs-bucket")
+    lookups: list[str] = []
+    original = AISearchHook.get_connection.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[AISearchHook], conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return original(cls, conn_id)
+
+    monkeypatch.setattr(AISearchHook, "get_connection", classmethod(spy))
+    hook = AISearchHook(retry_backoff=0.001)
+    assert hook.get_instance("docs").source == "docs-bucket"
+    assert hook.create_job("docs").id
+    assert lookups == ["aisearch_default"]  # in Airflow 3 each lookup is a round trip to the API server
+    if collector == "real":
+        collected = real.collected_assets
+        assert [i.asset.uri for i in collected.inputs] == [f"r2://{emulator.account_id}/docs-bucket"]
+        assert len(collected.outputs) == 1
+    assert len(emulator.requests_to(route="instance")) == 1
+
+
+def test_a_bad_lineage_r2_namespace_is_a_value_error_naming_it() -> None:
+    from airflow_provider_aisearch.api.connection import ConnectionInfo
+
+    info = ConnectionInfo("c", "https://x", "a", "default", None, "s", lineage_r2_namespace="gcs")
+    with pytest.raises(ValueError, match="lineage_r2_namespace must be one of 'r2', 's3', got 'gcs'"):
+        info.r2_namespace()
+    assert ConnectionInfo("c", "https://x", "a", "default", None, "s").r2_namespace() == "r2"
