@@ -12,11 +12,12 @@ Dataset names (OpenLineage namespace / name):
 * an R2 bucket, by the connection extra ``lineage_r2_namespace``: ``"r2"`` (default)
   ``r2://<account_id>`` / ``<bucket>`` (R2 bucket names are unique per account only, and an R2
   object's address is ``https://<account_id>.r2.cloudflarestorage.com/<bucket>/<key>``: the account
-  is the datasource, as OpenLineage's naming asks), or ``"s3"`` ``s3://<bucket>`` / ``/`` (the object
+  is the datasource and the bucket the name; this departs from OpenLineage's object-store pattern,
+  ``<scheme>://<bucket>`` / object key, on purpose), or ``"s3"`` ``s3://<bucket>`` / ``/`` (the object
   store convention for a whole bucket: joins the lineage of Spark or anything else that reads the
   bucket through R2's S3 API, but is the same name as an AWS bucket called alike);
 * a web crawler's site: ``<scheme>://<host>[:<port>]`` / ``<path>`` (``/`` for the root; user info,
-  query and fragment are dropped, so no credential in a URL reaches an event);
+  query, fragment and the scheme's default port are dropped, so no credential in a URL reaches an event);
 * managed storage (``type`` ``None``): no input dataset; the files were uploaded to the instance
   itself, which is already the output.
 
@@ -115,7 +116,10 @@ def _site_dataset(url: str) -> DatasetName:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"a web crawler's source is an http(s) URL, got scheme {parts.scheme!r}")
-    authority = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")  # no user info
+    port = parts.port
+    default_port = {"http": 80, "https": 443}[scheme]
+    # No user info; a scheme's default port is left out (https://h:443 and https://h are one site).
+    authority = parts.hostname.lower() + (f":{port}" if port and port != default_port else "")
     path = parts.path or "/"
     namespace = f"{scheme}://{authority}"
     return DatasetName(namespace, path, namespace + path)

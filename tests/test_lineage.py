@@ -89,6 +89,22 @@ def test_a_web_crawler_is_its_site_without_credentials_query_or_fragment() -> No
         source_dataset(instance("web-crawler", "ftp://example.com/x"), ACCOUNT)
 
 
+@pytest.mark.parametrize(
+    ("url", "namespace"),
+    [
+        ("https://Docs.Example.com:443/guide/", "https://docs.example.com"),
+        ("https://docs.example.com/guide/", "https://docs.example.com"),
+        ("http://docs.example.com:80/guide/", "http://docs.example.com"),
+        ("http://docs.example.com:443/guide/", "http://docs.example.com:443"),  # not http's default
+        ("https://docs.example.com:80/guide/", "https://docs.example.com:80"),
+    ],
+)
+def test_a_sites_default_port_is_left_out(url: str, namespace: str) -> None:
+    assert source_dataset(instance("web-crawler", url), ACCOUNT) == DatasetName(
+        namespace, "/guide/", namespace + "/guide/"
+    )
+
+
 def test_managed_storage_has_no_input() -> None:
     assert source_dataset(instance(None, None), ACCOUNT) is None
     assert source_dataset(instance("r2", None), ACCOUNT) is None  # no source known: nothing to name
