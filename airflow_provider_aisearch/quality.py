@@ -56,6 +56,10 @@ __all__ = [
 
 #: Most failed items (key and error) a failed gate writes to the task log (one page of the items list).
 FAILED_ITEMS_LOGGED = 20
+#: At most this many entries of ``file_embed_errors`` / ``index_source_errors`` reach the task log,
+#: each key and value cut to :data:`ERROR_TEXT_LOGGED` characters.
+ERROR_BREAKDOWN_LOGGED = 20
+ERROR_TEXT_LOGGED = 200
 #: Errors that say the job's outcome was bad (not that the API failed): ``soft_fail`` skips on them.
 OUTCOME_ERRORS: tuple[type[AISearchError], ...] = (AISearchJobFailedError, AISearchIndexQualityError)
 
@@ -223,12 +227,24 @@ def check_items(
     )
 
 
+def _cut(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= ERROR_TEXT_LOGGED else text[:ERROR_TEXT_LOGGED] + f"... ({len(text)} chars)"
+
+
+def _capped(breakdown: Mapping[str, Any]) -> str:
+    """An error breakdown for the log: its first :data:`ERROR_BREAKDOWN_LOGGED` entries, each cut short."""
+    shown = ", ".join(f"{_cut(k)}: {_cut(v)}" for k, v in islice(breakdown.items(), ERROR_BREAKDOWN_LOGGED))
+    more = len(breakdown) - ERROR_BREAKDOWN_LOGGED
+    return "{" + shown + "}" + (f" and {more} more" if more > 0 else "")
+
+
 def _log_failed_items(stats: InstanceStats, failed_items: Callable[[int], Iterable[Item]], log: Any) -> None:
     """Up to :data:`FAILED_ITEMS_LOGGED` failed items to the task log; a listing failure is only a warning."""
     for name in ("file_embed_errors", "index_source_errors"):
         value = getattr(stats, name)
         if value:
-            log.error("%s: %s", name, value)
+            log.error("%s: %s", name, _capped(value))
     try:
         items = list(islice(failed_items(FAILED_ITEMS_LOGGED), FAILED_ITEMS_LOGGED))
     except (AISearchError, ValueError) as exc:
