@@ -166,7 +166,12 @@ class AISearchJobFailedError(AISearchError):
     An :class:`~airflow.exceptions.AirflowException` (not ``AirflowFailException``), so the task's
     ``retries`` apply, as in the dbt Cloud and Databricks providers. A sensor with ``soft_fail=True``
     turns it into a skip in every mode.
+
+    :attr job: The ended job's dict (id, status, end reason), for the task's OpenLineage FAIL event
+        (set where the error is raised; ``None`` when unknown).
     """
+
+    job: dict[str, Any] | None = None
 
 
 class AISearchJobTimeoutError(AISearchError):
@@ -189,7 +194,12 @@ class AISearchIndexQualityError(AISearchError):
 
     :param stats: The stats the verdict was made on.
     :param max_item_errors: The threshold: a count (``int``) or a fraction of the processed items (``float``).
+
+    :attr job: The job's dict with the counts under ``"items"``, for the task's OpenLineage FAIL event
+        (set where the error is raised; ``None`` when unknown).
     """
+
+    job: dict[str, Any] | None = None
 
     def __init__(
         self,

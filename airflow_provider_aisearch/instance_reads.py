@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from airflow.providers.common.compat.sdk import mask_secret
+
 from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.api import ITEMS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
-from airflow_provider_aisearch.instances import Instance, InstanceStats, Item
+from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, url_secrets
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.hooks import AISearchHook
@@ -50,6 +52,8 @@ class InstanceReads:
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
         instance = self.run(self.api.get_instance(instance_id, namespace=namespace))
+        for secret in url_secrets(instance.source):  # a crawled URL's credentials never reach a task log
+            mask_secret(secret)
         lineage.record_source_input(
             cast("AISearchHook", self), instance
         )  # hook lineage: the source is an input (no request)

@@ -13,11 +13,13 @@ Like :mod:`~airflow_provider_aisearch.jobs`, this module imports nothing from Ai
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_aisearch.jobs import MalformedJobError, parse_timestamp
 
@@ -29,7 +31,51 @@ __all__ = [
     "Item",
     "ItemStatus",
     "MalformedInstanceError",
+    "redact_url",
+    "url_secrets",
 ]
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+")
+_USERINFO = re.compile(r"(?<=://)[^/@?#\s]*@")
+_QUERY_VALUE = re.compile(r"(?<=[?&])([^=&#\s]*)=[^&#\s]*")
+#: Query keys whose values are credentials (masked in task logs; any query value is redacted in a repr).
+_SECRET_QUERY_KEY = re.compile(r"key|token|secret|pass|auth|sig|credential|session", re.IGNORECASE)
+
+
+def redact_url(text: str | None) -> str | None:
+    """
+    ``text`` with a URL's user info replaced by ``***@`` and its query values by ``***`` (for a repr).
+
+    :param text: A URL, or a string holding one (an item's ``source_id`` is ``"web-crawler:<url>"``).
+    """
+    if text is None or "://" not in text:
+        return text
+    return _QUERY_VALUE.sub(r"\1=***", _USERINFO.sub("***@", text))
+
+
+def url_secrets(text: str | None) -> list[str]:
+    """
+    The credentials in a URL (in ``text``): the user info's password and the values of query keys that
+    name a credential (``key``, ``token``, ``secret``, ``password``, ``signature``, ...), to be masked.
+
+    :param text: A URL, or a string holding one.
+    """
+    match = _URL.search(text or "")
+    if match is None:
+        return []
+    parts = urlsplit(match.group(0))  # .password as written (not unquoted), as it appears in a log
+    found = [parts.password or ""]
+    found += [v for k, v in parse_qsl(parts.query) if _SECRET_QUERY_KEY.search(k)]
+    return [v for v in found if v]
+
+
+def _redacted_repr(obj: Any, *url_fields: str) -> str:
+    """The dataclass repr, with ``url_fields`` through :func:`redact_url`."""
+    shown = (
+        f"{f.name}={(redact_url(getattr(obj, f.name)) if f.name in url_fields else getattr(obj, f.name))!r}"
+        for f in fields(obj)
+    )
+    return f"{type(obj).__name__}({', '.join(shown)})"
 
 
 class MalformedInstanceError(MalformedJobError):
@@ -129,6 +175,10 @@ class Instance:
     :param paused: Whether syncing is paused.
     :param status: The instance's status string (undocumented values).
     :param sync_interval: Seconds between automatic syncs.
+
+    The repr redacts a crawled URL's user info and query values (:func:`redact_url`); :meth:`to_dict`
+    keeps ``source`` as Cloudflare returned it (``AISearchHook.get_instance`` masks its credentials in
+    task logs).
     """
 
     id: str
@@ -169,6 +219,9 @@ class Instance:
             "status": self.status,
             "sync_interval": self.sync_interval,
         }
+
+    def __repr__(self) -> str:
+        return _redacted_repr(self, "source")
 
 
 @dataclass(frozen=True)
@@ -258,6 +311,8 @@ class Item:
     :param source_id: ``"builtin"``, ``"{type}:{source}"``, or ``None`` for legacy items.
     :param last_seen_at: When the source was last seen holding the item.
     :param next_action: ``"INDEX"``, ``"DELETE"`` or ``None``.
+
+    The repr redacts URL user info and query values in ``key`` and ``source_id`` (:func:`redact_url`).
     """
 
     id: str
@@ -299,3 +354,6 @@ class Item:
             "last_seen_at": _iso(self.last_seen_at),
             "next_action": self.next_action,
         }
+
+    def __repr__(self) -> str:
+        return _redacted_repr(self, "key", "source_id")

@@ -174,11 +174,14 @@ class AISearchJobWaitMixin:
             return result_dict(job, followed_from, self.policy)
         where = f"AI Search job {job.id!r} on instance {self.instance_id!r}"
         if status is JobStatus.SUPERSEDED:
-            raise AISearchJobFailedError(
+            error = AISearchJobFailedError(
                 f"{where} was superseded by a newer job (end_reason={job.end_reason!r}) and on_superseded='fail'"
             )
-        self._log_tail(job)
-        raise AISearchJobFailedError(f"{where}: {self.policy.explain(job)}")
+        else:
+            self._log_tail(job)
+            error = AISearchJobFailedError(f"{where}: {self.policy.explain(job)}")
+        error.job = result_dict(job, followed_from, self.policy)  # the OpenLineage FAIL event's job facet
+        raise error
 
     def _log_tail(self, job: Job) -> None:
         if not self.log_tail:

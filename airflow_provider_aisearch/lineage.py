@@ -6,7 +6,8 @@ Two paths report it, both built on the dataset names of :mod:`~airflow_provider_
   sensor and the list operator ``get_openlineage_facets_on_complete``, which the OpenLineage provider
   calls when the task ends. Input: the instance's source; output: the instance; run facets: the job
   id (``externalQuery``), its status and end reason and, when the quality gate read them, the item
-  counts (``aisearchJob``; the list operator: ``aisearchJobs``).
+  counts (``aisearchJob``; the list operator: ``aisearchJobs``). ``get_openlineage_facets_on_failure``
+  gives the same for a failed job or a failed quality gate (the counts the verdict was made on).
 * **Hook lineage** (Airflow's hook lineage collector): :func:`record_job_output` (from
   ``AISearchHook.create_job``) and :func:`record_source_input` (from ``AISearchHook.get_instance``),
   so a ``@task`` that calls the hook gets lineage too. No extra request: they use what the call
@@ -30,7 +31,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import UNSET, _Unset
-from airflow_provider_aisearch.api.connection import _extra_value
+from airflow_provider_aisearch.exceptions import AISearchIndexQualityError, AISearchJobFailedError
 from airflow_provider_aisearch.lineage_names import (
     DEFAULT_R2_NAMESPACE,
     R2_NAMESPACE_EXTRA,
@@ -71,20 +72,13 @@ log = logging.getLogger(__name__)
 # -- hook lineage ------------------------------------------------------------------------------------
 
 
-def _r2_namespace_setting(hook: AISearchHook) -> str:
-    """The connection's ``lineage_r2_namespace`` (looked up once per hook)."""
-    cached = hook.__dict__.get("_lineage_r2_namespace")
-    if cached is None:
-        extra = hook.get_connection(hook.aisearch_conn_id).extra_dejson
-        cached = validate_r2_namespace(_extra_value(extra, R2_NAMESPACE_EXTRA)[1])
-        hook.__dict__["_lineage_r2_namespace"] = cached
-    return str(cached)
-
-
 def _collector() -> Any:
+    """Airflow's hook lineage collector, or ``None`` when it is the no-op one (no reader registered)."""
     from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
 
-    return get_hook_lineage_collector()
+    collector = get_hook_lineage_collector()
+    # Both Airflow 3 (airflow.sdk.lineage) and 2.11 (airflow.lineage.hook) name it NoOpCollector.
+    return None if type(collector).__name__ == "NoOpCollector" else collector
 
 
 def record_job_output(hook: AISearchHook, instance_id: str, namespace: str | _Unset | None = UNSET) -> None:
@@ -96,10 +90,13 @@ def record_job_output(hook: AISearchHook, instance_id: str, namespace: str | _Un
     :param namespace: As passed to the hook method.
     """
     try:
+        collector = _collector()
+        if collector is None:
+            return
         dataset = instance_dataset(
             hook.conn_info.require_account_id(), hook.api.resolve_namespace(namespace), instance_id
         )
-        _collector().add_output_asset(context=hook, uri=dataset.uri)
+        collector.add_output_asset(context=hook, uri=dataset.uri)
     except Exception as exc:  # lineage never fails the call
         log.warning("No hook lineage for instance %s: %s", instance_id, exc)
 
@@ -112,9 +109,13 @@ def record_source_input(hook: AISearchHook, instance: Instance) -> None:
     :param instance: The instance read.
     """
     try:
-        dataset = source_dataset(instance, hook.conn_info.require_account_id(), _r2_namespace_setting(hook))
+        collector = _collector()
+        if collector is None:
+            return
+        info = hook.conn_info
+        dataset = source_dataset(instance, info.require_account_id(), info.r2_namespace())
         if dataset is not None:
-            _collector().add_input_asset(context=hook, uri=dataset.uri)
+            collector.add_input_asset(context=hook, uri=dataset.uri)
     except Exception as exc:  # lineage never fails the call
         log.warning("No hook lineage for the source of instance %s: %s", instance.id, exc)
 
@@ -212,7 +213,11 @@ def openlineage_enabled() -> bool:
 def _keeping_result(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: AISearchLineageMixin, *args: Any, **kwargs: Any) -> Any:
-        result = method(self, *args, **kwargs)
+        try:
+            result = method(self, *args, **kwargs)
+        except (AISearchJobFailedError, AISearchIndexQualityError) as exc:
+            self._keep_lineage_failure(exc)
+            raise
         self._keep_lineage_result(result)
         return result
 
@@ -230,7 +235,9 @@ class AISearchLineageMixin:
     (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage is
     enabled: in the task process, before the OpenLineage listener runs (the listener runs in a forked
     process, which must not talk to Airflow's supervisor, so it only reads what is cached here). A
-    task that did not succeed gets empty lineage. A failure of any kind is logged and gives empty
+    task whose job failed or whose items failed the quality gate gets the same datasets and job facet
+    from ``get_openlineage_facets_on_failure`` (the error carries the job); any other failure gets
+    empty lineage. A failure of any kind is logged and gives empty
     lineage; it never fails the task.
     """
 
@@ -261,6 +268,41 @@ class AISearchLineageMixin:
         except Exception as exc:  # lineage never fails the task
             self.__dict__["_lineage_error"] = exc
             self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+
+    def _keep_lineage_failure(self, error: AISearchJobFailedError | AISearchIndexQualityError) -> None:
+        """Keep a failed job's or a failed gate's job dict; with OpenLineage enabled, read the datasets now."""
+        self.__dict__["_lineage_failure"] = error.job if isinstance(error.job, Mapping) else {}
+        if not openlineage_enabled():
+            return
+        try:
+            self._lineage_datasets()
+        except Exception as exc:  # lineage never fails (nor changes the error of) the task
+            self.__dict__["_lineage_error"] = exc
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """
+        The OpenLineage datasets and run facets of a task whose job failed or whose items failed the gate.
+
+        The job facet carries the job id, status and, for a failed gate, the item counts the verdict was
+        made on. Other failures (a bad request, a timeout) get empty lineage.
+
+        :param task_instance: The failed task instance (unused: the error's job is kept on the operator).
+        :return: An ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        try:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            self.log.debug("The OpenLineage provider is not installed: no lineage")
+            return None
+        job = self.__dict__.get("_lineage_failure")
+        if job is None or "_lineage_error" in self.__dict__:
+            return OperatorLineage()
+        try:
+            return OperatorLineage(**self._openlineage(job))
+        except Exception as exc:  # lineage never fails the task
+            self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
+            return OperatorLineage()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """
@@ -306,6 +348,6 @@ class AISearchLineageMixin:
             instance = instance_dataset(account_id, hook.api.resolve_namespace(self.namespace), self.instance_id)
             # Not hook.get_instance: the operator reports this lineage itself, not through the hook collector.
             read = hook.run(hook.api.get_instance(self.instance_id, namespace=self.namespace))
-            cached = (instance, source_dataset(read, account_id, _r2_namespace_setting(hook)))
+            cached = (instance, source_dataset(read, account_id, hook.conn_info.r2_namespace()))
             self.__dict__["_lineage_read"] = cached
         return cached

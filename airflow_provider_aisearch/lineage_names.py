@@ -12,11 +12,12 @@ Dataset names (OpenLineage namespace / name):
 * an R2 bucket, by the connection extra ``lineage_r2_namespace``: ``"r2"`` (default)
   ``r2://<account_id>`` / ``<bucket>`` (R2 bucket names are unique per account only, and an R2
   object's address is ``https://<account_id>.r2.cloudflarestorage.com/<bucket>/<key>``: the account
-  is the datasource, as OpenLineage's naming asks), or ``"s3"`` ``s3://<bucket>`` / ``/`` (the object
+  is the datasource and the bucket the name; this departs from OpenLineage's object-store pattern,
+  ``<scheme>://<bucket>`` / object key, on purpose), or ``"s3"`` ``s3://<bucket>`` / ``/`` (the object
   store convention for a whole bucket: joins the lineage of Spark or anything else that reads the
   bucket through R2's S3 API, but is the same name as an AWS bucket called alike);
 * a web crawler's site: ``<scheme>://<host>[:<port>]`` / ``<path>`` (``/`` for the root; user info,
-  query and fragment are dropped, so no credential in a URL reaches an event);
+  query, fragment and the scheme's default port are dropped, so no credential in a URL reaches an event);
 * managed storage (``type`` ``None``): no input dataset; the files were uploaded to the instance
   itself, which is already the output.
 
@@ -32,6 +33,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_aisearch.api import DEFAULT_NAMESPACE
+from airflow_provider_aisearch.api.connection import (
+    DEFAULT_R2_NAMESPACE,
+    R2_NAMESPACE_EXTRA,
+    R2_NAMESPACES,
+    validate_r2_namespace,
+)
 from airflow_provider_aisearch.assets import SCHEME, _validate_account_id, instance_uri, parse_instance_uri
 
 if TYPE_CHECKING:
@@ -53,11 +60,6 @@ __all__ = [
 
 log = logging.getLogger("airflow_provider_aisearch.lineage")  # the name it had before the split
 
-#: The connection extra that chooses how R2 buckets are named.
-R2_NAMESPACE_EXTRA = "lineage_r2_namespace"
-#: ``"r2"``: ``r2://<account_id>`` / ``<bucket>``; ``"s3"``: ``s3://<bucket>`` / ``/``.
-R2_NAMESPACES = ("r2", "s3")
-DEFAULT_R2_NAMESPACE = "r2"
 #: The URI scheme of R2 buckets in Airflow assets (hook lineage); the provider registers its converter.
 R2_SCHEME = "r2"
 #: Instance types (``Instance.type``) with a source dataset.
@@ -83,19 +85,6 @@ class DatasetName:
         from airflow.providers.common.compat.openlineage.facet import Dataset
 
         return Dataset(namespace=self.namespace, name=self.name)
-
-
-def validate_r2_namespace(value: object) -> str:
-    """
-    Check a ``lineage_r2_namespace`` setting (``None``: the default).
-
-    :raises ValueError: not one of :data:`R2_NAMESPACES`.
-    """
-    if value is None or value == "":
-        return DEFAULT_R2_NAMESPACE
-    if value not in R2_NAMESPACES:
-        raise ValueError(f"{R2_NAMESPACE_EXTRA} must be one of {', '.join(map(repr, R2_NAMESPACES))}, got {value!r}")
-    return str(value)
 
 
 def instance_dataset(account_id: str, namespace: str | None, instance_id: str) -> DatasetName:
@@ -127,7 +116,10 @@ def _site_dataset(url: str) -> DatasetName:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"a web crawler's source is an http(s) URL, got scheme {parts.scheme!r}")
-    authority = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")  # no user info
+    port = parts.port
+    default_port = {"http": 80, "https": 443}[scheme]
+    # No user info; a scheme's default port is left out (https://h:443 and https://h are one site).
+    authority = parts.hostname.lower() + (f":{port}" if port and port != default_port else "")
     path = parts.path or "/"
     namespace = f"{scheme}://{authority}"
     return DatasetName(namespace, path, namespace + path)

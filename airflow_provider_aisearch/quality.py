@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobFailedError
-from airflow_provider_aisearch.instances import InstanceStats, Item
+from airflow_provider_aisearch.instances import InstanceStats, Item, redact_url
 from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
 from airflow_provider_aisearch.jobs import Job, JobStatus
 
@@ -56,6 +56,10 @@ __all__ = [
 
 #: Most failed items (key and error) a failed gate writes to the task log (one page of the items list).
 FAILED_ITEMS_LOGGED = 20
+#: At most this many entries of ``file_embed_errors`` / ``index_source_errors`` reach the task log,
+#: each key and value cut to :data:`ERROR_TEXT_LOGGED` characters.
+ERROR_BREAKDOWN_LOGGED = 20
+ERROR_TEXT_LOGGED = 200
 #: Errors that say the job's outcome was bad (not that the API failed): ``soft_fail`` skips on them.
 OUTCOME_ERRORS: tuple[type[AISearchError], ...] = (AISearchJobFailedError, AISearchIndexQualityError)
 
@@ -223,12 +227,24 @@ def check_items(
     )
 
 
+def _cut(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= ERROR_TEXT_LOGGED else text[:ERROR_TEXT_LOGGED] + f"... ({len(text)} chars)"
+
+
+def _capped(breakdown: Mapping[str, Any]) -> str:
+    """An error breakdown for the log: its first :data:`ERROR_BREAKDOWN_LOGGED` entries, each cut short."""
+    shown = ", ".join(f"{_cut(k)}: {_cut(v)}" for k, v in islice(breakdown.items(), ERROR_BREAKDOWN_LOGGED))
+    more = len(breakdown) - ERROR_BREAKDOWN_LOGGED
+    return "{" + shown + "}" + (f" and {more} more" if more > 0 else "")
+
+
 def _log_failed_items(stats: InstanceStats, failed_items: Callable[[int], Iterable[Item]], log: Any) -> None:
     """Up to :data:`FAILED_ITEMS_LOGGED` failed items to the task log; a listing failure is only a warning."""
     for name in ("file_embed_errors", "index_source_errors"):
         value = getattr(stats, name)
         if value:
-            log.error("%s: %s", name, value)
+            log.error("%s: %s", name, _capped(value))
     try:
         items = list(islice(failed_items(FAILED_ITEMS_LOGGED), FAILED_ITEMS_LOGGED))
     except (AISearchError, ValueError) as exc:
@@ -236,7 +252,7 @@ def _log_failed_items(stats: InstanceStats, failed_items: Callable[[int], Iterab
         return
     log.error("Failed items (%d of %s):", len(items), stats.error)
     for item in items:
-        log.error("  %s: %s", item.key, item.error or "(no error message)")
+        log.error("  %s: %s", redact_url(item.key), item.error or "(no error message)")
 
 
 class ItemCheck:
@@ -324,7 +340,11 @@ class ItemCheck:
 
     def verdict(self, job: Job, value: dict[str, Any], stats: InstanceStats) -> dict[str, Any]:
         """:func:`check_items`, then ``value`` with the stats under ``"items"``."""
-        items = check_items(self.gate, stats, where=self.where(job), failed_items=self._failed_items, log=self.log)
+        try:
+            items = check_items(self.gate, stats, where=self.where(job), failed_items=self._failed_items, log=self.log)
+        except AISearchIndexQualityError as exc:
+            exc.job = {**value, "items": stats.to_dict()}  # the OpenLineage FAIL event's job facet
+            raise
         return {**value, "items": items}
 
     def _failed_items(self, limit: int) -> Iterable[Item]:

@@ -89,6 +89,22 @@ def test_a_web_crawler_is_its_site_without_credentials_query_or_fragment() -> No
         source_dataset(instance("web-crawler", "ftp://example.com/x"), ACCOUNT)
 
 
+@pytest.mark.parametrize(
+    ("url", "namespace"),
+    [
+        ("https://Docs.Example.com:443/guide/", "https://docs.example.com"),
+        ("https://docs.example.com/guide/", "https://docs.example.com"),
+        ("http://docs.example.com:80/guide/", "http://docs.example.com"),
+        ("http://docs.example.com:443/guide/", "http://docs.example.com:443"),  # not http's default
+        ("https://docs.example.com:80/guide/", "https://docs.example.com:80"),
+    ],
+)
+def test_a_sites_default_port_is_left_out(url: str, namespace: str) -> None:
+    assert source_dataset(instance("web-crawler", url), ACCOUNT) == DatasetName(
+        namespace, "/guide/", namespace + "/guide/"
+    )
+
+
 def test_managed_storage_has_no_input() -> None:
     assert source_dataset(instance(None, None), ACCOUNT) is None
     assert source_dataset(instance("r2", None), ACCOUNT) is None  # no source known: nothing to name
@@ -414,12 +430,18 @@ print("RESULT " + json.dumps({"state": str(run.state), "facets": facets, "hidden
 
 
 def _run_dag(
-    emu: AISearchEmulator, tmp_path: Path, *, hide_openlineage: bool, transport: dict[str, Any] | None
+    emu: AISearchEmulator,
+    tmp_path: Path,
+    *,
+    hide_openlineage: bool,
+    transport: dict[str, Any] | None,
+    dag_source: str | None = None,
 ) -> dict[str, Any]:
-    site_job = emu.add_job("site", duration=0).id
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / "lineage_dag.py").write_text(LINEAGE_DAG.format(site_job=site_job))
+    if dag_source is None:
+        dag_source = LINEAGE_DAG.format(site_job=emu.add_job("site", duration=0).id)
+    (dags / "lineage_dag.py").write_text(dag_source)
     s3_conn = json.loads(emu.connection_json())
     s3_conn["extra"]["lineage_r2_namespace"] = "s3"
     env = {
@@ -466,19 +488,21 @@ def _setup_instances(emu: AISearchEmulator) -> None:
     emu.add_instance("site", type="web-crawler", source=f"https://crawler:{TOKEN}@Docs.Example.com/guide/?key={TOKEN}")
 
 
-def _complete_events(path: Path, tasks: list[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
-    """The COMPLETE event of each task (the listener may emit after the run returns: wait for them)."""
+def _complete_events(
+    path: Path, tasks: list[str], timeout: float = 120.0, event_type: str = "COMPLETE"
+) -> dict[str, dict[str, Any]]:
+    """The COMPLETE (or ``event_type``) event of each task (the listener may emit after the run returns)."""
     deadline = time.monotonic() + timeout
     while True:
         events: dict[str, dict[str, Any]] = {}
         if path.exists():
             for line in path.read_text().splitlines():
                 event = json.loads(line)
-                if event.get("eventType") == "COMPLETE":
+                if event.get("eventType") == event_type:
                     events[event["job"]["name"]] = event
         wanted = {t: events.get(f"aisearch_lineage.{t}") for t in tasks}
         if all(wanted.values()) or time.monotonic() > deadline:
-            assert all(wanted.values()), f"missing COMPLETE events: {sorted(events)}"
+            assert all(wanted.values()), f"missing {event_type} events: {sorted(events)}"
             return {t: e for t, e in wanted.items() if e is not None}
         time.sleep(0.5)
 
@@ -554,3 +578,129 @@ def test_without_the_openlineage_provider_nothing_breaks(
     assert result["facets"] == {"create": "None", "sensor": "None", "list": "None"}
     assert len(emu.requests_to(method="POST")) == 2  # the create operator's and the @task's
     assert emu.requests_to(route="instance") and len(emu.requests_to(route="instance")) == 1  # the @task's only
+
+
+FAILING_GATE_DAG = """
+import datetime as dt
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_aisearch.operators import AISearchCreateJobOperator
+from airflow_provider_aisearch.sensors import AISearchJobSensor
+
+FAST = {{"retry_backoff": 0.001}}
+with DAG("aisearch_lineage", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
+    AISearchCreateJobOperator(
+        task_id="create", instance_id="docs", wait_for_completion=True, deferrable=True, poll_interval=0.2,
+        max_item_errors=0.05, hook_params=FAST,
+    )
+    AISearchJobSensor(task_id="sensor", instance_id="site", job_id={site_job!r}, poke_interval=0.2, hook_params=FAST)
+"""
+
+
+@needs_openlineage
+@pytest.mark.timeout(600)
+def test_a_failed_gate_or_job_emits_the_datasets_and_the_job_facet_on_fail(
+    make_emulator: Callable[..., AISearchEmulator], tmp_path: Path
+) -> None:
+    if not _reads_item_stats():
+        pytest.skip("no quality gate in this version")
+    emu = make_emulator(job_duration=1.0)
+    _setup_instances(emu)
+    emu.set_item_errors(0.1, instance_id="docs")  # 10 % of the files fail; the gate allows 5 %
+    site_job = emu.add_job("site", duration=0, end_reason="failed").id
+    events_file = tmp_path / "openlineage.jsonl"
+    result = _run_dag(
+        emu,
+        tmp_path,
+        hide_openlineage=False,
+        transport={"type": "file", "log_file_path": str(events_file), "append": True},
+        dag_source=FAILING_GATE_DAG.format(site_job=site_job),
+    )
+    assert result["state"] in ("failed", "DagRunState.FAILED"), result["output"][-5000:]
+    assert "AISearchIndexQualityError" in result["output"]
+    events = _complete_events(events_file, ["create", "sensor"], event_type="FAIL")
+    account = emu.account_id
+
+    def names(event: dict[str, Any], key: str) -> list[tuple[str, str]]:
+        return [(d["namespace"], d["name"]) for d in event[key]]
+
+    create = events["create"]
+    assert names(create, "inputs") == [(f"r2://{account}", "docs-bucket")]
+    assert names(create, "outputs") == [(f"cloudflare-aisearch://{account}", "default/docs")]
+    created = emu.jobs("docs")[0]
+    job = create["run"]["facets"]["aisearchJob"]
+    assert (job["jobId"], job["status"], job["endReason"]) == (created["id"], "succeeded", "completed")
+    items = job["items"]
+    assert (items["error"], items["completed"] + items["error"] + items["skipped"]) == (2, 20)
+    assert create["run"]["facets"]["externalQuery"]["externalQueryId"] == created["id"]
+
+    sensor = events["sensor"]  # a failed job: its datasets and its job facet, without counts
+    assert names(sensor, "inputs") == [("https://docs.example.com", "/guide/")]
+    assert names(sensor, "outputs") == [(f"cloudflare-aisearch://{account}", "default/site")]
+    job = sensor["run"]["facets"]["aisearchJob"]
+    assert (job["jobId"], job["endReason"], job.get("items")) == (site_job, "failed", None)
+
+    # One instance GET per operator (the one the lineage needs), no other extra request.
+    assert len(emu.requests_to(route="instance")) == 2
+    text = events_file.read_text()
+    assert TOKEN not in text and emu.token not in text
+
+
+def test_a_crawled_urls_credentials_are_masked_in_task_logs_and_redacted_in_the_repr(
+    emu: AISearchEmulator, hook: AISearchHook
+) -> None:
+    from airflow.providers.common.compat.sdk import redact  # the masker Airflow's task logs go through
+
+    password, key = "crawl-pass-7Qx9", "qkey-4Lm2zzT"  # not the API token (the hook masks that anyway)
+    emu.add_instance("site", type="web-crawler", source=f"https://crawler:{password}@Docs.Example.com/?key={key}&p=1")
+    emu.add_job("site", duration=0)
+    instance = hook.get_instance("site")
+    assert instance.source is not None and password in instance.source  # the value itself is Cloudflare's
+    for secret in (password, key):
+        assert secret not in repr(instance) and secret not in str(instance)
+        logged = f"read {instance.source} ({instance.to_dict()})"
+        assert secret in logged and secret not in str(redact(logged))  # get_instance masked it for task logs
+    assert "https://***@Docs.Example.com/?key=***&p=***" in repr(instance)
+    items = list(hook.iter_items("site"))
+    assert items and any(item.source_id and password in item.source_id for item in items)
+    assert all(password not in repr(item) and key not in repr(item) for item in items)
+    assert len(emu.requests_to(route="instance")) == 1
+
+
+@pytest.mark.parametrize("collector", ["no-op", "real"])
+def test_hook_lineage_needs_no_second_connection_lookup(
+    emulator: AISearchEmulator, connect: Connect, monkeypatch: pytest.MonkeyPatch, collector: str
+) -> None:
+    import airflow.providers.common.compat.sdk as compat_sdk
+    from airflow.providers.common.compat.sdk import HookLineageCollector
+
+    if collector == "real":
+        real = HookLineageCollector()
+        monkeypatch.setattr(compat_sdk, "get_hook_lineage_collector", lambda: real, raising=False)
+    connect(emulator)
+    emulator.add_instance("docs", type="r2", source="docs-bucket")
+    lookups: list[str] = []
+    original = AISearchHook.get_connection.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[AISearchHook], conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return original(cls, conn_id)
+
+    monkeypatch.setattr(AISearchHook, "get_connection", classmethod(spy))
+    hook = AISearchHook(retry_backoff=0.001)
+    assert hook.get_instance("docs").source == "docs-bucket"
+    assert hook.create_job("docs").id
+    assert lookups == ["aisearch_default"]  # in Airflow 3 each lookup is a round trip to the API server
+    if collector == "real":
+        collected = real.collected_assets
+        assert [i.asset.uri for i in collected.inputs] == [f"r2://{emulator.account_id}/docs-bucket"]
+        assert len(collected.outputs) == 1
+    assert len(emulator.requests_to(route="instance")) == 1
+
+
+def test_a_bad_lineage_r2_namespace_is_a_value_error_naming_it() -> None:
+    from airflow_provider_aisearch.api.connection import ConnectionInfo
+
+    info = ConnectionInfo("c", "https://x", "a", "default", None, "s", lineage_r2_namespace="gcs")
+    with pytest.raises(ValueError, match="lineage_r2_namespace must be one of 'r2', 's3', got 'gcs'"):
+        info.r2_namespace()
+    assert ConnectionInfo("c", "https://x", "a", "default", None, "s").r2_namespace() == "r2"

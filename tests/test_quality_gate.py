@@ -258,6 +258,28 @@ def test_a_failed_gate_logs_at_most_20_failed_items_from_one_page(
     assert listing.query == {"page": "1", "per_page": "20", "status": "error"}
 
 
+def test_the_error_breakdowns_are_capped_in_the_log(
+    setup: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    emu = setup(items=20, errors=0.5)
+    long_error = "Could not parse PDF: " + "x" * 5000
+    embed = {long_error: 1} | {f"error kind {n:02d}": n for n in range(30)}
+    stats = {"completed": 10, "error": 10, "skipped": 0, "queued": 0, "running": 0, "outdated": 0}
+    body = {"success": True, "errors": [], "result": {**stats, "file_embed_errors": embed, "index_source_errors": {}}}
+    emu.inject(Fault.http(200, body), method="GET", path="/instances/docs/stats$", times=5)
+    with pytest.raises(AISearchIndexQualityError):
+        wait(emu, "poke", max_item_errors=0)
+    out = logged(caplog, capsys)
+    (line,) = [line for line in out.splitlines() if "file_embed_errors:" in line]
+    assert "error kind 18: 18" in line and "error kind 19" not in line  # the first 20 entries
+    assert "Could not parse PDF: xxx" in line  # cut short
+    assert "and 11 more" in line
+    assert "x" * 201 not in out and long_error not in out
+    assert len(line) < 2000
+    assert len(stats_reads(emu)) == 1
+
+
 def test_failed_items_cannot_be_listed_on_legacy_paths_but_the_gate_still_fails(
     setup: Any, connect: Callable[..., None], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:

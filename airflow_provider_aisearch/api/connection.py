@@ -11,16 +11,42 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch import CONN_TYPE, __version__
+from airflow_provider_aisearch.api.paths import validate_choice
 from airflow_provider_aisearch.exceptions import AISearchError
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_NAMESPACE", "USER_AGENT", "ConnectionInfo"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_R2_NAMESPACE",
+    "R2_NAMESPACES",
+    "R2_NAMESPACE_EXTRA",
+    "USER_AGENT",
+    "ConnectionInfo",
+    "validate_r2_namespace",
+]
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_NAMESPACE = "default"
 USER_AGENT = f"airflow-provider-aisearch/{__version__}"
+#: The connection extra that chooses how lineage names R2 buckets.
+R2_NAMESPACE_EXTRA = "lineage_r2_namespace"
+#: ``"r2"``: ``r2://<account_id>`` / ``<bucket>``; ``"s3"``: ``s3://<bucket>`` / ``/``.
+R2_NAMESPACES = ("r2", "s3")
+DEFAULT_R2_NAMESPACE = "r2"
+
+
+def validate_r2_namespace(value: object) -> str:
+    """
+    Check a ``lineage_r2_namespace`` setting (``None`` or ``""``: the default).
+
+    :raises ValueError: naming ``lineage_r2_namespace``, not one of :data:`R2_NAMESPACES`.
+    """
+    if value is None or value == "":
+        return DEFAULT_R2_NAMESPACE
+    return validate_choice(R2_NAMESPACE_EXTRA, value, R2_NAMESPACES)
 
 
 def _extra_value(extra: Mapping[str, Any], key: str) -> tuple[bool, Any]:
@@ -42,6 +68,8 @@ class ConnectionInfo:
     :param account_id: Cloudflare account id.
     :param namespace: AI Search namespace, or ``None`` for the legacy un-namespaced paths.
     :param email: Account email for the legacy Global API Key scheme, else ``None``.
+    :param lineage_r2_namespace: The ``lineage_r2_namespace`` extra as set (``None``: unset); checked by
+        :meth:`r2_namespace` when lineage needs it, so a bad value never fails a request.
     """
 
     conn_id: str
@@ -50,6 +78,7 @@ class ConnectionInfo:
     namespace: str | None
     email: str | None
     secret: str = field(repr=False)
+    lineage_r2_namespace: object = None
 
     @classmethod
     def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> ConnectionInfo:
@@ -83,7 +112,16 @@ class ConnectionInfo:
             ns = str(namespace).strip()
         email = (conn.login or "").strip() or None
         secret = (conn.password or "").strip()
-        return cls(conn_id=conn_id, base_url=base_url, account_id=account, namespace=ns, email=email, secret=secret)
+        r2_namespace = _extra_value(extra, R2_NAMESPACE_EXTRA)[1]
+        return cls(
+            conn_id=conn_id,
+            base_url=base_url,
+            account_id=account,
+            namespace=ns,
+            email=email,
+            secret=secret,
+            lineage_r2_namespace=r2_namespace,
+        )
 
     def auth_headers(self) -> dict[str, str]:
         """Headers of exactly one auth scheme: Bearer token, or X-Auth-Email + X-Auth-Key."""
@@ -99,6 +137,14 @@ class ConnectionInfo:
                 '(extra {"account_id": "..."}) to your Cloudflare account id'
             )
         return self.account_id
+
+    def r2_namespace(self) -> str:
+        """
+        How lineage names R2 buckets: ``"r2"`` (default) or ``"s3"``.
+
+        :raises ValueError: naming ``lineage_r2_namespace``, a value that is neither.
+        """
+        return validate_r2_namespace(self.lineage_r2_namespace)
 
     def require_secret(self) -> str:
         """:raises AISearchError: the connection has no token / key."""
