@@ -17,12 +17,11 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_provider_aisearch.api import UNSET, _Unset, is_already_ended, validate_description
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobTimeoutError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.job_filter import newest_first_key
 from airflow_provider_aisearch.job_wait import AISearchJobWaitMixin
 from airflow_provider_aisearch.jobs import Job, JobStatus
 from airflow_provider_aisearch.lineage import AISearchLineageMixin
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
-from airflow_provider_aisearch.safe_create import SafeCreate
+from airflow_provider_aisearch.safe_create import Busy, SafeCreate, newest_running
 from airflow_provider_aisearch.task_tries import default_description, earlier_try_job, store_job_id
 from airflow_provider_aisearch.triggers import error_from_event, validate_event
 from airflow_provider_aisearch.watch import JobWatch, result_dict, validate_interval
@@ -36,11 +35,6 @@ __all__ = ["IF_RUNNING", "AISearchCreateJobOperator"]
 IF_RUNNING = ("reuse", "wait", "supersede", "fail")
 #: ``execute_complete`` phases: waiting for someone else's job to end (``if_running="wait"``), or for ours.
 _IDLE, _JOB = "idle", "job"
-
-
-def _newest_running(jobs: Iterable[Job]) -> Job | None:
-    running = [j for j in jobs if j.is_running]
-    return max(running, key=newest_first_key) if running else None
 
 
 class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, BaseOperator):
@@ -60,7 +54,10 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
     ``"wait"`` waits for it to end and then creates (in the triggerer when ``deferrable=True``),
     ``"supersede"`` creates anyway (Cloudflare ends the old one with ``new_job_has_started``),
     ``"fail"`` raises. During the create cooldown (429 ``sync_in_cooldown``) it waits
-    (``Retry-After``, else 30 s) and retries until ``cooldown_timeout``. An ambiguous create failure
+    (``Retry-After``, else 30 s) and retries until ``cooldown_timeout``. After a wait, and before
+    each cooldown retry, it lists again: a job that started meanwhile (another task's, a scheduled
+    sync) gets ``if_running`` applied again, within the same ``timeout``, so ``"wait"`` waits for it
+    too, ``"reuse"`` adopts it, ``"fail"`` raises; only ``"supersede"`` POSTs regardless. An ambiguous create failure
     is resolved by finding the job by its ``description``, so one task try never starts two jobs.
 
     The job id is pushed to XCom (key ``job_id``) as soon as it is known; the return value is the job's
@@ -181,27 +178,7 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
                 earlier.id,
             )
             return self._started(context, earlier, owned=True, adopted=True, deadline=deadline, description=description)
-        running = _newest_running(jobs)
-        if running is not None:
-            self.log.info(
-                "Job %s is already running on instance %s (if_running=%r)",
-                running.id,
-                self.instance_id,
-                self.if_running,
-            )
-            if self.if_running == "reuse":
-                return self._started(
-                    context, running, owned=False, adopted=False, deadline=deadline, description=description
-                )
-            if self.if_running == "fail":
-                raise AISearchError(
-                    f"Job {running.id!r} is already running on instance {self.instance_id!r} and if_running='fail'"
-                )
-            if self.if_running == "wait":
-                self._wait_until_idle(running, deadline, description)
-                return self._create_in_time(context, description, deadline, running.id, " (if_running='wait')")
-        job = self._create(description)
-        return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
+        return self._create_unless_running(context, description, deadline, newest_running(jobs))
 
     def execute_complete(
         self,
@@ -223,9 +200,8 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
             if event["status"] == "error":
                 raise error_from_event(event)
             self.log.info("Job %s has ended; creating a new one", event["job_id"])
-            return self._create_in_time(
-                context, description or self._description(context), deadline, event["job_id"], " (if_running='wait')"
-            )
+            description = description or self._description(context)
+            return self._create_unless_running(context, description, deadline, None, waited_for=event["job_id"])
         job_id = job_id or event["job_id"]
         if owned:
             self._created_job_id = job_id
@@ -295,9 +271,8 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
                 "task cancels the earlier try's job); starting a job of this try's own",
                 job.id,
             )
-            return self._create_in_time(
-                context, description or self._description(context), deadline, job.id, " (adopted, then cancelled)"
-            )
+            description = description or self._description(context)
+            return self._create_unless_running(context, description, deadline, None, waited_for=job.id)
         value = self._finish(job, followed_from)
         return self.item_check.finish(
             job,
@@ -374,23 +349,43 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
         """The description to send: the operator's, or the default one (also when it rendered empty)."""
         return self.description or default_description(context)
 
-    def _create_in_time(
-        self, context: Context, description: str, deadline: float | None, waited_for: str, what: str
+    def _create_unless_running(
+        self, context: Context, description: str, deadline: float | None, running: Job | None, *, waited_for: str = ""
     ) -> dict[str, Any]:
-        """Start this task's job after a wait, unless ``timeout`` passed meanwhile (nobody would wait for it)."""
-        if self.wait_for_completion and deadline is not None and time.time() >= deadline:
-            raise AISearchJobTimeoutError(
-                f"timeout={self.timeout:g} s passed while waiting for job {waited_for!r} on instance "
-                f"{self.instance_id!r}{what}; no job was started"
-            )
-        job = self._create(description)
-        return self._started(context, job, owned=True, adopted=False, deadline=deadline, description=description)
-
-    def _create(self, description: str) -> Job:
-        """POST through the cooldown; resolve ambiguous failures by description, never creating twice."""
-        return SafeCreate(
+        """
+        Apply ``if_running`` to ``running`` and start this task's job: the one place for both the worker and
+        the resumed deferred task. ``waited_for``: a wait for that job just ended, so list again before the
+        POST. A job found running then, or before a cooldown retry, gets ``if_running`` applied again.
+        """
+        create = SafeCreate(
             self.hook, self.instance_id, self.namespace, self.cooldown_timeout, self.ambiguity_recheck_delay, self.log
-        ).create(description)
+        )
+        create.yield_to_running = self.if_running != "supersede"  # it lists again, and hands back a Busy
+        while True:
+            if running is not None:
+                self.log.info("Job %s is running on %s (if_running=%r)", running.id, self.instance_id, self.if_running)
+                if self.if_running == "reuse":
+                    return self._started(
+                        context, running, owned=False, adopted=False, deadline=deadline, description=description
+                    )
+                if self.if_running == "fail":
+                    raise AISearchError(
+                        f"Job {running.id!r} is already running on instance {self.instance_id!r} and if_running='fail'"
+                    )
+                if self.if_running == "wait":
+                    self._wait_until_idle(running, deadline, description)  # (deferrable: resumes in execute_complete)
+                    waited_for = running.id
+            if waited_for and self.wait_for_completion and deadline is not None and time.time() >= deadline:
+                raise AISearchJobTimeoutError(  # nobody would wait for a job started now
+                    f"timeout={self.timeout:g} s passed while waiting for job {waited_for!r} on instance "
+                    f"{self.instance_id!r}; no job was started"
+                )
+            found = create.create(description, list_first=bool(waited_for))
+            if not isinstance(found, Busy):
+                return self._started(
+                    context, found, owned=True, adopted=False, deadline=deadline, description=description
+                )
+            running, waited_for = found.job, ""
 
     # -- cancelling ----------------------------------------------------------------------------
 

@@ -254,7 +254,12 @@ class AISearchHook(InstanceReads, BaseHook):
         return self.run(self.api.get_job(instance_id, job_id, namespace=namespace))
 
     def create_job(
-        self, instance_id: str, *, description: str | None = None, namespace: str | _Unset | None = UNSET
+        self,
+        instance_id: str,
+        *,
+        description: str | None = None,
+        namespace: str | _Unset | None = UNSET,
+        retry_cooldown: bool = True,
     ) -> Job:
         """
         Start an indexing job (POST). Never sends the POST twice when it might have succeeded.
@@ -266,8 +271,14 @@ class AISearchHook(InstanceReads, BaseHook):
         :param instance_id: AI Search instance id.
         :param description: Up to 255 characters, stored on the job (used to find it again).
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
+        :param retry_cooldown: ``False``: raise the create cooldown's
+            :class:`~airflow_provider_aisearch.exceptions.AISearchCooldownError` at once, without retrying
+            (for a caller that looks at the instance again before it retries).
         """
-        job = self.run(self.api.create_job(instance_id, description=description, namespace=namespace))
+        plan = self.api.create_job(
+            instance_id, description=description, namespace=namespace, retry_cooldown=retry_cooldown
+        )
+        job = self.run(plan)
         lineage.record_job_output(self, instance_id, namespace)  # hook lineage: the instance is an output
         return job
 

@@ -4,11 +4,17 @@ A create that fails ambiguously (5xx, timeout, reset: the job may exist) is foll
 for a job with the same description started after the POST (less :data:`CLOCK_SKEW`): found, it
 is the job; proven absent (the listing reaches back before the POST), the POST is sent again;
 neither, the ambiguity is raised rather than risking a second job.
+
+Unless told to supersede, it never ends another job either: it lists the instance again after
+the caller's wait (``list_first``) and before each retry through the cooldown (the cooldown means
+a job has just started, perhaps another task's), and hands a job found running back to the caller
+as :class:`Busy`, for ``if_running`` to apply to it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -19,7 +25,7 @@ from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.job_filter import newest_first_key
 from airflow_provider_aisearch.jobs import Job
 
-__all__ = ["CLOCK_SKEW", "COOLDOWN_WAIT", "MIN_COOLDOWN_WAIT", "SafeCreate"]
+__all__ = ["CLOCK_SKEW", "COOLDOWN_WAIT", "MIN_COOLDOWN_WAIT", "Busy", "SafeCreate", "newest_running"]
 
 #: Wait between create attempts during the cooldown when Cloudflare gives no ``Retry-After``.
 COOLDOWN_WAIT = 30.0
@@ -27,6 +33,19 @@ COOLDOWN_WAIT = 30.0
 MIN_COOLDOWN_WAIT = 1.0
 #: Slack for the difference between this machine's clock and Cloudflare's.
 CLOCK_SKEW = timedelta(minutes=2)
+
+
+def newest_running(jobs: Iterable[Job]) -> Job | None:
+    """The newest of the running ``jobs``, if any."""
+    running = [j for j in jobs if j.is_running]
+    return max(running, key=newest_first_key) if running else None
+
+
+@dataclass(frozen=True)
+class Busy:
+    """No job was started: ``job`` (not ours) was found running when listing again before a POST."""
+
+    job: Job
 
 
 @dataclass
@@ -40,6 +59,8 @@ class SafeCreate:
     :param cooldown_timeout: Seconds to keep retrying through the create cooldown.
     :param recheck_delay: Seconds before looking for the job of an ambiguous create a second time.
     :param log: The operator's logger.
+    :param yield_to_running: List again before each cooldown retry (and first, with ``list_first``),
+        and give way to a job found running (``False``: ``if_running="supersede"``, POST regardless).
     """
 
     hook: AISearchHook
@@ -48,9 +69,16 @@ class SafeCreate:
     cooldown_timeout: float
     recheck_delay: float
     log: Any
+    yield_to_running: bool = False
 
-    def create(self, description: str) -> Job:
-        """POST through the cooldown; resolve ambiguous failures by description, never creating twice."""
+    def create(self, description: str, *, list_first: bool = False) -> Job | Busy:
+        """
+        POST through the cooldown; resolve ambiguous failures by description, never creating twice.
+
+        :param description: The job's description (how an ambiguous POST's job is found).
+        :param list_first: List before the first POST too (the caller has waited since it last listed).
+        :return: The job started, or (``yield_to_running``) :class:`Busy` when another job runs.
+        """
         deadline = time.monotonic() + self.cooldown_timeout
         sent_at = time.time()  # (wall clock) any job of ours started after this
         maybe_created: AISearchCreateAmbiguousError | None = None
@@ -58,9 +86,13 @@ class SafeCreate:
         api = self.hook.api
         api.deadline = time.time() + self.cooldown_timeout  # the hook's own retry waits stay inside it
         try:
-            while True:
+            found = self._running(description, sent_at, None) if list_first else None
+            while found is None:
                 try:
-                    return self.hook.create_job(self.instance_id, description=description, namespace=self.namespace)
+                    # The cooldown is retried here, not in the hook: each retry lists the instance first.
+                    return self.hook.create_job(
+                        self.instance_id, description=description, namespace=self.namespace, retry_cooldown=False
+                    )
                 except AISearchCooldownError as exc:
                     if maybe_created is not None:
                         # The job an earlier, ambiguous POST of ours started may be what holds the cooldown.
@@ -83,6 +115,7 @@ class SafeCreate:
                     wait = min(max(wait, MIN_COOLDOWN_WAIT), remaining)
                     self.log.info("Instance %s is in its sync cooldown; trying again in %.1f s", self.instance_id, wait)
                     time.sleep(wait)
+                    found = self._running(description, sent_at, maybe_created)
                 except AISearchCreateAmbiguousError as exc:
                     self.log.warning("%s; looking for the job by its description", exc.message)
                     job, covered = self._find_by_description(description, sent_at)
@@ -100,8 +133,27 @@ class SafeCreate:
                         raise
                     maybe_created = exc
                     self.log.info("No job has description %r: the create did not happen; sending it again", description)
+            return found
         finally:
             api.deadline = None
+
+    def _running(self, description: str, since: float, maybe_created: Exception | None) -> Job | Busy | None:
+        """
+        List again: the newest running job as :class:`Busy` (or, after an ambiguous POST, as our job
+        when it has our description and started after ``since``); ``None`` when none runs.
+        """
+        if not self.yield_to_running:
+            return None
+        running = newest_running(self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace)))
+        if running is None:
+            return None
+        earliest = datetime.fromtimestamp(since, tz=timezone.utc) - CLOCK_SKEW
+        ours = running.description == description and (running.started_at is None or running.started_at >= earliest)
+        if maybe_created is not None and ours:
+            self.log.info("Found job %s started by the ambiguous request", running.id)
+            return running
+        self.log.info("Job %s is running on instance %s now: no job was started", running.id, self.instance_id)
+        return Busy(running)
 
     def _find_by_description(self, description: str, since: float) -> tuple[Job | None, bool]:
         """

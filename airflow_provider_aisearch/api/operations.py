@@ -256,16 +256,22 @@ class JobsAPI(InstanceOperations):
         return parse_job(payload, method="GET", path=path)
 
     def create_job(
-        self, instance_id: str, *, description: str | None = None, namespace: str | _Unset | None = UNSET
+        self,
+        instance_id: str,
+        *,
+        description: str | None = None,
+        namespace: str | _Unset | None = UNSET,
+        retry_cooldown: bool = True,
     ) -> Plan[Job]:
-        """Start a job (never re-sent after an ambiguous failure)."""
+        """Start a job (never re-sent after an ambiguous failure; ``retry_cooldown``: see :class:`Call`)."""
         validate_description(description)
         path = self.path(instance_id, namespace=namespace)
-        return self._create_job(path, description)
+        return self._create_job(path, description, retry_cooldown)
 
-    def _create_job(self, path: str, description: str | None) -> Plan[Job]:
+    def _create_job(self, path: str, description: str | None, retry_cooldown: bool = True) -> Plan[Job]:
         body = {} if description is None else {"description": description}
-        payload = yield from self.request(Call("POST", path, json_body=body, create=True, description=description))
+        call = Call("POST", path, json_body=body, create=True, description=description, retry_cooldown=retry_cooldown)
+        payload = yield from self.request(call)
         try:
             return parse_job(payload, method="POST", path=path)
         except AISearchResponseError as exc:

@@ -28,6 +28,8 @@ class Call:
     :param json_body: JSON body, if any.
     :param create: A job create, which must never be re-sent after an ambiguous failure.
     :param description: The create's description (carried by the ambiguity error).
+    :param retry_cooldown: Retry a create's ``sync_in_cooldown`` answer here (``False``: raise it at
+        once, for a caller that looks at the instance again before each retry).
     """
 
     method: str
@@ -36,6 +38,7 @@ class Call:
     json_body: Any = None
     create: bool = False
     description: str | None = None
+    retry_cooldown: bool = True
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow_provider_aisearch.api.errors import evaluate
 from airflow_provider_aisearch.api.plans import Backoff, Call, Plan
-from airflow_provider_aisearch.exceptions import AISearchRateLimitError
+from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchRateLimitError
 from airflow_provider_aisearch.ratelimit import RateBudget
 
 __all__ = ["RetryPolicy", "with_retries"]
@@ -30,7 +30,8 @@ class RetryPolicy:
 
     Retried: connection errors, timeouts, 5xx, 429 and malformed 2xx answers. Never retried:
     other 4xx. ``create`` (POST of a job) is retried only when the answer proves no job was
-    started: 429, a ``sync_in_cooldown`` (7020) body, or a request that was never sent.
+    started: 429, a ``sync_in_cooldown`` (7020) body, or a request that was never sent (the cooldown
+    not when the call leaves it to its caller, ``Call.retry_cooldown=False``).
 
     :param max_retries: Retries after the first attempt.
     :param backoff: First backoff in seconds; doubled each retry, with jitter, up to ``max_backoff``.
@@ -120,7 +121,8 @@ def with_retries(
         error = verdict.error
         assert error is not None
         error.transient = verdict.retryable  # the policy's verdict, for waits: poll again, or end the wait
-        if not verdict.retryable or attempt >= retries:
+        cooldown_is_callers = not call.retry_cooldown and isinstance(error, AISearchCooldownError)
+        if not verdict.retryable or attempt >= retries or cooldown_is_callers:
             if attempt:
                 error.message += f" (after {attempt + 1} attempts)"
                 error.args = (error.message,)
