@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.emulator.server import RequestRecord
+from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.operators import AISearchCreateJobOperator
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 from tests.operator_helpers import FakeTI, create_op, posts
@@ -124,6 +125,8 @@ def test_deferred_tasks_waiting_on_one_job_take_turns(emu: AISearchEmulator) -> 
         resume(op_b, idle[1], ctx_b, event_b)
     assert isinstance(again.value.trigger, AISearchJobTrigger)
     assert again.value.trigger.job_id == first["id"]
+    assert again.value.trigger.deadline is not None and idle[1].trigger.deadline is not None
+    assert abs(again.value.trigger.deadline - idle[1].trigger.deadline) < 1.0  # within the same timeout
     assert len(created(emu)) == 1
     emu.finish_job("docs", first["id"])
     (event,) = run_triggers(again.value.trigger)
@@ -249,3 +252,61 @@ def test_worker_task_lists_again_before_its_cooldown_retry(emu: AISearchEmulator
     first_job, _ = assert_took_turns(emu, running.id)
     # The task that got the 429 polled the other task's job before creating its own.
     assert gets_of(emu, first_job["id"])
+
+
+# ---------------------------------------------------------------------------------------------
+# What each if_running means when a job starts during the cooldown wait (the second round)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sync_starts_during_the_cooldown(emu: AISearchEmulator) -> Callable[[], str]:
+    """The task's first POST meets a scheduled sync that has just started: 429, and the sync runs on."""
+    emu.cooldown, emu.cooldown_retry_after = 1.0, True
+    started: list[str] = []
+    emu.inject(Fault.before(lambda: started.append(emu.start_job("docs", duration=3600).id)), method="POST")
+    return lambda: started[0]
+
+
+def test_reuse_adopts_a_job_that_started_during_the_cooldown(
+    emu: AISearchEmulator, sync_starts_during_the_cooldown: Callable[[], str]
+) -> None:
+    ctx = context("dag_a")
+    result = create_op(if_running="reuse").execute(ctx)
+    sync = sync_starts_during_the_cooldown()
+    assert result["id"] == ctx["ti"].xcom["job_id"] == sync
+    assert [r.status for r in posts(emu)] == [429]  # no retry: it would have superseded the sync
+    assert job_by_id(emu, sync)["ended_at"] is None
+
+
+def test_fail_raises_for_a_job_that_started_during_the_cooldown(
+    emu: AISearchEmulator, sync_starts_during_the_cooldown: Callable[[], str]
+) -> None:
+    with pytest.raises(AISearchError, match="already running.*if_running='fail'"):
+        create_op(if_running="fail").execute(context("dag_a"))
+    assert [r.status for r in posts(emu)] == [429]
+    assert job_by_id(emu, sync_starts_during_the_cooldown())["ended_at"] is None
+
+
+def test_wait_waits_for_a_job_that_started_during_the_cooldown(
+    emu: AISearchEmulator, sync_starts_during_the_cooldown: Callable[[], str]
+) -> None:
+    results, join = run_in_threads([(create_op(if_running="wait", timeout=60), context("dag_a"))])
+    wait_for(lambda: bool(posts(emu)) and bool(gets_of(emu, sync_starts_during_the_cooldown())), "it waits")
+    sync = sync_starts_during_the_cooldown()
+    emu.finish_job("docs", sync)
+    join()
+    (result,) = results
+    assert [r.status for r in posts(emu)] == [429, 200]
+    assert job_by_id(emu, sync)["end_reason"] == "completed"
+    assert job_by_id(emu, result["id"])["ended_at"] is None
+
+
+def test_supersede_retries_through_the_cooldown_without_listing(
+    emu: AISearchEmulator, sync_starts_during_the_cooldown: Callable[[], str]
+) -> None:
+    result = create_op(if_running="supersede").execute(context("dag_a"))
+    assert [r.status for r in posts(emu)] == [429, 200]
+    assert [r.method for r in emu.requests] == ["GET", "POST", "POST"]  # its one listing, before the first POST
+    assert job_by_id(emu, sync_starts_during_the_cooldown())["end_reason"] == "new_job_has_started"
+    assert job_by_id(emu, result["id"])["ended_at"] is None

@@ -89,6 +89,24 @@ def test_create_retries_through_cooldown(hook: AISearchHook, emulator: AISearchE
     assert len(emulator.jobs("docs")) == 2
 
 
+def test_create_can_leave_the_cooldown_to_its_caller(
+    hook: AISearchHook, emulator: AISearchEmulator, mocker: Any
+) -> None:
+    sleep = mocker.patch("airflow_provider_aisearch.hooks.time.sleep")
+    emulator.cooldown = 30.0
+    emulator.add_job("docs", duration=0)
+    with pytest.raises(AISearchCooldownError) as info:  # at once: the caller lists the instance before retrying
+        hook.create_job("docs", retry_cooldown=False)
+    assert info.value.transient
+    assert [r.status for r in emulator.requests_to(method="POST")] == [429]
+    assert sleep.call_count == 0
+    # Other proofs that nothing was created are still retried here (the rate limit, code 971).
+    emulator.cooldown = 0.0
+    emulator.inject(Fault.rate_limited(retry_after=1), method="POST")
+    hook.create_job("docs", retry_cooldown=False)
+    assert [r.status for r in emulator.requests_to(method="POST")] == [429, 429, 200]
+
+
 def test_create_after_rate_limit_429_is_retried(hook: AISearchHook, emulator: AISearchEmulator, mocker: Any) -> None:
     mocker.patch("airflow_provider_aisearch.hooks.time.sleep")
     emulator.inject(Fault.rate_limited(retry_after=1), method="POST", times=2)
