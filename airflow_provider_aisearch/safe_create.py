@@ -139,19 +139,19 @@ class SafeCreate:
 
     def _running(self, description: str, since: float, maybe_created: Exception | None) -> Job | Busy | None:
         """
-        List again: the newest running job as :class:`Busy` (or, after an ambiguous POST, as our job
-        when it has our description and started after ``since``); ``None`` when none runs.
+        List again: after an ambiguous POST, our job (as :func:`_find_by_description` finds it) if it is
+        there; else the newest running job as :class:`Busy`; ``None`` when none runs.
         """
         if not self.yield_to_running:
             return None
-        running = newest_running(self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace)))
+        jobs = self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
+        mine = _mine(jobs, description, since) if maybe_created is not None else None
+        if mine is not None:
+            self.log.info("Found job %s started by the ambiguous request", mine.id)
+            return mine
+        running = newest_running(jobs)
         if running is None:
             return None
-        earliest = datetime.fromtimestamp(since, tz=timezone.utc) - CLOCK_SKEW
-        ours = running.description == description and (running.started_at is None or running.started_at >= earliest)
-        if maybe_created is not None and ours:
-            self.log.info("Found job %s started by the ambiguous request", running.id)
-            return running
         self.log.info("Job %s is running on instance %s now: no job was started", running.id, self.instance_id)
         return Busy(running)
 
@@ -164,14 +164,19 @@ class SafeCreate:
         covered = False
         for attempt in range(2):
             jobs = self.hook.run(self.hook.api.newest_jobs(self.instance_id, namespace=self.namespace))
-            mine = [
-                j for j in jobs if j.description == description and (j.started_at is None or j.started_at >= earliest)
-            ]
-            if mine:
-                return max(mine, key=newest_first_key), True
+            mine = _mine(jobs, description, since)
+            if mine is not None:
+                return mine, True
             covered = len(jobs) < JOBS_MAX_PER_PAGE or any(
                 j.started_at is not None and j.started_at < earliest for j in jobs
             )
             if attempt == 0:
                 time.sleep(self.recheck_delay)
         return None, covered
+
+
+def _mine(jobs: Iterable[Job], description: str, since: float) -> Job | None:
+    """The newest job with ``description`` started after ``since`` (epoch seconds, less :data:`CLOCK_SKEW`)."""
+    earliest = datetime.fromtimestamp(since, tz=timezone.utc) - CLOCK_SKEW
+    mine = [j for j in jobs if j.description == description and (j.started_at is None or j.started_at >= earliest)]
+    return max(mine, key=newest_first_key) if mine else None
