@@ -56,9 +56,10 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
     ``"fail"`` raises. During the create cooldown (429 ``sync_in_cooldown``) it waits
     (``Retry-After``, else 30 s) and retries until ``cooldown_timeout``. After a wait, and before
     each cooldown retry, it lists again: a job that started meanwhile (another task's, a scheduled
-    sync) gets ``if_running`` applied again, within the same ``timeout``, so ``"wait"`` waits for it
-    too, ``"reuse"`` adopts it, ``"fail"`` raises; only ``"supersede"`` POSTs regardless. An ambiguous create failure
-    is resolved by finding the job by its ``description``, so one task try never starts two jobs.
+    sync) gets ``if_running`` applied again, within the same ``timeout``: ``"wait"`` waits for it
+    too, ``"reuse"`` adopts it, ``"fail"`` raises; only ``"supersede"`` POSTs regardless. An
+    ambiguous create failure is resolved by finding the job by its ``description``, so one task try
+    never starts two jobs.
 
     The job id is pushed to XCom (key ``job_id``) as soon as it is known; the return value is the job's
     dict. ``wait_for_completion=True`` waits exactly as :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor`
