@@ -12,8 +12,9 @@ dashboard, wrangler, or Cloudflare's own scheduled sync). Which jobs were alread
   parsed again) resumes where the last one stopped. It is written :data:`PERSIST_GRACE` seconds
   after the events it covers were yielded: the triggerer sends events to the metadata database about
   every second, so a triggerer that dies right after an event repeats it rather than dropping it;
-  exactly once holds unless the triggerer dies within those seconds. Each event is recorded as it is
-  yielded (and written :data:`PERSIST_GRACE` seconds after it), so that holds per event, not per round.
+  exactly once holds unless the triggerer dies within those seconds. Each event is recorded as the
+  triggerer takes it (and written :data:`PERSIST_GRACE` seconds later), so that holds per event, not
+  per round.
 * **Airflow 3.0-3.2** (no state store; also when one trigger watches several assets): kept in the
   triggerer's memory, under the trigger's own identity (its classpath and kwargs, as Airflow tells
   triggers apart): two watchers never share it. A trigger rebuilt in the same triggerer process
@@ -326,15 +327,18 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                         bound, fired, unsaved = listing_time(listing), 0, False
                         for job in mark.new_jobs(listing.jobs or ()):
                             firing = self.fires_for(job)
-                            if firing and fired:
-                                await asyncio.sleep(EVENT_SPACING)
-                            mark.record(job, bound)  # as it is yielded: a cancel repeats no event before it
-                            unsaved = not firing
                             if firing:
+                                if fired:
+                                    await asyncio.sleep(EVENT_SPACING)
                                 fired += 1
-                                save_later(mark, PERSIST_GRACE)
                                 self.log.info("Job %s ended: %s", job.id, self.policy.explain(job))
                                 yield self._event(job)
+                            # Recorded once the triggerer took the event (it asks for the next one only
+                            # then): a cancel between two events repeats none of those it took.
+                            mark.record(job, bound)
+                            unsaved = not firing
+                            if firing:
+                                save_later(mark, PERSIST_GRACE)
                         if unsaved:
                             save_later(mark, PERSIST_GRACE)
                     interval = max(source.pace(self.poll_interval), MIN_ROUND_GAP)  # never without awaiting

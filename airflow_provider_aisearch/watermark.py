@@ -17,8 +17,8 @@ timestamps and listings only (never the triggerer's clock, which may be skewed):
   jobs already seen) still fires if it is within the window, and the state stays bounded: at
   most :data:`MAX_SEEN` ids (an instance runs one job at a time).
 * **Progress per job.** :meth:`Watermark.new_jobs` finds a listing's newly ended jobs without
-  recording them, :meth:`Watermark.record` records one, so a watcher records each event as it yields
-  it (a cancel between two events of a round repeats none of those already yielded).
+  recording them, :meth:`Watermark.record` records one, so a watcher records each event once the
+  triggerer took it (a cancel between two events of a round repeats none of those already taken).
 * **Boundary.** :meth:`Watermark.known` says whether a listed job was already considered: a page
   that lists one is where a newest-first listing reaches what earlier rounds read.
 

@@ -8,12 +8,14 @@ exactly once. Helpers and the fresh-memory fixture come from ``test_event_trigge
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from airflow_provider_aisearch import event_trigger, watch_pages
-from airflow_provider_aisearch.emulator import AISearchEmulator
+from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.watermark import Watermark
 from tests.test_event_trigger import (  # noqa: F401  (fresh_memory: autouse here too)
     FakeStore,
@@ -110,6 +112,7 @@ def test_jobs_that_ended_during_a_failover_all_fire_once(
         run = Running(first)
         await until(lambda: first.state_key in store.data)  # the baseline, written at once
         await run.stop()
+        await asyncio.sleep(0.3)  # a list request in flight at the stop is logged by now
         event_trigger._MEMORY.clear()
         now = emu.clock()
         ended = [emu.add_job("docs", started_at=now - 2 * count + 2 * i, duration=1).id for i in range(count)]
@@ -127,6 +130,37 @@ def test_jobs_that_ended_during_a_failover_all_fire_once(
     assert sent[: len(expected_pages)] == expected_pages
     later = sent[len(expected_pages) :]
     assert later and set(later) <= ({1} if order == "newest" else {1, 3})  # then the rounds as cheap as before
+
+
+def test_a_page_that_fails_is_read_again_in_the_next_round(emu: AISearchEmulator, caplog: Any) -> None:
+    """A transient error on a page past the listing: logged, that page read again next round, none lost."""
+    emu.seed_jobs("docs", 5)
+    store = FakeStore()
+    first = watcher(store)
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        run = Running(first)
+        await until(lambda: first.state_key in store.data)
+        await run.stop()
+        await asyncio.sleep(0.3)  # a list request in flight at the stop is logged by now
+        event_trigger._MEMORY.clear()
+        now = emu.clock()
+        ended = [emu.add_job("docs", started_at=now - 200 + 2 * i, duration=1).id for i in range(60)]
+        since = len(emu.requests)
+        # Page 1 is served; the two attempts at page 2 that follow it fail (503).
+        emu.inject(Fault.before(lambda: emu.inject(Fault.http(503), times=2)))
+        rebuilt = Running(watcher(store, **first.serialize()[1]))
+        await until(lambda: len(rebuilt.events) >= 60 or len(lists(emu)) >= since + 12)
+        await rounds(emu, 2)
+        await rebuilt.stop()
+        return ended, fired(rebuilt), since
+
+    with caplog.at_level(logging.WARNING):
+        ended, events, since = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert sorted(events) == sorted(ended) and len(events) == len(set(events))
+    sent = [(int(r.query.get("page", "1")), r.status) for r in emu.requests[since:]]  # a faulted one has no route
+    assert sent[:5] == [(1, 200), (2, 503), (2, 503), (1, 200), (2, 200)], sent
+    assert sum("will poll again" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_a_sensor_and_a_watcher_keep_the_listing_at_page_one(emu: AISearchEmulator) -> None:
@@ -188,7 +222,7 @@ def test_a_cancel_mid_round_repeats_at_most_the_last_event(
     emu: AISearchEmulator, monkeypatch: pytest.MonkeyPatch, process: str
 ) -> None:
     """Three jobs end in one round; the trigger is cancelled right after the second event."""
-    monkeypatch.setattr(event_trigger, "EVENT_SPACING", 0.5)
+    monkeypatch.setattr(event_trigger, "EVENT_SPACING", 1.0)
     monkeypatch.setattr(event_trigger, "PERSIST_GRACE", 0.05)
     jobs = [emu.add_job("docs", duration=3600) for _ in range(3)]
     store = FakeStore() if process == "new" else None
