@@ -163,8 +163,8 @@ def test_a_page_that_fails_is_read_again_in_the_next_round(emu: AISearchEmulator
     assert sum("will poll again" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_a_sensor_and_a_watcher_keep_the_listing_at_page_one(emu: AISearchEmulator) -> None:
-    """With nothing new past page 1, no extra page is read: the shared listing stays one request per round."""
+def test_no_page_past_the_first_while_it_reaches_the_jobs_considered(emu: AISearchEmulator) -> None:
+    """A long history, one job ending at a time: page 1 reaches the jobs already considered, no other page is read."""
     emu.seed_jobs("docs", 120)
 
     async def scenario() -> None:
