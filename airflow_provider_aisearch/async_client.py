@@ -29,6 +29,7 @@ from airflow_provider_aisearch.api import (
 )
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
 from airflow_provider_aisearch.instances import Instance, InstanceStats
+from airflow_provider_aisearch.ratelimit import header, http_date
 
 __all__ = ["AISearchAsyncClient", "load_connection_info"]
 
@@ -122,6 +123,8 @@ class AISearchAsyncClient:
         self._client: Any = None
         self._api: JobsAPI | None = None
         self._legacy_warned = False
+        #: The newest answer's ``Date`` header (epoch seconds; ``None``: none read yet): the API's time.
+        self.server_time: float | None = None
 
     async def __aenter__(self) -> AISearchAsyncClient:
         self.open(await load_connection_info(self.aisearch_conn_id))
@@ -210,6 +213,7 @@ class AISearchAsyncClient:
         except Exception as exc:  # httpx raises many types; classify them, never leak them
             failure, detail = _classify_httpx_error(exc)
             return Answer(None, failure=failure, failure_detail=detail)
+        self.server_time = http_date(header(response.headers, "date")) or self.server_time
         return Answer(response.status_code, response.headers, response.content)
 
     async def _sleep(self, backoff: Backoff) -> None:

@@ -12,11 +12,18 @@ dashboard, wrangler, or Cloudflare's own scheduled sync). Which jobs were alread
   parsed again) resumes where the last one stopped. It is written :data:`PERSIST_GRACE` seconds
   after the events it covers were yielded: the triggerer sends events to the metadata database about
   every second, so a triggerer that dies right after an event repeats it rather than dropping it;
-  exactly once holds unless the triggerer dies within those seconds.
+  exactly once holds unless the triggerer dies within those seconds. Each event is recorded as the
+  triggerer takes it (and written :data:`PERSIST_GRACE` seconds later), so that holds per event, not
+  per round.
 * **Airflow 3.0-3.2** (no state store; also when one trigger watches several assets): kept in the
-  triggerer's memory. A trigger rebuilt in the same triggerer process resumes; after a triggerer
-  restart or failover the watcher takes a new baseline, so a job that ended while no triggerer
-  watched (or whose event had not reached the database) is missed, and none is repeated.
+  triggerer's memory, under the trigger's own identity (its classpath and kwargs, as Airflow tells
+  triggers apart): two watchers never share it. A trigger rebuilt in the same triggerer process
+  resumes; after a triggerer restart or failover the watcher takes a new baseline, so a job that
+  ended while no triggerer watched (or whose event had not reached the database) is missed, and
+  none is repeated.
+
+When more jobs ended since the last round than the shared listing holds, the watcher reads the
+older pages itself (:class:`~airflow_provider_aisearch.watch_pages.BoundaryScan`), a few per round.
 
 Airflow 3.3's shared streams (``BaseEventTrigger.shared_stream_key``) are not used: they share a
 poll among event triggers only, so job triggers on the same instance would poll separately; the
@@ -45,6 +52,7 @@ from airflow_provider_aisearch.job_filter import SOURCES, JobFilter
 from airflow_provider_aisearch.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, format_seconds, shared_polls
 from airflow_provider_aisearch.watch import validate_interval
+from airflow_provider_aisearch.watch_pages import BoundaryScan, listing_time
 from airflow_provider_aisearch.watermark import Watermark
 
 try:
@@ -65,7 +73,7 @@ EVENT_SPACING = 1.0
 #: The asset state store key's prefix (followed by a hash of what the watcher watches).
 STATE_KEY_PREFIX = "aisearch_jobs_watermark"
 
-#: Watermarks of this triggerer process, by state key (Airflow 3.0-3.2, or a store that failed).
+#: Watermarks of this triggerer process, by trigger identity (Airflow 3.0-3.2, or a store that failed).
 _MEMORY: dict[str, dict[str, Any]] = {}
 
 
@@ -145,6 +153,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.state_key = self._state_key()
+        self.memory_key = self._memory_key()
         self._saved_version = 0  # the newest watermark version written to the store
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -180,6 +189,15 @@ class AISearchJobEventTrigger(BaseEventTrigger):
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         return f"{STATE_KEY_PREFIX}:{digest}"
 
+    def _memory_key(self) -> str:
+        """
+        The watermark's key in this process's memory: the trigger's own identity (classpath and
+        kwargs, which Airflow hashes to tell triggers apart), so two watchers with the same filters
+        (other poll settings, other assets) never share it.
+        """
+        digest = hashlib.sha256(json.dumps(self.serialize(), sort_keys=True).encode()).hexdigest()[:24]
+        return f"{STATE_KEY_PREFIX}:trigger:{digest}"
+
     def fires_for(self, job: Job) -> bool:
         """Whether an ended ``job`` passes the ``source`` and ``statuses`` filters."""
         return self._filter.matches(job)
@@ -198,8 +216,8 @@ class AISearchJobEventTrigger(BaseEventTrigger):
         """The stored watermark merged with this process's, or ``None`` (no baseline yet)."""
         marks = []
         key = self.state_key
-        if key in _MEMORY:
-            marks.append(_MEMORY[key])
+        if self.memory_key in _MEMORY:
+            marks.append(_MEMORY[self.memory_key])
         store = self._store()
         if store is not None:
             try:
@@ -224,7 +242,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
 
     def _remember(self, mark: Watermark) -> dict[str, Any]:
         data = mark.to_json()
-        _MEMORY[self.state_key] = data
+        _MEMORY[self.memory_key] = data
         return data
 
     async def _save(self, data: dict[str, Any], version: int, delay: float) -> None:
@@ -285,8 +303,11 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                     " (resuming from the stored watermark)" if mark is not None else "",
                 )
                 not_before = time.time() - self.poll_interval  # a listing this fresh serves the first poll
+                scan = BoundaryScan(self.instance_id, self.log)
                 while True:
                     listing = await source.next_listing(not_before, None)
+                    if listing.error is None and mark is not None:  # on to the jobs already considered
+                        listing = await scan.extend(source, listing, mark.known)
                     if listing.error is not None:
                         error = listing.error
                         if not isinstance(error, AISearchError) or not error.transient:
@@ -295,7 +316,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                             "Could not list jobs of instance %r (will poll again): %s", self.instance_id, error
                         )
                     elif mark is None:
-                        mark = Watermark.baseline(listing.jobs or ())
+                        mark = Watermark.baseline(listing.jobs or (), listing_time(listing))
                         self.log.info(
                             "Baseline: %d job(s) of instance %r had ended before watching; they never fire",
                             len(mark.seen),
@@ -303,16 +324,22 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                         )
                         save_later(mark, 0.0)  # no event rides on it
                     else:
-                        new = mark.advance(listing.jobs or ())
-                        fired = 0
-                        for job in new:
-                            if self.fires_for(job):
+                        bound, fired, unsaved = listing_time(listing), 0, False
+                        for job in mark.new_jobs(listing.jobs or ()):
+                            firing = self.fires_for(job)
+                            if firing:
                                 if fired:
                                     await asyncio.sleep(EVENT_SPACING)
                                 fired += 1
                                 self.log.info("Job %s ended: %s", job.id, self.policy.explain(job))
                                 yield self._event(job)
-                        if new:
+                            # Recorded once the triggerer took the event (it asks for the next one only
+                            # then): a cancel between two events repeats none of those it took.
+                            mark.record(job, bound)
+                            unsaved = not firing
+                            if firing:
+                                save_later(mark, PERSIST_GRACE)
+                        if unsaved:
                             save_later(mark, PERSIST_GRACE)
                     interval = max(source.pace(self.poll_interval), MIN_ROUND_GAP)  # never without awaiting
                     not_before = listing.taken_at + interval

@@ -17,7 +17,8 @@ Both sources answer :meth:`next_listing` the same way, so the trigger has one lo
 
 A waiter may wait on no job (``job_id=None``): an event watcher
 (:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger`) reads every listing
-for newly ended jobs; it is served by the same rounds, and asks for no page beyond the first.
+for newly ended jobs; it is served by the same rounds, and asks for no page beyond the first (it
+reads further pages itself when it must: :mod:`~airflow_provider_aisearch.watch_pages`).
 """
 
 from __future__ import annotations
@@ -92,17 +93,19 @@ class Listing:
     :param taken_at: Epoch seconds when the list request was sent (or the wait ended).
     :param jobs: The newest jobs of the instance, or ``None`` (no listing: GET the job).
     :param error: Why the listing failed, if it did (the trigger handles it like a failed GET).
+    :param server_time: The answer's ``Date`` (epoch seconds), if it sent one: the API's own time.
     """
 
     taken_at: float
     jobs: tuple[Job, ...] | None = None
     error: BaseException | None = None
     by_id: Mapping[str, Job] = field(default_factory=dict, repr=False)
+    server_time: float | None = None
 
     @classmethod
-    def of(cls, taken_at: float, jobs: Sequence[Job]) -> Listing:
+    def of(cls, taken_at: float, jobs: Sequence[Job], server_time: float | None = None) -> Listing:
         """A successful listing, indexed by job id (each of many waiters looks its job up)."""
-        return cls(taken_at, tuple(jobs), by_id={j.id: j for j in jobs})
+        return cls(taken_at, tuple(jobs), by_id={j.id: j for j in jobs}, server_time=server_time)
 
 
 class OwnPolls:
@@ -315,7 +318,7 @@ class SharedJobPoller:
             jobs = await self.client.run(
                 api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=MAX_SCAN_PAGES)
             )
-            listing = Listing.of(taken_at, jobs)
+            listing = Listing.of(taken_at, jobs, self.client.server_time)
         except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll
             listing = Listing(taken_at, error=exc)
         self.latest = listing

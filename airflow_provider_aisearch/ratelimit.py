@@ -26,7 +26,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW", "MAX_WAIT", "RateBudget", "RateLimitState", "budget_for", "seconds_until"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DEFAULT_WINDOW",
+    "MAX_WAIT",
+    "RateBudget",
+    "RateLimitState",
+    "budget_for",
+    "http_date",
+    "seconds_until",
+]
 
 #: Cloudflare's documented per-user limit and window.
 DEFAULT_LIMIT = 1200
@@ -62,7 +71,8 @@ def _number(value: str | None) -> float | None:
     return number if number >= 0 else None
 
 
-def _http_date(value: str | None) -> float | None:
+def http_date(value: str | None) -> float | None:
+    """An HTTP date (``Date``, ``Retry-After``) as epoch seconds, or ``None`` when absent or unreadable."""
     if not value:
         return None
     try:
@@ -87,11 +97,11 @@ def seconds_until(value: str | None, headers: Mapping[str, str], now: float) -> 
     if not value:
         return None
     number = _number(value)
-    server_now = _http_date(header(headers, "date"))
+    server_now = http_date(header(headers, "date"))
     if number is not None and number <= _EPOCH_THRESHOLD:
         delay = number
     else:
-        when = number if number is not None else _http_date(value)
+        when = number if number is not None else http_date(value)
         if when is None:
             return None
         delay = when - server_now if server_now is not None else when - now + (0.0 if number is not None else 1.0)

@@ -8,11 +8,19 @@ timestamps and listings only (never the triggerer's clock, which may be skewed):
   ended is considered, and never fires. A job still running in it fires when it ends.
 * **Seen ids.** Every ended job considered since is remembered by id, so two jobs ending in the
   same second (timestamps have one-second resolution) are told apart by id, never by time.
-* **Horizon.** ``floor`` is the newest ``ended_at`` listed so far. Ids of jobs that ended more than
-  :data:`LATE_WINDOW` before it are forgotten, and a job listed as ended that long before the
+* **Horizon.** ``floor`` is the newest ``ended_at`` listed so far, but never later than the listing's
+  own time (``bound``: the answer's ``Date`` header), so a job whose ``ended_at`` lies in the future
+  (an API clock glitch) cannot raise it past the present and silence the jobs that end after it
+  (it is still remembered by id and fires once). Ids of jobs that ended more than
+  :data:`LATE_WINDOW` before the floor are forgotten, and a job listed as ended that long before the
   floor is treated as old. So a job that shows up as ended late (its ``ended_at`` before other
   jobs already seen) still fires if it is within the window, and the state stays bounded: at
-  most :data:`MAX_SEEN` ids (an instance runs one job at a time, and a listing holds 50 jobs).
+  most :data:`MAX_SEEN` ids (an instance runs one job at a time).
+* **Progress per job.** :meth:`Watermark.new_jobs` finds a listing's newly ended jobs without
+  recording them, :meth:`Watermark.record` records one, so a watcher records each event once the
+  triggerer took it (a cancel between two events of a round repeats none of those already taken).
+* **Boundary.** :meth:`Watermark.known` says whether a listed job was already considered: a page
+  that lists one is where a newest-first listing reaches what earlier rounds read.
 
 The state is a small JSON object (:meth:`Watermark.to_json`), kept in the asset state store on
 Airflow 3.3+. Two states can be merged (:meth:`Watermark.merge`): both record considered jobs.
@@ -33,7 +41,8 @@ __all__ = ["LATE_WINDOW", "MAX_SEEN", "WATERMARK_VERSION", "Watermark"]
 
 #: A job listed as ended up to this long before the newest ``ended_at`` already seen still fires.
 LATE_WINDOW = timedelta(hours=1)
-#: The most job ids a watermark keeps (the newest ended); a listing holds at most 50 jobs.
+#: The most job ids a watermark keeps (the newest ended): at least a list page (50 jobs), so the
+#: page where a newest-first listing reaches the jobs already considered holds no forgotten one.
 MAX_SEEN = 200
 #: The ``version`` field of the JSON form.
 WATERMARK_VERSION = 1
@@ -57,10 +66,14 @@ class Watermark:
     seen: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
-    def baseline(cls, jobs: Iterable[Job]) -> Watermark:
-        """The state at the first listing: every job already ended there counts as before watching."""
+    def baseline(cls, jobs: Iterable[Job], bound: datetime | None = None) -> Watermark:
+        """
+        The state at the first listing: every job already ended there counts as before watching.
+
+        :param bound: The listing's time (see :meth:`record`).
+        """
         mark = cls()
-        mark.advance(jobs)
+        mark.advance(jobs, bound)
         return mark
 
     def is_new(self, job: Job) -> bool:
@@ -69,19 +82,41 @@ class Watermark:
             return False
         return self.floor is None or job.ended_at >= self.floor - LATE_WINDOW
 
-    def advance(self, jobs: Iterable[Job]) -> list[Job]:
+    def known(self, job: Job) -> bool:
+        """Whether ``job`` has ended and was already considered (remembered, or older than the window)."""
+        return job.ended_at is not None and not self.is_new(job)
+
+    def new_jobs(self, jobs: Iterable[Job]) -> list[Job]:
+        """A listing's newly ended jobs, oldest end first, not recorded yet (see :meth:`record`)."""
+        fresh = {job.id: job for job in jobs if self.is_new(job)}
+        return sorted(fresh.values(), key=_ended_order)
+
+    def record(self, job: Job, bound: datetime | None = None) -> None:
+        """
+        Remember an ended ``job`` as considered.
+
+        Recording the jobs of :meth:`new_jobs` in their order never makes a later one of them old.
+
+        :param bound: The listing's time (the answer's ``Date``): the floor never passes it, so a
+            job whose ``ended_at`` lies in the future cannot make the jobs that end after it old.
+        """
+        assert job.ended_at is not None
+        self.seen[job.id] = job.ended_at
+        end = job.ended_at if bound is None else min(job.ended_at, bound)
+        if self.floor is None or end > self.floor:
+            self.floor = end
+        self._prune()
+
+    def advance(self, jobs: Iterable[Job], bound: datetime | None = None) -> list[Job]:
         """
         Consider a listing: return its newly ended jobs (oldest end first) and remember them.
 
         :param jobs: The instance's newest jobs, as listed.
+        :param bound: The listing's time (see :meth:`record`).
         """
-        new = sorted((job for job in jobs if self.is_new(job)), key=_ended_order)
+        new = self.new_jobs(jobs)
         for job in new:
-            assert job.ended_at is not None
-            self.seen[job.id] = job.ended_at
-            if self.floor is None or job.ended_at > self.floor:
-                self.floor = job.ended_at
-        self._prune()
+            self.record(job, bound)
         return new
 
     def merge(self, other: Watermark) -> Watermark:
@@ -92,6 +127,8 @@ class Watermark:
         return merged
 
     def _prune(self) -> None:
+        # A remembered job whose ended_at lies in the future sorts newest and stays until the floor
+        # (bounded by the listings' time) has passed it by LATE_WINDOW: it never fires twice.
         if self.floor is not None:
             horizon = self.floor - LATE_WINDOW
             self.seen = {i: at for i, at in self.seen.items() if at >= horizon}

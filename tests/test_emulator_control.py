@@ -76,6 +76,18 @@ def test_jobs_added_side_by_side_superseded_and_ended() -> None:
         assert missing.status_code == 404
 
 
+def test_a_job_ended_with_a_future_ended_at() -> None:
+    """An API clock glitch: the job is listed as ended at once, with an ended_at two hours ahead."""
+    with AISearchEmulator(control=True) as emu:
+        (job,) = _control(emu, "POST", "jobs", {"instance": "docs", "duration": 600}).json()["result"]
+        ahead = emu.clock() + 7200
+        body = {"instance": "docs", "job_ids": [job["id"]], "ended_at": ahead}
+        assert _control(emu, "POST", "jobs/end", body).json()["result"] == [job["id"]]
+        (listed,) = _list(emu).json()["result"]
+        assert listed["ended_at"] == emu._ts(ahead) and listed["end_reason"] == "completed"
+        assert _control(emu, "POST", "jobs/end", {**body, "ended_at": "later"}).status_code == 400
+
+
 def test_rate_limit_and_settings() -> None:
     with AISearchEmulator(control=True) as emu:
         assert _control(emu, "PUT", "rate-limit", {"limit": 2, "window": 60}).status_code == 200

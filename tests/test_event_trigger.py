@@ -585,5 +585,5 @@ def test_a_store_for_several_assets_falls_back_to_memory(emu: AISearchEmulator, 
     with caplog.at_level(logging.WARNING):
         events = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert [e["id"] for e in events] == [job.id]
-    assert job.id in event_trigger._MEMORY[t.state_key]["seen"]
+    assert job.id in event_trigger._MEMORY[t.memory_key]["seen"]
     assert any("in memory only" in r.getMessage() for r in caplog.records)

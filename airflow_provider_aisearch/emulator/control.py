@@ -15,8 +15,9 @@ check reads back is only what the clients under test sent.
 - ``POST /_emulator/jobs`` ``{"namespace", "instance", "count", "duration", "end_reason", "source",
   "description", "supersede"}``: add running jobs side by side, or (``supersede``) start one as
   Cloudflare does, ending the running ones with ``new_job_has_started``.
-- ``POST /_emulator/jobs/end`` ``{"namespace", "instance", "job_ids", "end_reason"}``: end running
-  jobs now (``job_ids`` null: all of the instance's).
+- ``POST /_emulator/jobs/end`` ``{"namespace", "instance", "job_ids", "end_reason", "ended_at"}``: end
+  running jobs now (``job_ids`` null: all of the instance's), listed with ``ended_at`` (epoch seconds,
+  may lie in the future; default: now).
 - ``GET /_emulator/jobs?namespace=&instance=``: every job of the instance, newest first.
 - ``PUT /_emulator/rate-limit`` ``{"limit", "window"}``: set the rate limit (``limit`` null: off).
 - ``PUT /_emulator/settings`` ``{"job_duration", "cooldown"}``: for jobs created through the API.
@@ -171,9 +172,10 @@ class ControlEndpoints(ItemState):
         instance, namespace = str(data["instance"]), str(data.get("namespace", "default"))
         wanted = data.get("job_ids")
         reason = data.get("end_reason", "completed")
+        at = None if data.get("ended_at") is None else float(data["ended_at"])
         with self._lock:
             running = [j["id"] for j in self.jobs(instance, namespace=namespace) if j["ended_at"] is None]
             ended = [job_id for job_id in running if wanted is None or job_id in wanted]
             for job_id in ended:
-                self.finish_job(instance, job_id, reason, namespace=namespace)
+                self.finish_job(instance, job_id, reason, namespace=namespace, ended_at=at)
         return ended

@@ -226,14 +226,23 @@ class JobState:
             self._planned.append((duration, end_reason))
 
     def finish_job(
-        self, instance_id: str, job_id: str, end_reason: str | None = "completed", *, namespace: str = "default"
+        self,
+        instance_id: str,
+        job_id: str,
+        end_reason: str | None = "completed",
+        *,
+        namespace: str = "default",
+        ended_at: float | None = None,
     ) -> None:
-        """End a running job now."""
+        """
+        End a running job now, listing it with ``ended_at`` (epoch seconds; default: now). A future
+        ``ended_at`` stands for bad data or a clock glitch of the API: the job is listed as ended at once.
+        """
         with self._lock:
             job = self._job(namespace, instance_id, job_id)
             if job is None:
                 raise KeyError(job_id)
-            job.end(self.clock(), end_reason)
+            job.end(self.clock() if ended_at is None else ended_at, end_reason)
 
     def jobs(self, instance_id: str, *, namespace: str = "default") -> list[dict[str, Any]]:
         """The instance's jobs as the API would return them (newest first)."""
