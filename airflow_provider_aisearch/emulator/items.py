@@ -134,7 +134,8 @@ class ItemState(JobState):
         Change the stats answer: leave the ``omit`` fields out, send ``replace``'s values as given.
 
         For example ``omit=["queued"]`` (a count left out), ``replace={"error": None}`` (``null``) or
-        ``replace={"queued": -1}`` / ``{"queued": "3"}`` (malformed). Both empty: as computed again.
+        ``replace={"queued": -1}`` / ``{"queued": "3"}`` (malformed). Both empty: clears the setting
+        (the instance follows the emulator-wide one, which answers as computed).
 
         :param omit: Names of stats fields (:data:`STATS_FIELDS`) to leave out.
         :param replace: Stats field name -> the JSON value to send instead of the computed one.
@@ -147,7 +148,8 @@ class ItemState(JobState):
         if unknown:
             raise ValueError(f"omit and replace take stats fields ({', '.join(sorted(STATS_FIELDS))}), got {unknown}")
         json.dumps(replaced)  # a TypeError for a value the answer could not carry
-        self._set_item_setting("stats_fields", StatsFields(left_out, tuple(replaced.items())), instance_id, namespace)
+        shape = StatsFields(left_out, tuple(replaced.items())) if left_out or replaced else None
+        self._set_item_setting("stats_fields", shape, instance_id, namespace)
 
     def set_item_lag(self, seconds: float, *, instance_id: str | None = None, namespace: str = "default") -> None:
         """
