@@ -75,7 +75,7 @@ def test_an_answer_without_any_count_is_degraded_and_ends_the_item_wait(
     never as zeros, and the item wait ends at once (before: it read until the timeout).
     """
     emu.set_stats_fields(omit=list(STATS_COUNT_FIELDS), replace={"degraded": False})
-    gate = {"wait_for_items": True, "max_item_errors": 0, "allow_degraded_stats": allowed}
+    gate: dict[str, Any] = {"wait_for_items": True, "max_item_errors": 0, "allow_degraded_stats": allowed}
     if allowed:
         items = wait(emu, mode, timeout=5, **gate)["items"]
         assert items["degraded"] is True
