@@ -31,6 +31,7 @@ __all__ = [
     "Item",
     "ItemStatus",
     "MalformedInstanceError",
+    "MalformedStatsError",
     "redact_url",
     "url_secrets",
 ]
@@ -82,6 +83,17 @@ class MalformedInstanceError(MalformedJobError):
     """An instance, stats or item object from the API lacks a required field or has one of the wrong type."""
 
 
+class MalformedStatsError(MalformedInstanceError):
+    """
+    A stats answer that can never become valid: a negative count, or a field of the wrong type.
+
+    Unlike a garbled body (HTML from a proxy, cut JSON, which the retries ride out), this is a
+    well-formed answer that breaks the schema, so reading it again cannot help: the core turns it
+    into a permanent :class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` and an
+    item wait fails at its first such read instead of at its timeout.
+    """
+
+
 class ItemStatus(str, Enum):
     """Status of one indexed item (a file or a page), as the items list and the stats report it."""
 
@@ -122,14 +134,18 @@ def _optional_str(raw: Mapping[str, Any], key: str, what: str) -> str | None:
     raise MalformedInstanceError(f"{what} field {key!r} must be a string or null, got {type(value).__name__}")
 
 
-def _optional_bool(raw: Mapping[str, Any], key: str, what: str) -> bool | None:
+def _optional_bool(
+    raw: Mapping[str, Any], key: str, what: str, error: type[MalformedInstanceError] = MalformedInstanceError
+) -> bool | None:
     value = raw.get(key)
     if value is None or isinstance(value, bool):
         return value
-    raise MalformedInstanceError(f"{what} field {key!r} must be a boolean or null, got {type(value).__name__}")
+    raise error(f"{what} field {key!r} must be a boolean or null, got {type(value).__name__}")
 
 
-def _optional_count(raw: Mapping[str, Any], key: str, what: str) -> int | None:
+def _optional_count(
+    raw: Mapping[str, Any], key: str, what: str, error: type[MalformedInstanceError] = MalformedInstanceError
+) -> int | None:
     """A non-negative integer or ``None`` (``3.0`` is read as 3: JSON has one number type)."""
     value = raw.get(key)
     if value is None:
@@ -137,16 +153,18 @@ def _optional_count(raw: Mapping[str, Any], key: str, what: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedInstanceError(f"{what} field {key!r} must be a non-negative integer or null, got {value!r}")
+        raise error(f"{what} field {key!r} must be a non-negative integer or null, got {value!r}")
     return value
 
 
-def _optional_mapping(raw: Mapping[str, Any], key: str, what: str) -> dict[str, Any] | None:
+def _optional_mapping(
+    raw: Mapping[str, Any], key: str, what: str, error: type[MalformedInstanceError] = MalformedInstanceError
+) -> dict[str, Any] | None:
     value = raw.get(key)
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise MalformedInstanceError(f"{what} field {key!r} must be an object or null, got {type(value).__name__}")
+        raise error(f"{what} field {key!r} must be an object or null, got {type(value).__name__}")
     return dict(value)
 
 
@@ -229,8 +247,14 @@ class InstanceStats:
     """
     An instance's item statistics, as ``GET .../instances/{id}/stats`` returns them.
 
-    A count is ``None`` when the answer leaves it out: Cloudflare omits every count and sets
-    ``degraded`` when it cannot count (e.g. its stats query hit a storage limit).
+    Every field is optional in Cloudflare's schema (SDK 5.9 ``InstanceStatsResponse``), and whether
+    it omits zero counts is undocumented. :meth:`from_api` reads an answer as follows:
+
+    - a count that is absent or ``null`` is **0**, when the answer carries at least one count;
+    - an answer with **no count at all** is read as ``degraded`` (the counts stay ``None``): it says
+      nothing about the items, so it is judged like Cloudflare's own ``degraded: true``, which omits
+      every count when Cloudflare cannot count (e.g. its stats query hit a storage limit);
+    - ``degraded: true`` keeps whatever counts it carries, unreliable, as sent.
 
     :param completed: Items indexed.
     :param queued: Items waiting to be indexed.
@@ -238,7 +262,8 @@ class InstanceStats:
     :param error: Items that failed.
     :param skipped: Items skipped (e.g. unsupported).
     :param outdated: Items changed at the source since they were indexed.
-    :param degraded: The counts are unavailable (``False`` when the answer leaves it out).
+    :param degraded: The counts are unavailable: the answer said so, or carried no count
+        (``False`` when the answer leaves it out and carries counts).
     :param last_activity: When the instance last indexed anything.
     :param file_embed_errors: Cloudflare's per-error-kind breakdown (shape undocumented).
     :param index_source_errors: Likewise for errors reading the source.
@@ -257,33 +282,42 @@ class InstanceStats:
 
     @property
     def in_flight(self) -> int | None:
-        """``queued + running``: items not settled yet (``None`` if either is unknown)."""
-        if self.queued is None or self.running is None:
+        """``queued + running``: items not settled yet (``None`` when ``degraded``; a missing count is 0)."""
+        if self.degraded:
             return None
-        return self.queued + self.running
+        return (self.queued or 0) + (self.running or 0)
 
     @property
     def processed(self) -> int | None:
-        """``completed + error + skipped``: items the indexing settled (``None`` if any is unknown)."""
-        if self.completed is None or self.error is None or self.skipped is None:
+        """``completed + error + skipped``: items the indexing settled (``None`` when ``degraded``)."""
+        if self.degraded:
             return None
-        return self.completed + self.error + self.skipped
+        return (self.completed or 0) + (self.error or 0) + (self.skipped or 0)
 
     @classmethod
     def from_api(cls, raw: Any) -> InstanceStats:
         """
-        Build stats from the API's JSON object. Unknown extra fields (e.g. ``engine``) are ignored.
+        Build stats from the API's JSON object (absent counts as the class says). Unknown extra
+        fields (e.g. ``engine``) are ignored.
 
-        :raises MalformedInstanceError: ``raw`` is not an object or has a field of the wrong type.
+        :raises MalformedStatsError: ``raw`` is not an object, a count is negative or not an integer,
+            or ``degraded`` or an error breakdown has the wrong type.
         """
-        what = "instance stats"
-        data = _object(raw, what)
+        what, bad = "instance stats", MalformedStatsError
+        if not isinstance(raw, Mapping):
+            raise bad(f"{what} must be a JSON object, got {type(raw).__name__}")
+        counts = {name: _optional_count(raw, name, what, bad) for name in STATS_COUNT_FIELDS}
+        degraded = bool(_optional_bool(raw, "degraded", what, bad))
+        if all(count is None for count in counts.values()):
+            degraded = True  # no count at all: nothing to judge or to wait on
+        elif not degraded:
+            counts = {name: count or 0 for name, count in counts.items()}
         return cls(
-            **{name: _optional_count(data, name, what) for name in STATS_COUNT_FIELDS},
-            degraded=bool(_optional_bool(data, "degraded", what)),
-            last_activity=_timestamp(data, "last_activity"),
-            file_embed_errors=_optional_mapping(data, "file_embed_errors", what),
-            index_source_errors=_optional_mapping(data, "index_source_errors", what),
+            **counts,
+            degraded=degraded,
+            last_activity=_timestamp(raw, "last_activity"),
+            file_embed_errors=_optional_mapping(raw, "file_embed_errors", what, bad),
+            index_source_errors=_optional_mapping(raw, "index_source_errors", what, bad),
         )
 
     def to_dict(self) -> dict[str, Any]:

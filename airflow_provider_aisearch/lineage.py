@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import UNSET, _Unset
 from airflow_provider_aisearch.exceptions import AISearchIndexQualityError, AISearchJobFailedError
+from airflow_provider_aisearch.lineage_emission import task_lineage_wanted
 from airflow_provider_aisearch.lineage_names import (
     DEFAULT_R2_NAMESPACE,
     R2_NAMESPACE_EXTRA,
@@ -232,8 +233,10 @@ class AISearchLineageMixin:
     The host class has ``instance_id``, ``namespace``, ``hook`` and ``log``. The task's result (the
     return value of ``execute`` or ``execute_complete``, which the mixin wraps in every subclass) gives
     the job, its status and item counts. The instance's source needs one ``GET`` of the instance
-    (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage is
-    enabled: in the task process, before the OpenLineage listener runs (the listener runs in a forked
+    (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage will
+    ask for the task's lineage (it is enabled, and its listener emits for this task: ``selective_enable``,
+    ``disabled_for_operators``, ``emission_policy``; :mod:`~airflow_provider_aisearch.lineage_emission`),
+    in the task process, before the OpenLineage listener runs (the listener runs in a forked
     process, which must not talk to Airflow's supervisor, so it only reads what is cached here). A
     task whose job failed or whose items failed the quality gate gets the same datasets and job facet
     from ``get_openlineage_facets_on_failure`` (the error carries the job); any other failure gets
@@ -258,10 +261,14 @@ class AISearchLineageMixin:
             if callable(method) and not getattr(method, _KEEPS_RESULT, False):
                 setattr(cls, name, _keeping_result(method))
 
+    def _lineage_wanted(self) -> bool:
+        """Whether OpenLineage will ask this task for its lineage (no request is sent to find out)."""
+        return openlineage_enabled() and task_lineage_wanted(self)
+
     def _keep_lineage_result(self, result: Any) -> None:
-        """Keep the task's result; with OpenLineage enabled, read what its lineage needs now."""
+        """Keep the task's result; when OpenLineage will ask for it, read what its lineage needs now."""
         self.__dict__["_lineage_result"] = result
-        if result == [] or not openlineage_enabled():
+        if result == [] or not self._lineage_wanted():
             return
         try:
             self._lineage_datasets()
@@ -270,9 +277,9 @@ class AISearchLineageMixin:
             self.log.warning("No OpenLineage lineage for instance %s: %s", self.instance_id, exc)
 
     def _keep_lineage_failure(self, error: AISearchJobFailedError | AISearchIndexQualityError) -> None:
-        """Keep a failed job's or a failed gate's job dict; with OpenLineage enabled, read the datasets now."""
+        """Keep a failed job's or a failed gate's job dict; when OpenLineage will ask, read the datasets now."""
         self.__dict__["_lineage_failure"] = error.job if isinstance(error.job, Mapping) else {}
-        if not openlineage_enabled():
+        if not self._lineage_wanted():
             return
         try:
             self._lineage_datasets()

@@ -10,11 +10,15 @@ under ``"items"`` (:meth:`InstanceStats.to_dict`), and judge them with an :class
   ``completed + error + skipped`` (``queued``, ``running`` and ``outdated`` items are not processed).
   A failed gate raises :class:`~airflow_provider_aisearch.exceptions.AISearchIndexQualityError`
   after the task log lists up to :data:`FAILED_ITEMS_LOGGED` failed items (key and error).
+- An absent or ``null`` count is 0; an answer without any count is ``degraded``
+  (:class:`~airflow_provider_aisearch.instances.InstanceStats`).
 - ``degraded`` stats (the API could not count) never pass silently: a warning always, and a failure
   when ``max_item_errors`` is set, unless ``allow_degraded_stats=True``.
 - ``wait_for_items``: read the stats until nothing is ``queued`` or ``running`` (whether items can
   still be in flight after a job ends is not documented), at the task's poll interval and within
-  its timeout. Degraded stats end that wait (they have no counts to wait on).
+  its timeout (without one, :data:`~airflow_provider_aisearch.item_stats.DEFAULT_ITEMS_TIMEOUT`).
+  Degraded stats end that wait (they have no counts to wait on); stats that break the schema (a
+  negative count, a wrong type) fail it at their first read.
 
 The stats are the instance's, not the job's: the API has no per-job counts.
 
@@ -36,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aisearch.api import _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobFailedError
 from airflow_provider_aisearch.instances import InstanceStats, Item, redact_url
-from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
+from airflow_provider_aisearch.item_stats import (
+    items_deadline,
+    items_pending,
+    items_timeout_message,
+    read_item_stats,
+)
 from airflow_provider_aisearch.jobs import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -196,10 +205,7 @@ def check_items(
         and ``allow_degraded_stats=False``.
     """
     data = stats.to_dict()
-    unknown = stats.degraded or stats.error is None
-    if not unknown and isinstance(gate.max_item_errors, float) and stats.processed is None:
-        unknown = True  # a fraction needs completed and skipped too
-    if unknown:
+    if stats.degraded:  # (an answer without any count is read as degraded: InstanceStats.from_api)
         log.warning(
             "%s: the item stats are degraded (Cloudflare returned no counts): the index may be incomplete "
             "and nothing here can tell",
@@ -276,15 +282,19 @@ class ItemCheck:
         self.log = log
 
     def read(self, interval: float, deadline: float | None, *, once: bool = False) -> InstanceStats | None:
-        """:func:`read_item_stats` over the hook (``once``: one read, with the hook's own retries)."""
-        api = self.hook.api if once or deadline is None else self.hook.api.with_deadline(deadline)
+        """
+        :func:`read_item_stats` over the hook (``once``: one read, with the hook's own retries; a
+        ``None`` deadline: :func:`~airflow_provider_aisearch.item_stats.items_deadline`).
+        """
+        deadline = time.time() if once else items_deadline(deadline)
+        api = self.hook.api if once else self.hook.api.with_deadline(deadline)
         plan = read_item_stats(
             api,
             self.instance_id,
             namespace=self.namespace,
             wait=self.gate.wait_for_items,
             interval=interval,
-            deadline=time.time() if once else deadline,
+            deadline=deadline,
             log=self.log,
         )
         return self.hook.run(plan)
@@ -318,11 +328,13 @@ class ItemCheck:
         :param event: The trigger's event, if the wait was deferred.
         :param timeout_error: Builds the task's timeout error when the items were still in flight.
         :param interval: Seconds between stats reads.
-        :param deadline: Epoch seconds (``None``: no limit; default: one read).
+        :param deadline: Epoch seconds (``None``: :data:`~airflow_provider_aisearch.item_stats.DEFAULT_ITEMS_TIMEOUT`
+            from now; default: one read).
         """
         if not self.gate.read_item_stats:
             return value
         raw = None if event is None else event.get("items")
+        unbounded = deadline is None
         if isinstance(raw, Mapping):
             try:
                 stats: InstanceStats | None = InstanceStats.from_dict(raw)
@@ -331,7 +343,7 @@ class ItemCheck:
         else:  # no stats in the event (a trigger serialized before the gate existed): read them here
             stats = self.read(interval, deadline, once=deadline is not None and deadline <= time.time())
         if stats is None or items_pending(stats, self.gate.wait_for_items):
-            raise timeout_error(items_timeout_message(self.where(job), stats))
+            raise timeout_error(items_timeout_message(self.where(job), stats, unbounded=unbounded))
         return self.verdict(job, value, stats)
 
     def where(self, job: Job) -> str:

@@ -117,7 +117,8 @@ class AISearchJobTrigger(BaseTrigger):
     :param read_item_stats: When the job ended successfully, read the instance's item stats
         (:func:`~airflow_provider_aisearch.item_stats.read_item_stats`) into the event.
     :param wait_for_items: Read them every ``poll_interval`` until nothing is queued or running
-        (until ``deadline``; then a ``timeout`` event).
+        (until ``deadline``, or without one for
+        :data:`~airflow_provider_aisearch.item_stats.DEFAULT_ITEMS_TIMEOUT`; then a ``timeout`` event).
 
     Polls slow down when Cloudflare reports the rate-limit budget running low
     (:meth:`~airflow_provider_aisearch.ratelimit.RateBudget.pace`).
@@ -234,7 +235,7 @@ class AISearchJobTrigger(BaseTrigger):
         items = None if stats is None else stats.to_dict()
         if items_pending(stats, self.wait_for_items):
             where = f"AI Search job {result.job.id!r} on instance {self.instance_id!r}"
-            message = items_timeout_message(where, stats)
+            message = items_timeout_message(where, stats, unbounded=self.deadline is None)
             return self._event("timeout", watch, result, message, items=items, items_pending=True)
         return self._event("done", watch, result, message, items=items)
 

@@ -15,6 +15,7 @@ import pytest
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, Chaos, Fault, RateLimit
 from airflow_provider_aisearch.emulator.items import EMBED_ERRORS, PDF_ERROR
+from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.instances import InstanceStats
 from tests.conftest import EMAIL, GLOBAL_KEY, TOKEN, Connect, MakeEmulator
@@ -164,6 +165,35 @@ def test_degraded_stats_have_no_counts(timed: AISearchEmulator) -> None:
     timed.set_degraded(True)  # emulator-wide: every instance without its own setting
     assert hook.get_instance_stats("other", namespace=None).degraded is True
     assert hook.get_instance_stats("docs").degraded is False
+
+
+def test_stats_fields_can_be_left_out_or_sent_as_given(emulator: AISearchEmulator, connect: Connect) -> None:
+    """Every stats field is optional in Cloudflare's schema: the emulator serves such answers, and malformed ones."""
+    connect(emulator)
+    emulator.set_stats_fields(omit=["queued", "running"], replace={"error": None}, instance_id="docs")
+    path = f"/accounts/{emulator.account_id}/ai-search/namespaces/default/instances/docs/stats"
+    status, body = raw_get(emulator, path)
+    assert status == 200 and "queued" not in body["result"] and "running" not in body["result"]
+    assert body["result"]["error"] is None and body["result"]["completed"] == 20
+    stats = AISearchHook().get_instance_stats("docs")
+    assert (stats.queued, stats.running, stats.error, stats.degraded) == (0, 0, 0, False)  # absent or null: 0
+    emulator.set_stats_fields(replace={"queued": -1})  # emulator-wide; "docs" keeps its own
+    assert raw_get(emulator, path)[1]["result"]["error"] is None
+    emulator.set_stats_fields(instance_id="docs")  # nothing left out or replaced: as computed again
+    assert raw_get(emulator, path)[1]["result"]["queued"] == -1
+    emulator.set_stats_fields()
+    assert raw_get(emulator, path)[1]["result"]["queued"] == 0
+    emulator.set_degraded(True)
+    emulator.set_stats_fields(omit=["degraded"])  # no count and no flag at all
+    assert set(raw_get(emulator, path)[1]["result"]) <= {"last_activity"}
+    with pytest.raises(ValueError, match="stats fields"):
+        emulator.set_stats_fields(omit=["queue"])
+    with pytest.raises(ValueError, match="stats fields"):
+        emulator.set_stats_fields(replace={"engine": {}})
+    with pytest.raises(ValueError, match="omit"):
+        emulator.set_stats_fields(omit="queued")
+    with pytest.raises(TypeError):
+        emulator.set_stats_fields(replace={"queued": object()})
 
 
 def test_item_lag_keeps_items_in_flight_after_the_job_ends(timed: AISearchEmulator, clock: Clock) -> None:
@@ -365,6 +395,14 @@ def test_control_channel_adds_instances_and_sets_item_errors(make_emulator: Make
     assert hook.get_instance_stats("docs").degraded is True
     assert control(emu, "PUT", "items", {"degraded": False, "lag": 5})[0] == 200
     assert emu.item_lag == 5.0
+    body = {"instance": "site", "stats_omit": ["queued"], "stats_replace": {"error": "3"}}
+    assert control(emu, "PUT", "items", body)[0] == 200
+    with pytest.raises(AISearchResponseError, match="'error'") as malformed:
+        hook.get_instance_stats("site")
+    assert malformed.value.transient is False
+    assert control(emu, "PUT", "items", {"instance": "site", "stats_omit": [], "stats_replace": {}})[0] == 200
+    assert hook.get_instance_stats("site").error == 3
+    assert control(emu, "PUT", "items", {"stats_omit": ["nope"]})[0] == 400
     status, body = control(emu, "GET", "items?instance=site")
     assert status == 200 and len(body["result"]) == 10
     assert control(emu, "PUT", "items", {"error_share": 2})[0] == 400

@@ -343,6 +343,8 @@ def test_a_malformed_answer_is_a_response_error(
         call(hook)
     assert caught.value.method == "GET"
     assert caught.value.path is not None and "/instances/docs" in caught.value.path
+    # Stats that break the schema can never become valid: permanent (a wait ends at once); the others transient.
+    assert caught.value.transient is (what != "malformed instance stats")
     assert len(emulator.requests) == 1
 
 

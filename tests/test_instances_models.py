@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from airflow_provider_aisearch.instances import (
     Item,
     ItemStatus,
     MalformedInstanceError,
+    MalformedStatsError,
 )
 from airflow_provider_aisearch.jobs import MalformedJobError
 
@@ -145,17 +147,59 @@ def test_degraded_stats_have_no_counts() -> None:
     assert stats.in_flight is None
     assert stats.processed is None
     assert stats.to_dict()["degraded"] is True
-    # An empty answer: nothing known, not degraded.
-    empty = InstanceStats.from_api({})
-    assert empty.degraded is False
-    assert empty.in_flight is None
 
 
-def test_stats_in_flight_needs_both_queued_and_running() -> None:
-    assert InstanceStats(queued=3).in_flight is None
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"last_activity": None}, {"degraded": False}, dict.fromkeys(STATS_COUNT_FIELDS), {"engine": {}}],
+    ids=["empty", "no-count", "degraded-false", "all-null", "engine-only"],
+)
+def test_an_answer_without_any_count_is_degraded(raw: dict[str, Any]) -> None:
+    """It says nothing about the items: judged like Cloudflare's degraded answer, never as zeros."""
+    stats = InstanceStats.from_api(raw)
+    assert stats.degraded is True
+    assert [getattr(stats, name) for name in STATS_COUNT_FIELDS] == [None] * 6
+    assert (stats.in_flight, stats.processed) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"completed": 18, "error": 2},  # the others left out
+        {"completed": 18, "error": 2, "queued": None, "running": None, "skipped": None, "outdated": None},
+        {"completed": 18, "error": 2, "degraded": None},
+    ],
+    ids=["absent", "null", "degraded-null"],
+)
+def test_an_absent_or_null_count_is_zero(raw: dict[str, Any]) -> None:
+    stats = InstanceStats.from_api(raw)
+    assert stats.degraded is False
+    assert stats.to_dict() | {"last_activity": None} == {
+        "completed": 18,
+        "queued": 0,
+        "running": 0,
+        "error": 2,
+        "skipped": 0,
+        "outdated": 0,
+        "last_activity": None,
+        "degraded": False,
+    }
+    assert (stats.in_flight, stats.processed) == (0, 20)
+    assert InstanceStats.from_api({"completed": 5}).error == 0  # "error" absent: none failed, not unknown
+
+
+def test_degraded_stats_keep_the_counts_they_carry() -> None:
+    stats = InstanceStats.from_api({"degraded": True, "completed": 3})
+    assert (stats.degraded, stats.completed, stats.error) == (True, 3, None)
+    assert stats.in_flight is None
+
+
+def test_stats_built_directly_count_a_missing_count_as_zero() -> None:
+    assert InstanceStats(queued=3).in_flight == 3
     assert InstanceStats(queued=3, running=0).in_flight == 3
-    assert InstanceStats(completed=1, error=1).processed is None
+    assert InstanceStats(completed=1, error=1).processed == 2
     assert InstanceStats(completed=1.0, error=0, skipped=0).processed == 1  # type: ignore[arg-type]
+    assert InstanceStats(queued=3, degraded=True).in_flight is None
 
 
 def test_stats_accept_integral_floats_as_counts() -> None:
@@ -176,8 +220,10 @@ def test_stats_accept_integral_floats_as_counts() -> None:
     ],
 )
 def test_malformed_stats_name_the_field(raw: object, field: str) -> None:
-    with pytest.raises(MalformedInstanceError, match=field):
+    with pytest.raises(MalformedInstanceError, match=field) as caught:
         InstanceStats.from_api(raw)
+    # Every one but the timestamp can never become valid (MalformedStatsError: a permanent error).
+    assert isinstance(caught.value, MalformedStatsError) is (field != "last_activity")
 
 
 def test_item_reads_the_sdk_shape() -> None:

@@ -70,7 +70,7 @@ def wait(
     mode: str,
     *,
     duration: float = 1.0,
-    timeout: float = 30,
+    timeout: float | None = 30,
     end_reason: str = "completed",
     **kwargs: Any,
 ) -> Any:

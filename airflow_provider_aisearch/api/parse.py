@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from airflow_provider_aisearch.exceptions import AISearchResponseError
-from airflow_provider_aisearch.instances import Instance, InstanceStats, Item
+from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, MalformedStatsError
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
 
 __all__ = [
@@ -66,7 +66,11 @@ def _parse_one(payload: Mapping[str, Any], build: Callable[[Any], T], what: str,
     try:
         return build(raw)
     except MalformedJobError as exc:
-        raise AISearchResponseError(f"{method} {path} returned {what}: {exc}", method=method, path=path) from None
+        # Stats that break the schema can never become valid: a wait ends at once instead of at its timeout.
+        permanent = isinstance(exc, MalformedStatsError)
+        raise AISearchResponseError(
+            f"{method} {path} returned {what}: {exc}", method=method, path=path, transient=False if permanent else None
+        ) from None
 
 
 def _parse_list(
@@ -99,7 +103,7 @@ def parse_instance(payload: Mapping[str, Any], *, method: str, path: str) -> Ins
 
 
 def parse_instance_stats(payload: Mapping[str, Any], *, method: str, path: str) -> InstanceStats:
-    """Build :class:`InstanceStats` from a stats envelope."""
+    """Build :class:`InstanceStats` from a stats envelope (malformed stats: a permanent, not transient, error)."""
     return _parse_one(payload, InstanceStats.from_api, "malformed instance stats", method=method, path=path)
 
 

@@ -9,8 +9,9 @@ check reads back is only what the clients under test sent.
   never included): ``{"requests": [...], "next": M}``.
 - ``POST /_emulator/instances`` ``{"namespace", "instance", "type", "source", "paused", "sync_interval",
   "items"}``: add an instance (all but ``instance`` optional, as for :meth:`add_instance`).
-- ``PUT /_emulator/items`` ``{"namespace", "instance", "error_share", "skipped_share", "degraded", "lag"}``:
-  item settings (each optional; ``instance`` null or absent: every instance without its own, see :mod:`.items`).
+- ``PUT /_emulator/items`` ``{"namespace", "instance", "error_share", "skipped_share", "degraded", "lag",
+  "stats_omit", "stats_replace"}``: item settings (each optional; ``instance`` null or absent: every
+  instance without its own, see :mod:`.items`; ``stats_omit``/``stats_replace``: :meth:`set_stats_fields`).
 - ``GET /_emulator/items?namespace=&instance=``: the instance's items now, as the items list renders them.
 - ``POST /_emulator/jobs`` ``{"namespace", "instance", "count", "duration", "end_reason", "source",
   "description", "supersede"}``: add running jobs side by side, or (``supersede``) start one as
@@ -130,6 +131,8 @@ class ControlEndpoints(ItemState):
                 self.set_degraded(data["degraded"], **where)
             if data.get("lag") is not None:
                 self.set_item_lag(data["lag"], **where)
+            if "stats_omit" in data or "stats_replace" in data:
+                self.set_stats_fields(omit=data.get("stats_omit") or (), replace=data.get("stats_replace"), **where)
 
     def _control_requests(self, after: int) -> Reply:
         with self._lock:

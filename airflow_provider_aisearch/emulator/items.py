@@ -11,6 +11,9 @@ Which items fail: exactly ``round(share * item_count)`` of them (:meth:`ItemStat
 picked by a hash of the job id, with realistic error strings; likewise for skipped items. The
 shares apply to the latest job's items from the moment they are set. :meth:`ItemState.set_degraded`
 makes the stats answer ``degraded: true`` without counts, as Cloudflare's does when it cannot count.
+:meth:`ItemState.set_stats_fields` changes the stats answer's shape: fields left out (every field is
+optional in Cloudflare's schema, and whether it omits zero counts is undocumented) or sent as given
+(``null``, a negative count, a string, a bool: answers a client must survive).
 Settings given without ``instance_id`` apply to every instance that has none of its own.
 
 Shapes are the ``cloudflare`` SDK 5.9 types ``InstanceStatsResponse`` and ``ItemListResponse``.
@@ -19,12 +22,14 @@ Shapes are the ``cloudflare`` SDK 5.9 types ``InstanceStatsResponse`` and ``Item
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_aisearch.emulator.state import EmulatedJob, Instance, JobState
 
-__all__ = ["EMBED_ERRORS", "ITEM_STATUSES", "ItemState", "ItemView"]
+__all__ = ["EMBED_ERRORS", "ITEM_STATUSES", "STATS_FIELDS", "ItemState", "ItemView", "StatsFields"]
 
 #: The statuses an item can have (the SDK's ``ItemListResponse.status``), in the "status" sort's priority.
 ITEM_STATUSES = ("error", "running", "queued", "outdated", "skipped", "completed")
@@ -35,6 +40,27 @@ EMBED_ERRORS = (
     "Unsupported file type: application/octet-stream",
     "Failed to embed: upstream model returned 503 after 3 attempts",
 )
+
+
+#: The fields of the stats answer (the SDK's ``InstanceStatsResponse``, ``engine`` aside).
+STATS_FIELDS = frozenset(
+    {"completed", "queued", "running", "error", "skipped", "outdated", "degraded", "last_activity"}
+    | {"file_embed_errors", "index_source_errors"}
+)
+
+
+@dataclass(frozen=True)
+class StatsFields:
+    """How the stats answer departs from the computed one: ``omit`` these fields, send ``replace``'s values as given."""
+
+    omit: frozenset[str] = frozenset()
+    replace: tuple[tuple[str, Any], ...] = ()
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with the fields left out and replaced."""
+        out = {key: value for key, value in body.items() if key not in self.omit}
+        out.update(self.replace)
+        return out
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,8 @@ class ItemState(JobState):
     item_lag: float = 0.0
     #: Whether the stats answer ``degraded: true`` without counts.
     degraded: bool = False
+    #: Fields the stats answer leaves out or sends as given (``None``: as computed).
+    stats_fields: StatsFields | None = None
 
     # -- settings --------------------------------------------------------------------------
 
@@ -93,6 +121,35 @@ class ItemState(JobState):
         if not isinstance(flag, bool):
             raise ValueError(f"flag must be a boolean, got {flag!r}")
         self._set_item_setting("degraded", flag, instance_id, namespace)
+
+    def set_stats_fields(
+        self,
+        *,
+        omit: Iterable[str] = (),
+        replace: Mapping[str, Any] | None = None,
+        instance_id: str | None = None,
+        namespace: str = "default",
+    ) -> None:
+        """
+        Change the stats answer: leave the ``omit`` fields out, send ``replace``'s values as given.
+
+        For example ``omit=["queued"]`` (a count left out), ``replace={"error": None}`` (``null``) or
+        ``replace={"queued": -1}`` / ``{"queued": "3"}`` (malformed). Both empty: clears the setting
+        (the instance follows the emulator-wide one, which answers as computed).
+
+        :param omit: Names of stats fields (:data:`STATS_FIELDS`) to leave out.
+        :param replace: Stats field name -> the JSON value to send instead of the computed one.
+        :param instance_id: Only this instance (``None``: every instance without its own setting).
+        """
+        if isinstance(omit, str):
+            raise ValueError(f"omit must be a list of stats field names, got {omit!r}")
+        left_out, replaced = frozenset(omit), dict(replace or {})
+        unknown = sorted((left_out | set(replaced)) - STATS_FIELDS)
+        if unknown:
+            raise ValueError(f"omit and replace take stats fields ({', '.join(sorted(STATS_FIELDS))}), got {unknown}")
+        json.dumps(replaced)  # a TypeError for a value the answer could not carry
+        shape = StatsFields(left_out, tuple(replaced.items())) if left_out or replaced else None
+        self._set_item_setting("stats_fields", shape, instance_id, namespace)
 
     def set_item_lag(self, seconds: float, *, instance_id: str | None = None, namespace: str = "default") -> None:
         """
@@ -213,25 +270,28 @@ class ItemState(JobState):
         last = max((v.last_seen_at for v in views if v.status not in ("queued", "running")), default=None)
         if not inst.jobs:
             last = None
+        shape = self._setting(inst, "stats_fields") or StatsFields()
         if self._setting(inst, "degraded"):
-            return {"degraded": True, "last_activity": self._ts(last)}
+            return shape.apply({"degraded": True, "last_activity": self._ts(last)})
         counts = dict.fromkeys(ITEM_STATUSES, 0)
         embed_errors: dict[str, int] = {}
         for view in views:
             counts[view.status] += 1
             if view.error is not None:
                 embed_errors[view.error] = embed_errors.get(view.error, 0) + 1
-        return {
-            "completed": counts["completed"],
-            "queued": counts["queued"],
-            "running": counts["running"],
-            "error": counts["error"],
-            "skipped": counts["skipped"],
-            "outdated": counts["outdated"],
-            "last_activity": self._ts(last),
-            "file_embed_errors": embed_errors,
-            "index_source_errors": {},
-        }
+        return shape.apply(
+            {
+                "completed": counts["completed"],
+                "queued": counts["queued"],
+                "running": counts["running"],
+                "error": counts["error"],
+                "skipped": counts["skipped"],
+                "outdated": counts["outdated"],
+                "last_activity": self._ts(last),
+                "file_embed_errors": embed_errors,
+                "index_source_errors": {},
+            }
+        )
 
 
 def _share(name: str, value: object) -> float:

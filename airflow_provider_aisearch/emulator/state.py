@@ -16,7 +16,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_aisearch.emulator.items import StatsFields
 
 __all__ = ["EmulatedJob", "Instance", "JobState"]
 
@@ -71,6 +74,7 @@ class Instance:
     item_skipped_share: float | None = None
     item_lag: float | None = None
     degraded: bool | None = None
+    stats_fields: StatsFields | None = None
 
 
 class JobState:
