@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.api import (
     CONN_TYPE,
     JOBS_MAX_PER_PAGE,
@@ -46,7 +45,6 @@ from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.async_client import _classify_httpx_error as _classify_httpx_error
 from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
-from airflow_provider_aisearch.connection_check import check_connection
 from airflow_provider_aisearch.instance_reads import InstanceReads
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
@@ -267,6 +265,8 @@ class AISearchHook(InstanceReads, BaseHook):
         :param description: Up to 255 characters, stored on the job (used to find it again).
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
+        from airflow_provider_aisearch import lineage  # imported on use: not every hook user needs it
+
         job = self.run(self.api.create_job(instance_id, description=description, namespace=namespace))
         lineage.record_job_output(self, instance_id, namespace)  # hook lineage: the instance is an output
         return job
@@ -379,6 +379,8 @@ class AISearchHook(InstanceReads, BaseHook):
         for user-owned tokens. Email + Global API Key: ``/user``. Each request waits at most
         :attr:`TEST_TIMEOUT` (the UI's Test button waits on it), whatever the hook's ``timeout``.
         """
+        from airflow_provider_aisearch.connection_check import check_connection  # the Test button only
+
         return check_connection(self)
 
     # -- connection form (Airflow < 3.2; 3.2+ reads get_provider_info()) ---------------------
