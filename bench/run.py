@@ -160,12 +160,20 @@ IMPORT_LINE = (
 )
 PACKAGE = "airflow_provider_aisearch"
 IMPORT_RUNS = 7
+#: The import children's working directory: not the repository, whose package would shadow ``PYTHONPATH``
+#: (``python -c`` puts the working directory first on ``sys.path``).
+_NEUTRAL = tempfile.gettempdir()
 
 
 def _importtime(code: str, env: dict[str, str] | None = None) -> list[tuple[int, str, int, int]]:
     """``python -X importtime -c code`` in a fresh process: (depth, module, self µs, cumulative µs) per import."""
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=_NEUTRAL,
     )
     entries = []
     for line in out.stderr.splitlines():
@@ -202,7 +210,7 @@ def _provider_import(entries: list[tuple[int, str, int, int]]) -> tuple[int, dic
 def _compile_provider(env: dict[str, str] | None = None) -> None:
     """Write the package's byte-code (``PYTHONDONTWRITEBYTECODE`` or an editable install may have left none)."""
     code = f"import compileall, os, {PACKAGE} as p; compileall.compile_dir(os.path.dirname(p.__file__), quiet=1)"
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=_NEUTRAL)
 
 
 def measure_import(runs: int = IMPORT_RUNS, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -243,7 +251,7 @@ def _foreign_modules() -> list[str]:
         f"{setup}; import json, sys; before = set(sys.modules); import airflow_provider_aisearch.hooks{ours}; "
         f"print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split('.')[0] != {PACKAGE!r})))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=_NEUTRAL)
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
