@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.api import (
     CONN_TYPE,
     JOBS_MAX_PER_PAGE,
@@ -46,7 +45,6 @@ from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.async_client import _classify_httpx_error as _classify_httpx_error
 from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
-from airflow_provider_aisearch.connection_check import check_connection
 from airflow_provider_aisearch.instance_reads import InstanceReads
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
@@ -275,6 +273,8 @@ class AISearchHook(InstanceReads, BaseHook):
             :class:`~airflow_provider_aisearch.exceptions.AISearchCooldownError` at once, without retrying
             (for a caller that looks at the instance again before it retries).
         """
+        from airflow_provider_aisearch import lineage  # imported on use: not every hook user needs it
+
         plan = self.api.create_job(
             instance_id, description=description, namespace=namespace, retry_cooldown=retry_cooldown
         )
@@ -390,6 +390,8 @@ class AISearchHook(InstanceReads, BaseHook):
         for user-owned tokens. Email + Global API Key: ``/user``. Each request waits at most
         :attr:`TEST_TIMEOUT` (the UI's Test button waits on it), whatever the hook's ``timeout``.
         """
+        from airflow_provider_aisearch.connection_check import check_connection  # the Test button only
+
         return check_connection(self)
 
     # -- connection form (Airflow < 3.2; 3.2+ reads get_provider_info()) ---------------------

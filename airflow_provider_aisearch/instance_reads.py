@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import mask_secret
 
-from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.api import ITEMS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
 from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, url_secrets
 
@@ -51,6 +50,8 @@ class InstanceReads:
         :param instance_id: AI Search instance id.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
+        from airflow_provider_aisearch import lineage  # imported on use: not every hook user needs it
+
         instance = self.run(self.api.get_instance(instance_id, namespace=namespace))
         for secret in url_secrets(instance.source):  # a crawled URL's credentials never reach a task log
             mask_secret(secret)
