@@ -39,9 +39,15 @@ MAX_SEEN = 200
 WATERMARK_VERSION = 1
 
 
+def _ended(job: Job) -> datetime | None:
+    """When ``job`` ended: its ``ended_at``, else (ended, ``ended_at`` absent or unreadable) its ``last_seen_at``."""
+    return job.ended_at or (job.last_seen_at if job.has_ended else None)
+
+
 def _ended_order(job: Job) -> tuple[datetime, datetime, str]:
-    assert job.ended_at is not None
-    return (job.ended_at, job.started_at or job.ended_at, job.id)
+    ended = _ended(job)
+    assert ended is not None
+    return (ended, job.started_at or ended, job.id)
 
 
 @dataclass
@@ -65,9 +71,10 @@ class Watermark:
 
     def is_new(self, job: Job) -> bool:
         """Whether ``job`` has ended and was not considered yet (nor is older than the window)."""
-        if job.ended_at is None or job.id in self.seen:
+        ended = _ended(job)
+        if ended is None or job.id in self.seen:
             return False
-        return self.floor is None or job.ended_at >= self.floor - LATE_WINDOW
+        return self.floor is None or ended >= self.floor - LATE_WINDOW
 
     def advance(self, jobs: Iterable[Job]) -> list[Job]:
         """
@@ -77,10 +84,11 @@ class Watermark:
         """
         new = sorted((job for job in jobs if self.is_new(job)), key=_ended_order)
         for job in new:
-            assert job.ended_at is not None
-            self.seen[job.id] = job.ended_at
-            if self.floor is None or job.ended_at > self.floor:
-                self.floor = job.ended_at
+            ended = _ended(job)
+            assert ended is not None
+            self.seen[job.id] = ended
+            if self.floor is None or ended > self.floor:
+                self.floor = ended
         self._prune()
         return new
 
