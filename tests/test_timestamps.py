@@ -87,7 +87,7 @@ def test_rfc3339_with_fraction_and_offset_is_read(make_emulator: MakeEmulator, c
         got = hook.get_job("docs", job.id)
     assert got.started_at == moment(STARTED) and got.started_at.microsecond == 123456
     assert got.ended_at == moment(STARTED + 50)
-    assert got.started_at.utcoffset() is not None and got.started_at.utcoffset().total_seconds() == 0
+    assert got.started_at.tzinfo == timezone.utc
 
 
 def test_space_form_is_read_and_absent_fields_are_left_out(make_emulator: MakeEmulator, connect: Connect) -> None:
