@@ -230,3 +230,41 @@ def test_the_fast_path_reads_timestamps_exactly_as_pendulum_does(
     assert parsed is not None
     assert parsed == expected
     assert parsed.utcoffset() == timedelta(0)
+
+
+EPOCH_1753636065 = datetime(2025, 7, 27, 17, 7, 45, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1753636065, EPOCH_1753636065),
+        ("1753636065", EPOCH_1753636065),
+        (" 1753636065 ", EPOCH_1753636065),
+        (1753636065.5, EPOCH_1753636065.replace(microsecond=500000)),
+        ("1753636065.123456789", EPOCH_1753636065.replace(microsecond=123456)),
+        (1753636065123, EPOCH_1753636065.replace(microsecond=123000)),  # milliseconds
+        ("1753636065123", EPOCH_1753636065.replace(microsecond=123000)),
+        # The threshold: 10**11 - 1 seconds is the year 5138; 10**11 milliseconds is March 1973.
+        (10**11 - 1, datetime(5138, 11, 16, 9, 46, 39, tzinfo=timezone.utc)),
+        (10**11, datetime(1973, 3, 3, 9, 46, 40, tzinfo=timezone.utc)),
+        ("2025-07-27T17:07:45.123456Z", EPOCH_1753636065.replace(microsecond=123456)),
+        ("2025-07-27T19:07:45.123456+02:00", EPOCH_1753636065.replace(microsecond=123456)),
+        ("2025-07-27 17:07:45", EPOCH_1753636065),
+        ("20250727", datetime(2025, 7, 27, tzinfo=timezone.utc)),  # 8 digits: a date, not epoch seconds
+    ],
+)
+def test_epoch_seconds_milliseconds_and_rfc3339(raw: object, expected: datetime) -> None:
+    parsed = parse_timestamp(raw, name="started_at")
+    assert parsed == expected and parsed is not None and parsed.tzinfo == timezone.utc
+
+
+def test_an_unreadable_timestamp_is_kept_and_the_job_ends_by_its_fields() -> None:
+    running = Job.from_api({"id": "j", "source": "user", "started_at": "soon"})
+    assert running.is_running and running.started_at is None
+    assert running.unparsed_timestamps == {"started_at": "soon"}
+    ended = Job.from_api({"id": "j", "source": "user", "ended_at": "later", "end_reason": "completed"})
+    assert ended.status is JobStatus.SUCCEEDED and ended.ended_at is None
+    assert Job.from_api({"id": "j", "ended_at": {"odd": 1}}).has_ended  # present: ended (end_reason absent)
+    assert Job.from_dict(ended.to_dict()) == ended  # the raw value survives XCom
+    assert ended.to_dict()["ended_at"] == "later"
