@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import time
 from contextlib import closing
 from datetime import datetime, timezone
@@ -241,3 +243,23 @@ def test_the_control_channel_switches_the_timestamp_format(make_emulator: MakeEm
     assert requests.put(f"{root}/_emulator/settings", json=settings, headers=auth, timeout=10).status_code == 200
     assert raw_get(emu, f"/jobs/{job.id}").json()["result"]["started_at"] == "2026-09-21T16:13:20.123456+02:00"
     assert raw_get(emu, f"/jobs/{job.id}/logs").json()["result"][0]["created_at"] == int((STARTED + 50) * 1000)
+
+
+def test_the_command_line_serves_rfc3339_and_millisecond_log_times() -> None:
+    args = ["--port", "0", "--token", TOKEN, "--timestamp-format", "rfc3339", "--log-time-unit", "milliseconds"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_aisearch.emulator", *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip().rsplit(" ", 1)[-1]  # "AI Search emulator on <url>"
+        jobs_url = f"{base}/accounts/0123456789abcdef0123456789abcdef/ai-search/namespaces/default/instances/docs/jobs"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        job = requests.get(jobs_url, headers=auth, timeout=10).json()["result"][0]
+        assert Job.from_api(job).unparsed_timestamps == {}
+        assert job["started_at"].endswith("+02:00") and "." in job["started_at"]
+        logs = requests.get(f"{jobs_url}/{job['id']}/logs", headers=auth, timeout=10).json()["result"]
+        assert logs[0]["created_at"] >= 10**12  # milliseconds
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -98,11 +98,11 @@ class ControlEndpoints(ItemState):
                 return ok({})
             if (method, route) == ("PUT", "settings"):
                 with self._lock:
+                    self._control_formats(data)  # first: a bad value changes nothing
                     if data.get("job_duration") is not None:
                         self.job_duration = float(data["job_duration"])
                     if data.get("cooldown") is not None:
                         self.cooldown = float(data["cooldown"])
-                    self._control_formats(data)
                 return ok({})
         except KeyError as exc:
             return error(404, {"code": 7002, "message": f"not found: {exc}"})
