@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_aisearch.jobs import MalformedJobError, parse_timestamp
+from airflow_provider_aisearch.jobs import MalformedJobError
+from airflow_provider_aisearch.timestamps import read_timestamps
 
 __all__ = [
     "ITEM_SORT_KEYS",
@@ -168,16 +169,10 @@ def _optional_mapping(
     return dict(value)
 
 
-def _timestamp(raw: Mapping[str, Any], key: str) -> datetime | None:
-    try:
-        return parse_timestamp(raw.get(key), name=key)
-    except MalformedInstanceError:
-        raise
-    except MalformedJobError as exc:
-        raise MalformedInstanceError(str(exc)) from None
-
-
-def _iso(value: datetime | None) -> str | None:
+def _iso(value: datetime | None, unparsed: Mapping[str, Any], key: str) -> Any:
+    """ISO 8601 UTC, or the value as the API sent it when it was not a timestamp."""
+    if key in unparsed:
+        return unparsed[key]
     return None if value is None else value.isoformat()
 
 
@@ -279,6 +274,8 @@ class InstanceStats:
     last_activity: datetime | None = None
     file_embed_errors: dict[str, Any] | None = None
     index_source_errors: dict[str, Any] | None = None
+    #: ``{"last_activity": value}`` when it was present but not a timestamp (kept as sent).
+    unparsed_timestamps: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def in_flight(self) -> int | None:
@@ -312,18 +309,20 @@ class InstanceStats:
             degraded = True  # no count at all: nothing to judge or to wait on
         elif not degraded:
             counts = {name: count or 0 for name, count in counts.items()}
+        times, unparsed = read_timestamps(raw, ("last_activity",))
         return cls(
             **counts,
             degraded=degraded,
-            last_activity=_timestamp(raw, "last_activity"),
+            last_activity=times["last_activity"],
             file_embed_errors=_optional_mapping(raw, "file_embed_errors", what, bad),
             index_source_errors=_optional_mapping(raw, "index_source_errors", what, bad),
+            unparsed_timestamps=unparsed,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The XCom shape: the six counts, ``last_activity`` (ISO 8601 or ``None``) and ``degraded``; nothing else."""
         out: dict[str, Any] = {name: getattr(self, name) for name in STATS_COUNT_FIELDS}
-        out["last_activity"] = _iso(self.last_activity)
+        out["last_activity"] = _iso(self.last_activity, self.unparsed_timestamps, "last_activity")
         out["degraded"] = self.degraded
         return out
 
@@ -356,6 +355,8 @@ class Item:
     source_id: str | None = None
     last_seen_at: datetime | None = None
     next_action: str | None = None
+    #: ``{"last_seen_at": value}`` when it was present but not a timestamp (kept as sent).
+    unparsed_timestamps: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_api(cls, raw: Any) -> Item:
@@ -367,14 +368,16 @@ class Item:
         """
         what = "an item"
         data = _object(raw, what)
+        times, unparsed = read_timestamps(data, ("last_seen_at",))
         return cls(
             id=_required_str(data, "id", what),
             key=_required_str(data, "key", what),
             status=_required_str(data, "status", what),
             error=_optional_str(data, "error", what),
             source_id=_optional_str(data, "source_id", what),
-            last_seen_at=_timestamp(data, "last_seen_at"),
+            last_seen_at=times["last_seen_at"],
             next_action=_optional_str(data, "next_action", what),
+            unparsed_timestamps=unparsed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -385,7 +388,7 @@ class Item:
             "status": self.status,
             "error": self.error,
             "source_id": self.source_id,
-            "last_seen_at": _iso(self.last_seen_at),
+            "last_seen_at": _iso(self.last_seen_at, self.unparsed_timestamps, "last_seen_at"),
             "next_action": self.next_action,
         }
 

@@ -1,20 +1,22 @@
 """Value objects for Cloudflare AI Search indexing jobs, and the end-reason classification.
 
-The API has no status field: a job runs while ``ended_at`` is null, and its outcome is read from
-the free-form ``end_reason``. :class:`EndReasonPolicy` is the one place that turns the pair into a
-:class:`JobStatus`; everything else (hook, sensor, trigger, operators) calls it.
+The API has no status field: a job runs until ``ended_at`` or ``end_reason`` is present, and its
+outcome is read from the free-form ``end_reason``. :class:`EndReasonPolicy` is the one place that
+turns the pair into a :class:`JobStatus`; everything else (hook, sensor, trigger, operators) calls
+it. Timestamps are read by :mod:`~airflow_provider_aisearch.timestamps`.
 
 This module imports nothing from Airflow, so trigger events and tests can use it cheaply.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Any
+
+from airflow_provider_aisearch.timestamps import MalformedJobError, parse_timestamp, read_timestamps
 
 __all__ = [
     "DEFAULT_END_REASON_POLICY",
@@ -29,10 +31,6 @@ __all__ = [
     "MalformedJobError",
     "parse_timestamp",
 ]
-
-
-class MalformedJobError(ValueError):
-    """A job or log object from the API lacks a required field or has a field of the wrong type."""
 
 
 class JobStatus(str, Enum):
@@ -115,9 +113,19 @@ class EndReasonPolicy:
             )
         return cls(success, failure)
 
-    def classify(self, ended_at: datetime | None, end_reason: str | None) -> JobStatus:
-        """Return the status of a job with these ``ended_at`` / ``end_reason`` values."""
-        if ended_at is None:
+    def classify(self, ended_at: datetime | None, end_reason: str | None, *, ended: bool | None = None) -> JobStatus:
+        """
+        Return the status of a job with these ``ended_at`` / ``end_reason`` values.
+
+        A job has ended when either is present: an ended job may leave out ``ended_at`` (the
+        schema makes it optional), and a running one carries no ``end_reason``.
+
+        :param ended: Whether the job has ended, when the caller knows better (:attr:`Job.has_ended`:
+            an ``ended_at`` that is present but not a timestamp); default: from the two values.
+        """
+        if ended is None:
+            ended = ended_at is not None or bool(_normalise(end_reason))
+        if not ended:
             return JobStatus.RUNNING
         reason = _normalise(end_reason)
         if reason in self.success_end_reasons:
@@ -147,7 +155,7 @@ class EndReasonPolicy:
 
     def explain(self, job: Job) -> str:
         """A one-line description of ``job``'s outcome under this policy, for logs and exceptions."""
-        status = self.classify(job.ended_at, job.end_reason)
+        status = job.classify(self)
         text = f"job {job.id!r} is {status.value}"
         if status is JobStatus.RUNNING:
             return text
@@ -163,82 +171,14 @@ class EndReasonPolicy:
 DEFAULT_END_REASON_POLICY = EndReasonPolicy()
 
 
-_DATE_FIRST = re.compile(r"\d{4}-?\d{2}-?\d{2}")
-#: The forms Cloudflare sends (``2026-07-16 19:29:59``, or ISO 8601 with ``T``, up to 6 fraction
-#: digits and ``Z`` / ``±HH:MM`` / ``±HHMM``), read without pendulum: listing 10,000 jobs parses
-#: 30,000 timestamps, and ``pendulum.parse`` costs about 15 µs each.
-_COMMON_FORM = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:(Z)|([+-])(\d{2}):?(\d{2}))?"
-)
+#: A job's timestamp fields, in the order of :meth:`Job.to_dict`.
+JOB_TIMESTAMP_FIELDS = ("started_at", "ended_at", "last_seen_at")
 
 
-def _parse_common_form(text: str) -> datetime | None:
-    """A timestamp in :data:`_COMMON_FORM` (naive = UTC), or ``None`` for any other form."""
-    match = _COMMON_FORM.fullmatch(text)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, fraction, _, sign, off_h, off_m = match.groups()
-    zone = timezone.utc
-    if sign is not None:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m))
-        zone = timezone(-offset if sign == "-" else offset)
-    micro = int(fraction.ljust(6, "0")) if fraction else 0
-    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=zone)
-
-
-def parse_timestamp(value: Any, *, name: str = "timestamp") -> datetime | None:
-    """
-    Parse a job timestamp into an aware UTC datetime.
-
-    Cloudflare sends ``"2026-07-16 19:29:59"`` (UTC, no zone). ISO 8601 with ``T``, fractional
-    seconds of any length, ``Z`` or an offset (``+00:00`` or ``+0000``) is accepted too; naive
-    values are read as UTC. ``pendulum`` parses them, the same on every Python version
-    (``datetime.fromisoformat`` accepts far less before Python 3.11).
-
-    :param value: The raw value (``None`` and ``""`` give ``None``).
-    :param name: Field name, for the error message.
-    :raises MalformedJobError: the value is not a parseable string.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            common = _parse_common_form(text)
-        except (ValueError, OverflowError):  # e.g. month 13, or an offset of a day or more
-            raise MalformedJobError(f"{name} is not a timestamp: {value[:64]!r}") from None
-        if common is not None:
-            return common.astimezone(timezone.utc)
-        import pendulum  # Airflow imports it already: no import cost
-
-        result = None
-        if _DATE_FIRST.match(text):  # a date and maybe a time; never a bare time or a duration
-            try:
-                result = pendulum.parse(text, tz="UTC")
-            except (ValueError, TypeError, OverflowError):
-                result = None
-        if not isinstance(result, pendulum.DateTime):
-            raise MalformedJobError(f"{name} is not a timestamp: {value[:64]!r}") from None
-        parsed = datetime(
-            result.year,
-            result.month,
-            result.day,
-            result.hour,
-            result.minute,
-            result.second,
-            result.microsecond,
-            tzinfo=timezone(result.utcoffset() or timedelta(0)),
-        )
-    else:
-        raise MalformedJobError(f"{name} must be a string, got {type(value).__name__}")
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-def _format_timestamp(value: datetime | None) -> str | None:
+def _format_timestamp(value: datetime | None, unparsed: Mapping[str, Any], key: str) -> Any:
+    """ISO 8601 UTC, or the value as the API sent it when it was not a timestamp."""
+    if key in unparsed:
+        return unparsed[key]
     return None if value is None else value.isoformat()
 
 
@@ -254,8 +194,12 @@ class Job:
     """
     One indexing job, as returned by the AI Search jobs API.
 
-    Timestamps are timezone-aware UTC datetimes (or ``None``). :attr:`status` is derived with the
-    default :class:`EndReasonPolicy`; use :meth:`classify` to apply user overrides.
+    Timestamps are timezone-aware UTC datetimes (or ``None``), read in any form
+    :func:`~airflow_provider_aisearch.timestamps.parse_timestamp` accepts. A timestamp that is present
+    but not readable is ``None`` here and kept as sent in :attr:`unparsed_timestamps` (and in
+    :meth:`to_dict`); whether the job has ended is then read from ``ended_at`` / ``end_reason``
+    being present (:attr:`has_ended`). :attr:`status` is derived with the default
+    :class:`EndReasonPolicy`; use :meth:`classify` to apply user overrides.
     """
 
     id: str
@@ -265,25 +209,33 @@ class Job:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     last_seen_at: datetime | None = None
+    #: Timestamp fields present in the answer but not readable as a time: field name -> value as sent.
+    unparsed_timestamps: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def has_ended(self) -> bool:
+        """Whether the job has ended: ``ended_at`` (readable or not) or ``end_reason`` is present."""
+        return self.ended_at is not None or "ended_at" in self.unparsed_timestamps or bool(_normalise(self.end_reason))
 
     @property
     def status(self) -> JobStatus:
         """Status under the default end-reason classification."""
-        return DEFAULT_END_REASON_POLICY.classify(self.ended_at, self.end_reason)
+        return self.classify()
 
     @property
     def is_running(self) -> bool:
-        """``True`` while the job has not ended (``ended_at`` is null)."""
-        return self.ended_at is None
+        """``True`` while the job has not ended (see :attr:`has_ended`)."""
+        return not self.has_ended
 
     def classify(self, policy: EndReasonPolicy | None = None) -> JobStatus:
         """Status of this job under ``policy`` (the default classification when ``None``)."""
-        return (policy or DEFAULT_END_REASON_POLICY).classify(self.ended_at, self.end_reason)
+        return (policy or DEFAULT_END_REASON_POLICY).classify(self.ended_at, self.end_reason, ended=self.has_ended)
 
     @classmethod
     def from_api(cls, raw: Any) -> Job:
         """
-        Build a job from the API's JSON object. Unknown extra fields are ignored.
+        Build a job from the API's JSON object. Unknown extra fields are ignored; a timestamp that is
+        not readable is kept in :attr:`unparsed_timestamps` (never an error).
 
         :raises MalformedJobError: ``raw`` is not an object, has no string ``id``, or has a field of the wrong type.
         """
@@ -292,32 +244,35 @@ class Job:
         job_id = raw.get("id")
         if not isinstance(job_id, str) or not job_id:
             raise MalformedJobError("a job object has no string 'id'")
+        times, unparsed = read_timestamps(raw, JOB_TIMESTAMP_FIELDS)
         return cls(
             id=job_id,
             source=_optional_str(raw, "source"),
             description=_optional_str(raw, "description"),
             end_reason=_optional_str(raw, "end_reason"),
-            started_at=parse_timestamp(raw.get("started_at"), name="started_at"),
-            ended_at=parse_timestamp(raw.get("ended_at"), name="ended_at"),
-            last_seen_at=parse_timestamp(raw.get("last_seen_at"), name="last_seen_at"),
+            started_at=times["started_at"],
+            ended_at=times["ended_at"],
+            last_seen_at=times["last_seen_at"],
+            unparsed_timestamps=unparsed,
         )
 
     def to_dict(self, policy: EndReasonPolicy | None = None) -> dict[str, Any]:
         """
-        JSON-safe dict for XCom and trigger events: ISO 8601 UTC strings plus ``"status"``.
+        JSON-safe dict for XCom and trigger events: ISO 8601 UTC strings (an unreadable timestamp as the
+        API sent it) plus ``"status"``.
 
         :param policy: Classification for ``"status"`` (the default one when ``None``).
         """
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
             "description": self.description,
             "end_reason": self.end_reason,
-            "started_at": _format_timestamp(self.started_at),
-            "ended_at": _format_timestamp(self.ended_at),
-            "last_seen_at": _format_timestamp(self.last_seen_at),
-            "status": self.classify(policy).value,
         }
+        for key in JOB_TIMESTAMP_FIELDS:
+            out[key] = _format_timestamp(getattr(self, key), self.unparsed_timestamps, key)
+        out["status"] = self.classify(policy).value
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Job:
@@ -350,20 +305,24 @@ class JobLog:
     One log entry of a job.
 
     :param id: Entry id (increasing per entry).
-    :param created_at: Aware UTC datetime (the API sends epoch seconds).
+    :param created_at: Aware UTC datetime. Cloudflare's schema says only "number": epoch seconds, or
+        milliseconds from :data:`~airflow_provider_aisearch.timestamps.EPOCH_MS_THRESHOLD` on; any
+        other form :func:`~airflow_provider_aisearch.timestamps.parse_timestamp` reads is accepted too.
     :param message: Log text.
     :param message_type: Cloudflare's numeric kind code (meaning undocumented).
+    :param unparsed_timestamps: ``{"created_at": value}`` when it was present but not readable.
     """
 
     id: int
     created_at: datetime | None
     message: str
     message_type: int | None = None
+    unparsed_timestamps: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_api(cls, raw: Any) -> JobLog:
         """
-        Build a log entry from the API's JSON object.
+        Build a log entry from the API's JSON object (an unreadable ``created_at`` is kept, never an error).
 
         :raises MalformedJobError: ``raw`` is not an object or has fields of the wrong type.
         """
@@ -372,16 +331,7 @@ class JobLog:
         entry_id = raw.get("id")
         if isinstance(entry_id, bool) or not isinstance(entry_id, int):
             raise MalformedJobError("a log entry has no integer 'id'")
-        created = raw.get("created_at")
-        if created is None:
-            created_at = None
-        elif isinstance(created, (int, float)) and not isinstance(created, bool):
-            try:
-                created_at = datetime.fromtimestamp(created, tz=timezone.utc)
-            except (OverflowError, OSError, ValueError):
-                raise MalformedJobError(f"log 'created_at' out of range: {created!r}") from None
-        else:
-            raise MalformedJobError("log 'created_at' must be epoch seconds")
+        times, unparsed = read_timestamps(raw, ("created_at",))
         message = raw.get("message")
         if message is None:
             message = ""
@@ -390,13 +340,19 @@ class JobLog:
         message_type = raw.get("message_type")
         if message_type is not None and (isinstance(message_type, bool) or not isinstance(message_type, int)):
             raise MalformedJobError("log 'message_type' must be an integer")
-        return cls(id=entry_id, created_at=created_at, message=message, message_type=message_type)
+        return cls(
+            id=entry_id,
+            created_at=times["created_at"],
+            message=message,
+            message_type=message_type,
+            unparsed_timestamps=unparsed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict."""
+        """JSON-safe dict (``created_at`` in ISO 8601 UTC, or as the API sent it when not readable)."""
         return {
             "id": self.id,
-            "created_at": _format_timestamp(self.created_at),
+            "created_at": _format_timestamp(self.created_at, self.unparsed_timestamps, "created_at"),
             "message": self.message,
             "message_type": self.message_type,
         }

@@ -59,19 +59,24 @@ def find_successor(superseded: Job, jobs: Iterable[Job], exclude: Iterable[str] 
     """
     The job that replaced ``superseded``: the earliest one started at or after it ended.
 
+    When its ``ended_at`` is not known (left out, or not a timestamp), the bound is its
+    ``last_seen_at``, else its ``started_at``: jobs of one instance do not overlap, so the earliest
+    job started after it is still its successor.
+
     :param superseded: A job that ended with ``new_job_has_started``.
     :param jobs: Candidate jobs (any order).
     :param exclude: Ids never to return (the superseded job and jobs already followed).
     """
-    if superseded.ended_at is None:
+    bound = superseded.ended_at or superseded.last_seen_at or superseded.started_at
+    if bound is None:
         return None
     skip = {superseded.id, *exclude}
-    earliest = superseded.ended_at - SUCCESSOR_TOLERANCE
+    earliest = bound - SUCCESSOR_TOLERANCE
     candidates = [j for j in jobs if j.id not in skip and j.started_at is not None and j.started_at >= earliest]
     # Timestamps have one-second resolution: among jobs started in the same second, one that has
     # itself ended (superseded) came before the one still running.
     return min(
-        candidates, key=lambda j: (j.started_at, j.ended_at is None, j.ended_at or j.started_at, j.id), default=None
+        candidates, key=lambda j: (j.started_at, not j.has_ended, j.ended_at or j.started_at, j.id), default=None
     )
 
 

@@ -48,9 +48,15 @@ MAX_SEEN = 200
 WATERMARK_VERSION = 1
 
 
+def _ended(job: Job) -> datetime | None:
+    """When ``job`` ended: its ``ended_at``, else (ended, ``ended_at`` absent or unreadable) its ``last_seen_at``."""
+    return job.ended_at or (job.last_seen_at if job.has_ended else None)
+
+
 def _ended_order(job: Job) -> tuple[datetime, datetime, str]:
-    assert job.ended_at is not None
-    return (job.ended_at, job.started_at or job.ended_at, job.id)
+    ended = _ended(job)
+    assert ended is not None
+    return (ended, job.started_at or ended, job.id)
 
 
 @dataclass
@@ -78,13 +84,14 @@ class Watermark:
 
     def is_new(self, job: Job) -> bool:
         """Whether ``job`` has ended and was not considered yet (nor is older than the window)."""
-        if job.ended_at is None or job.id in self.seen:
+        ended = _ended(job)
+        if ended is None or job.id in self.seen:
             return False
-        return self.floor is None or job.ended_at >= self.floor - LATE_WINDOW
+        return self.floor is None or ended >= self.floor - LATE_WINDOW
 
     def known(self, job: Job) -> bool:
         """Whether ``job`` has ended and was already considered (remembered, or older than the window)."""
-        return job.ended_at is not None and not self.is_new(job)
+        return _ended(job) is not None and not self.is_new(job)
 
     def new_jobs(self, jobs: Iterable[Job]) -> list[Job]:
         """A listing's newly ended jobs, oldest end first, not recorded yet (see :meth:`record`)."""
@@ -100,9 +107,10 @@ class Watermark:
         :param bound: The listing's time (the answer's ``Date``): the floor never passes it, so a
             job whose ``ended_at`` lies in the future cannot make the jobs that end after it old.
         """
-        assert job.ended_at is not None
-        self.seen[job.id] = job.ended_at
-        end = job.ended_at if bound is None else min(job.ended_at, bound)
+        ended = _ended(job)
+        assert ended is not None
+        self.seen[job.id] = ended
+        end = ended if bound is None else min(ended, bound)
         if self.floor is None or end > self.floor:
             self.floor = end
         self._prune()

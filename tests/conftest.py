@@ -30,6 +30,21 @@ GLOBAL_KEY = "gk-Sekrit-77b1e0"
 Connect = Callable[..., None]
 MakeEmulator = Callable[..., AISearchEmulator]
 
+#: The emulator's timestamp formats a module marked ``both_timestamp_formats`` runs in: the form
+#: Cloudflare sends today, and RFC 3339 with fractions and an offset (the schema allows any string).
+BOTH_TIMESTAMP_FORMATS = ("cloudflare", "rfc3339")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_timestamp_formats: run with the emulator in each of BOTH_TIMESTAMP_FORMATS"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "timestamp_format" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_timestamp_formats"):
+        metafunc.parametrize("timestamp_format", BOTH_TIMESTAMP_FORMATS, indirect=True)
+
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
@@ -50,12 +65,27 @@ def _fresh_rate_budgets() -> None:
         ratelimit._budgets.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_timestamp_warnings() -> None:
+    """Each test logs its unreadable timestamps afresh (the emulator's seeded job ids repeat across tests)."""
+    from airflow_provider_aisearch import timestamps
+
+    timestamps._forget_warnings()
+
+
 @pytest.fixture
-def make_emulator() -> Iterator[Callable[..., AISearchEmulator]]:
+def timestamp_format(request: pytest.FixtureRequest) -> str:
+    """The emulator's default timestamp format (each of BOTH_TIMESTAMP_FORMATS under that marker)."""
+    return str(getattr(request, "param", "cloudflare"))
+
+
+@pytest.fixture
+def make_emulator(timestamp_format: str) -> Iterator[Callable[..., AISearchEmulator]]:
     """Start emulators (fast defaults: no cooldown, long jobs) and stop them after the test."""
     started: list[AISearchEmulator] = []
 
     def factory(**kwargs: Any) -> AISearchEmulator:
+        kwargs.setdefault("timestamp_format", timestamp_format)
         kwargs.setdefault("token", TOKEN)
         kwargs.setdefault("email", EMAIL)
         kwargs.setdefault("global_key", GLOBAL_KEY)

@@ -18,11 +18,12 @@ import airflow_provider_aisearch.api as api
 
 PACKAGE = "airflow_provider_aisearch"
 API_DIR = pathlib.Path(api.__file__).parent
-#: What the core may import from the rest of the provider: the models (jobs, instances), the exceptions, the rate
-#: budget, and the package root (version, connection type). Nothing that holds a transport.
+#: What the core may import from the rest of the provider: the models (jobs, instances, their timestamps), the
+#: exceptions, the rate budget, and the package root (version, connection type). Nothing that holds a transport.
 CORE_MAY_IMPORT = {
     PACKAGE,
     f"{PACKAGE}.jobs",
+    f"{PACKAGE}.timestamps",
     f"{PACKAGE}.instances",
     f"{PACKAGE}.exceptions",
     f"{PACKAGE}.ratelimit",

@@ -22,6 +22,9 @@ from airflow_provider_aisearch.triggers import AISearchJobTrigger
 from tests.conftest import Connect
 from tests.operator_helpers import FAST, FakeTI, create_op, ctx, posts, seed
 
+# Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).
+pytestmark = pytest.mark.both_timestamp_formats
+
 
 def test_create_pushes_job_id_and_link(emu: AISearchEmulator) -> None:
     ti = FakeTI()

@@ -25,6 +25,9 @@ from airflow_provider_aisearch.triggers import AISearchJobTrigger
 Connect = Callable[..., None]
 FAST: dict[str, Any] = {"poll_interval": 0.05, "retry_backoff": 0.001, "max_retries": 1, "timeout": [2.0, 5.0]}
 
+# Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).
+pytestmark = pytest.mark.both_timestamp_formats
+
 
 @pytest.fixture(autouse=True)
 def fresh_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

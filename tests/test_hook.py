@@ -17,6 +17,9 @@ from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import JobStatus
 from tests.conftest import TOKEN, Connect, MakeEmulator
 
+# Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).
+pytestmark = pytest.mark.both_timestamp_formats
+
 # ---------------------------------------------------------------------------------------------
 # Every method, both path forms
 # ---------------------------------------------------------------------------------------------

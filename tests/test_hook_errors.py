@@ -139,7 +139,7 @@ def test_sustained_429_ends_in_rate_limit_error(hook: AISearchHook, emulator: AI
         (Fault.http(200, {"success": True}), "without a 'result'"),
         (Fault.http(200, {"success": True, "result": {"id": "x"}}), "'result' that is not a list"),
         (Fault.http(200, {"success": True, "result": [{"no_id": 1}]}), "malformed job"),
-        (Fault.http(200, {"success": True, "result": [{"id": "a", "ended_at": "soon"}]}), "malformed job"),
+        (Fault.http(200, {"success": True, "result": [{"id": "a", "end_reason": 5}]}), "malformed job"),
         (Fault.http(200, [1, 2]), "not an object"),
     ],
 )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import airflow_provider_aisearch.jobs as jobs_module
+import airflow_provider_aisearch.timestamps as timestamps_module
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.jobs import (
@@ -28,8 +28,10 @@ ENDED = datetime(2026, 7, 16, 19, 29, 59, tzinfo=timezone.utc)
     ("ended_at", "end_reason", "status"),
     [
         (None, None, JobStatus.RUNNING),
-        (None, "completed", JobStatus.RUNNING),
-        (None, "new_job_has_started", JobStatus.RUNNING),
+        (None, "", JobStatus.RUNNING),
+        # An ended job may leave out ended_at (optional in Cloudflare's schema): end_reason tells.
+        (None, "completed", JobStatus.SUCCEEDED),
+        (None, "new_job_has_started", JobStatus.SUPERSEDED),
         (ENDED, None, JobStatus.SUCCEEDED),
         (ENDED, "", JobStatus.SUCCEEDED),
         (ENDED, "completed", JobStatus.SUCCEEDED),
@@ -53,7 +55,7 @@ def test_default_classification(ended_at: datetime | None, end_reason: str | Non
     assert DEFAULT_END_REASON_POLICY.classify(ended_at, end_reason) is status
     job = Job(id="j", ended_at=ended_at, end_reason=end_reason)
     assert job.status is status
-    assert job.is_running is (ended_at is None)
+    assert job.is_running is (status is JobStatus.RUNNING)
 
 
 def test_explicit_sets_add_to_defaults_and_win_over_patterns() -> None:
@@ -68,7 +70,7 @@ def test_explicit_sets_add_to_defaults_and_win_over_patterns() -> None:
     # defaults still apply to everything else
     assert policy.classify(ENDED, "done") is JobStatus.SUCCEEDED
     assert policy.classify(ENDED, "cancelled") is JobStatus.CANCELLED
-    assert policy.classify(None, "something_unexpected") is JobStatus.RUNNING
+    assert policy.classify(None, None) is JobStatus.RUNNING
     assert Job(id="x", ended_at=ENDED, end_reason="something_unexpected").classify(policy) is JobStatus.SUCCEEDED
 
 
@@ -141,14 +143,14 @@ def test_timestamps_parse_the_same_on_python_3_10(
     raw: str, expected: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The parser does not lean on fromisoformat, so what 3.11 accepts 3.10 accepts too."""
-    monkeypatch.setattr(jobs_module, "datetime", _Py310Datetime)
+    monkeypatch.setattr(timestamps_module, "datetime", _Py310Datetime)
     assert parse_timestamp(raw, name="ended_at") == expected
 
 
 def test_timestamps_from_the_api_parse_on_every_python(
     hook: AISearchHook, emulator: AISearchEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs_module, "datetime", _Py310Datetime)
+    monkeypatch.setattr(timestamps_module, "datetime", _Py310Datetime)
     job = {
         "id": "j1",
         "source": "user",
@@ -164,7 +166,9 @@ def test_timestamps_from_the_api_parse_on_every_python(
     assert [r.method for r in emulator.requests] == ["GET"]
 
 
-@pytest.mark.parametrize("raw", ["yesterday", "2026-13-01 00:00:00", 1700000000, ["x"], "19:29:59", "P1D", "2026"])
+@pytest.mark.parametrize(
+    "raw", ["yesterday", "2026-13-01 00:00:00", True, float("nan"), 1e30, ["x"], "19:29:59", "P1D", "2026", "20260716x"]
+)
 def test_bad_timestamps_raise_malformed(raw: object) -> None:
     with pytest.raises(MalformedJobError):
         parse_timestamp(raw, name="ended_at")
@@ -189,9 +193,7 @@ def test_job_from_api_to_dict_round_trip_is_json_safe() -> None:
     assert Job.from_dict(data) == job
 
 
-@pytest.mark.parametrize(
-    "raw", [None, [], "job", {}, {"id": ""}, {"id": 5}, {"id": "a", "source": 3}, {"id": "a", "ended_at": "x"}]
-)
+@pytest.mark.parametrize("raw", [None, [], "job", {}, {"id": ""}, {"id": 5}, {"id": "a", "source": 3}])
 def test_malformed_jobs_raise(raw: object) -> None:
     with pytest.raises(MalformedJobError):
         Job.from_api(raw)
@@ -203,8 +205,8 @@ def test_job_log_from_epoch_seconds() -> None:
     assert log.to_dict()["created_at"] == "2023-11-14T22:13:20+00:00"
     with pytest.raises(MalformedJobError):
         JobLog.from_api({"id": "7", "created_at": 1})
-    with pytest.raises(MalformedJobError):
-        JobLog.from_api({"id": 7, "created_at": "yesterday"})
+    odd = JobLog.from_api({"id": 7, "created_at": "yesterday"})  # kept as sent, never an error
+    assert odd.created_at is None and odd.to_dict()["created_at"] == "yesterday"
 
 
 @given(
@@ -228,3 +230,41 @@ def test_the_fast_path_reads_timestamps_exactly_as_pendulum_does(
     assert parsed is not None
     assert parsed == expected
     assert parsed.utcoffset() == timedelta(0)
+
+
+EPOCH_1753636065 = datetime(2025, 7, 27, 17, 7, 45, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1753636065, EPOCH_1753636065),
+        ("1753636065", EPOCH_1753636065),
+        (" 1753636065 ", EPOCH_1753636065),
+        (1753636065.5, EPOCH_1753636065.replace(microsecond=500000)),
+        ("1753636065.123456789", EPOCH_1753636065.replace(microsecond=123456)),
+        (1753636065123, EPOCH_1753636065.replace(microsecond=123000)),  # milliseconds
+        ("1753636065123", EPOCH_1753636065.replace(microsecond=123000)),
+        # The threshold: 10**11 - 1 seconds is the year 5138; 10**11 milliseconds is March 1973.
+        (10**11 - 1, datetime(5138, 11, 16, 9, 46, 39, tzinfo=timezone.utc)),
+        (10**11, datetime(1973, 3, 3, 9, 46, 40, tzinfo=timezone.utc)),
+        ("2025-07-27T17:07:45.123456Z", EPOCH_1753636065.replace(microsecond=123456)),
+        ("2025-07-27T19:07:45.123456+02:00", EPOCH_1753636065.replace(microsecond=123456)),
+        ("2025-07-27 17:07:45", EPOCH_1753636065),
+        ("20250727", datetime(2025, 7, 27, tzinfo=timezone.utc)),  # 8 digits: a date, not epoch seconds
+    ],
+)
+def test_epoch_seconds_milliseconds_and_rfc3339(raw: object, expected: datetime) -> None:
+    parsed = parse_timestamp(raw, name="started_at")
+    assert parsed == expected and parsed is not None and parsed.tzinfo == timezone.utc
+
+
+def test_an_unreadable_timestamp_is_kept_and_the_job_ends_by_its_fields() -> None:
+    running = Job.from_api({"id": "j", "source": "user", "started_at": "soon"})
+    assert running.is_running and running.started_at is None
+    assert running.unparsed_timestamps == {"started_at": "soon"}
+    ended = Job.from_api({"id": "j", "source": "user", "ended_at": "later", "end_reason": "completed"})
+    assert ended.status is JobStatus.SUCCEEDED and ended.ended_at is None
+    assert Job.from_api({"id": "j", "ended_at": {"odd": 1}}).has_ended  # present: ended (end_reason absent)
+    assert Job.from_dict(ended.to_dict()) == ended  # the raw value survives XCom
+    assert ended.to_dict()["ended_at"] == "later"

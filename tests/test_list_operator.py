@@ -17,6 +17,9 @@ from airflow_provider_aisearch.operators import JobFilter
 from tests.conftest import Connect
 from tests.operator_helpers import BASE, at, brute_force, create_op, ctx, list_op, seed
 
+# Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).
+pytestmark = pytest.mark.both_timestamp_formats
+
 
 @pytest.mark.parametrize(
     "filters",

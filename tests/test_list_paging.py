@@ -14,6 +14,9 @@ from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.operators import JobFilter
 from tests.operator_helpers import BASE, at, brute_force, list_op, seed
 
+# Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).
+pytestmark = pytest.mark.both_timestamp_formats
+
 Connect = Callable[..., None]
 MakeEmulator = Callable[..., AISearchEmulator]
 

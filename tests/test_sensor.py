@@ -30,6 +30,9 @@ from airflow_provider_aisearch.triggers import AISearchJobTrigger, validate_even
 from airflow_provider_aisearch.watch import JobWatch, find_successor
 from tests.operator_helpers import make_sensor
 
+# Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).
+pytestmark = pytest.mark.both_timestamp_formats
+
 Connect = Callable[..., None]
 
 

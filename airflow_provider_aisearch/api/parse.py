@@ -5,7 +5,9 @@
 :class:`~airflow_provider_aisearch.jobs.JobLog`; :func:`parse_instance`, :func:`parse_instance_stats`
 and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.instances` models; a payload
 that does not hold what it should becomes
-:class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request.
+:class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request. A timestamp
+that is present but not readable is no error: the model keeps it as sent, and it is logged once
+per object and field (:func:`~airflow_provider_aisearch.timestamps.warn_unparsed`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, MalformedStatsError
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
+from airflow_provider_aisearch.timestamps import warn_unparsed
 
 __all__ = [
     "parse_instance",
@@ -46,9 +49,17 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _warn_job(job: Job, where: str) -> None:
+    if job.unparsed_timestamps:
+        ended = "; whether it has ended is read from ended_at/end_reason being present"
+        warn_unparsed("job", job.id, job.unparsed_timestamps, where=where, consequence=ended)
+
+
 def parse_job_page(payload: Mapping[str, Any], *, page: int, per_page: int, method: str, path: str) -> JobPage:
     """Build a :class:`JobPage` from a list-jobs envelope."""
     jobs, total = _parse_list(payload, Job.from_api, "a malformed job", method=method, path=path)
+    for job in jobs:
+        _warn_job(job, f"{method} {path}")
     info = payload.get("result_info")
     info = info if isinstance(info, Mapping) else {}
     return JobPage(
@@ -89,12 +100,18 @@ def _parse_list(
 
 def parse_job(payload: Mapping[str, Any], *, method: str, path: str) -> Job:
     """Build a :class:`Job` from a single-job envelope."""
-    return _parse_one(payload, Job.from_api, "a malformed job", method=method, path=path)
+    job = _parse_one(payload, Job.from_api, "a malformed job", method=method, path=path)
+    _warn_job(job, f"{method} {path}")
+    return job
 
 
 def parse_log_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[JobLog], int | None]:
     """Read a job-logs envelope: the entries and ``result_info.total_count`` (if reported)."""
-    return _parse_list(payload, JobLog.from_api, "a malformed log entry", method=method, path=path)
+    entries, total = _parse_list(payload, JobLog.from_api, "a malformed log entry", method=method, path=path)
+    for entry in entries:
+        if entry.unparsed_timestamps:
+            warn_unparsed("log entry", str(entry.id), entry.unparsed_timestamps, where=f"{method} {path}")
+    return entries, total
 
 
 def parse_instance(payload: Mapping[str, Any], *, method: str, path: str) -> Instance:
@@ -104,9 +121,16 @@ def parse_instance(payload: Mapping[str, Any], *, method: str, path: str) -> Ins
 
 def parse_instance_stats(payload: Mapping[str, Any], *, method: str, path: str) -> InstanceStats:
     """Build :class:`InstanceStats` from a stats envelope (malformed stats: a permanent, not transient, error)."""
-    return _parse_one(payload, InstanceStats.from_api, "malformed instance stats", method=method, path=path)
+    stats = _parse_one(payload, InstanceStats.from_api, "malformed instance stats", method=method, path=path)
+    if stats.unparsed_timestamps:
+        warn_unparsed("instance stats", path, stats.unparsed_timestamps, where=f"{method} {path}")
+    return stats
 
 
 def parse_item_page(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[Item], int | None]:
     """Read an items-list envelope: the items and ``result_info.total_count`` (if reported)."""
-    return _parse_list(payload, Item.from_api, "a malformed item", method=method, path=path)
+    items, total = _parse_list(payload, Item.from_api, "a malformed item", method=method, path=path)
+    for item in items:
+        if item.unparsed_timestamps:
+            warn_unparsed("item", item.id, item.unparsed_timestamps, where=f"{method} {path}")
+    return items, total

@@ -10,6 +10,7 @@ import time
 
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.server import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, AISearchEmulator
+from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
 
 __all__ = ["main"]
 
@@ -46,6 +47,14 @@ def main(argv: list[str] | None = None) -> None:
         help="share (0-1) of each job's files that end 'error' with realistic error strings (default 0)",
     )
     parser.add_argument("--job-duration", type=float, default=10.0)
+    parser.add_argument(
+        "--timestamp-format",
+        choices=TIMESTAMP_FORMATS,
+        default="cloudflare",
+        help="cloudflare: 2026-07-16 19:29:59 (as Cloudflare sends today); rfc3339: 2026-07-16T21:29:59.123456+02:00; "
+        "epoch / epoch_string: a job's timestamps as Unix seconds (number / string); iso, mixed",
+    )
+    parser.add_argument("--log-time-unit", choices=LOG_TIME_UNITS, default="seconds", help="of a log's created_at")
     parser.add_argument("--cooldown", type=float, default=30.0)
     parser.add_argument(
         "--rate-limit",
@@ -86,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         instances=(),
         job_duration=args.job_duration,
         cooldown=args.cooldown,
+        timestamp_format=args.timestamp_format,
+        log_time_unit=args.log_time_unit,
         verbose=args.verbose,
         control=args.control,
     )

@@ -21,7 +21,8 @@ check reads back is only what the clients under test sent.
   may lie in the future; default: now).
 - ``GET /_emulator/jobs?namespace=&instance=``: every job of the instance, newest first.
 - ``PUT /_emulator/rate-limit`` ``{"limit", "window"}``: set the rate limit (``limit`` null: off).
-- ``PUT /_emulator/settings`` ``{"job_duration", "cooldown"}``: for jobs created through the API.
+- ``PUT /_emulator/settings`` ``{"job_duration", "cooldown", "timestamp_format", "log_time_unit"}``: for jobs
+  created through the API, and how every answer renders timestamps (each optional).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from airflow_provider_aisearch.emulator.envelopes import Reply, error, invalid, ok
 from airflow_provider_aisearch.emulator.items import ItemState
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
+from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
 
 __all__ = ["CONTROL_PREFIX", "ControlEndpoints"]
 
@@ -98,6 +100,7 @@ class ControlEndpoints(ItemState):
                 return ok({})
             if (method, route) == ("PUT", "settings"):
                 with self._lock:
+                    self._control_formats(data)  # first: a bad value changes nothing
                     if data.get("job_duration") is not None:
                         self.job_duration = float(data["job_duration"])
                     if data.get("cooldown") is not None:
@@ -108,6 +111,15 @@ class ControlEndpoints(ItemState):
         except (TypeError, ValueError) as exc:
             return error(400, invalid(str(exc)))
         return error(404, _NOT_FOUND)
+
+    def _control_formats(self, data: dict[str, Any]) -> None:
+        for key, allowed in (("timestamp_format", TIMESTAMP_FORMATS), ("log_time_unit", LOG_TIME_UNITS)):
+            value = data.get(key)
+            if value is not None and value not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}")
+        for key in ("timestamp_format", "log_time_unit"):
+            if data.get(key) is not None:
+                setattr(self, key, data[key])
 
     def _control_add_instance(self, data: dict[str, Any]) -> None:
         options: dict[str, Any] = {"namespace": str(data.get("namespace", "default"))}
@@ -169,7 +181,7 @@ class ControlEndpoints(ItemState):
                 jobs = [self.start_job(instance, **common)]
             else:
                 jobs = [self.add_job(instance, **common) for _ in range(int(data.get("count", 1)))]
-            return [self._job_json(job) for job in jobs]
+            return [self._job_dict(job) for job in jobs]
 
     def _control_end_jobs(self, data: dict[str, Any]) -> list[str]:
         instance, namespace = str(data["instance"]), str(data.get("namespace", "default"))

@@ -1,12 +1,16 @@
 """Cloudflare's answer envelopes, and the error entries the emulator answers with.
 
 Every answer is ``{"success", "errors", "messages", "result"}``; an error entry is ``{"code",
-"message"}`` (validation errors add a ``path``). Codes the emulator invents where Cloudflare
-documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
+"message"}``, and every entry of a 400 answer carries a ``path`` (the offending field's, empty when
+there is none), as Cloudflare's schema requires of its "Input Validation Error". Codes the emulator
+invents where Cloudflare documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
+:func:`present` leaves out the optional fields an object does not have, as Cloudflare's schema has
+them (optional, not nullable).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "error",
     "invalid",
     "ok",
+    "present",
 ]
 
 #: An answer before it is sent: status, JSON body, extra headers.
@@ -45,8 +50,15 @@ def invalid(message: str, *path: str) -> dict[str, Any]:
 
 
 def error(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
-    """A failed answer: ``success`` false, ``errors`` as given, ``result`` null."""
-    return status, {"success": False, "errors": list(errors), "messages": [], "result": None}, headers or {}
+    """A failed answer: ``success`` false, ``errors`` as given (on a 400, each with a ``path``), ``result`` null."""
+    entries = [{**entry, "path": entry.get("path", [])} if status == 400 else entry for entry in errors]
+    return status, {"success": False, "errors": entries, "messages": [], "result": None}, headers or {}
+
+
+def present(data: dict[str, Any], optional: Iterable[str]) -> dict[str, Any]:
+    """``data`` without the ``optional`` fields whose value is ``None`` (absent, not null)."""
+    absent = {key for key in optional if data.get(key, 0) is None}
+    return {key: value for key, value in data.items() if key not in absent}
 
 
 def ok(result: Any, **extra: Any) -> Reply:

@@ -61,7 +61,7 @@ class Fault:
     def http(cls, status: int, body: Any = None, headers: dict[str, str] | None = None) -> Fault:
         """An HTTP answer; ``body`` defaults to a Cloudflare error envelope."""
         if body is None:
-            body = {"success": False, "errors": [{"code": status, "message": "emulated failure"}], "result": None}
+            _, body, _ = error(status, {"code": status, "message": "emulated failure"})
         return cls("status", status=status, body=body, headers=dict(headers or {}))
 
     @classmethod

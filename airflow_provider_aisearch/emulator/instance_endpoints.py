@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aisearch.emulator.envelopes import AUTH_ERROR, NOT_FOUND_INSTANCE, Reply, error, invalid, ok
+from airflow_provider_aisearch.emulator.envelopes import (
+    AUTH_ERROR,
+    NOT_FOUND_INSTANCE,
+    Reply,
+    error,
+    invalid,
+    ok,
+    present,
+)
 from airflow_provider_aisearch.emulator.items import ITEM_STATUSES, ItemState
 from airflow_provider_aisearch.emulator.state import Instance
 
@@ -58,7 +66,8 @@ class InstanceEndpoints(ItemState):
             if inst is None:
                 return error(404, NOT_FOUND_INSTANCE)
             if route.endswith("instance_stats"):
-                return ok(self._stats_json(inst))
+                # last_activity is optional, not nullable, in the stats schema (unlike the instance's).
+                return ok(present(self._stats_json(inst), ("last_activity",)))
             if route == "items":
                 return self._items_list(inst, query)
             return ok(self._instance_json(inst))

@@ -30,6 +30,7 @@ from airflow_provider_aisearch.emulator.faults import FaultInjection
 from airflow_provider_aisearch.emulator.instance_endpoints import INSTANCE_ROUTES, InstanceEndpoints
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.routes import API_PREFIX, match_route
+from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_TOKEN", "AISearchEmulator", "RequestRecord"]
 
@@ -130,8 +131,10 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
     :param job_duration: Seconds a created job runs before it ends.
     :param end_reason: End reason a job gets when it ends on its own.
     :param cooldown: Seconds after a job starts during which a create gets 429 ``sync_in_cooldown``.
-    :param timestamp_format: ``"cloudflare"`` (``2026-07-16 19:29:59``), ``"iso"`` (``2026-07-16T19:29:59Z``)
-        or ``"mixed"`` (either, at random).
+    :param timestamp_format: ``"cloudflare"`` (``2026-07-16 19:29:59``), ``"iso"`` (``2026-07-16T19:29:59Z``),
+        ``"mixed"`` (either, at random), ``"rfc3339"`` (``2026-07-16T21:29:59.123456+02:00``), or a job's
+        timestamps as Unix seconds, ``"epoch"`` (a number) or ``"epoch_string"`` (see :meth:`JobState._ts`).
+    :param log_time_unit: ``"seconds"`` or ``"milliseconds"``: the unit of a log entry's ``created_at``.
     :param list_order: ``"newest"`` (by ``started_at``, newest first), ``"oldest"``, or ``"none"`` (a
         fixed order unrelated to time: by a hash of the job id, so pages stay consistent between requests).
     :param seed: Seed for job ids.
@@ -156,6 +159,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         end_reason: str | None = "completed",
         cooldown: float = 30.0,
         timestamp_format: str = "cloudflare",
+        log_time_unit: str = "seconds",
         list_order: str = "newest",
         seed: int = 0,
         clock: Callable[[], float] = time.time,
@@ -164,8 +168,10 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
     ) -> None:
         if token_owner not in ("account", "user"):
             raise ValueError("token_owner must be 'account' or 'user'")
-        if timestamp_format not in ("cloudflare", "iso", "mixed"):
-            raise ValueError("timestamp_format must be 'cloudflare', 'iso' or 'mixed'")
+        if timestamp_format not in TIMESTAMP_FORMATS:
+            raise ValueError(f"timestamp_format must be one of {', '.join(TIMESTAMP_FORMATS)}")
+        if log_time_unit not in LOG_TIME_UNITS:
+            raise ValueError(f"log_time_unit must be one of {', '.join(LOG_TIME_UNITS)}")
         if list_order not in ("newest", "oldest", "none"):
             raise ValueError("list_order must be 'newest', 'oldest' or 'none'")
         self.host = host
@@ -180,6 +186,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         self.end_reason = end_reason
         self.cooldown = cooldown
         self.timestamp_format = timestamp_format
+        self.log_time_unit = log_time_unit
         self.list_order = list_order
         self.clock = clock
         self.verbose = verbose

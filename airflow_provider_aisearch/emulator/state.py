@@ -5,7 +5,9 @@ lazily whenever it is looked at (:meth:`EmulatedJob.settle`); starting a job end
 running on the instance with ``new_job_has_started``. An instance with a ``sync_interval``
 (:meth:`JobState.set_sync_interval`) starts its own ``source: "schedule"`` jobs, as Cloudflare's
 scheduled syncs do, also settled lazily: one at each due time at which no job was running.
-:class:`JobState` also renders jobs and their logs as the API's JSON, in the emulator's list order and timestamp format.
+:class:`JobState` also renders jobs and their logs as the API's JSON, in the emulator's list order and
+timestamp format (:meth:`JobState._ts` is the one timestamp formatter), leaving out the optional
+fields a job does not have (:func:`.envelopes.present`), as Cloudflare's schema has them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,33 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.emulator.items import StatsFields
 
-__all__ = ["EmulatedJob", "Instance", "JobState"]
+from airflow_provider_aisearch.emulator.envelopes import present
+
+__all__ = [
+    "JOB_FIELDS",
+    "JOB_OPTIONAL_FIELDS",
+    "LOG_TIME_UNITS",
+    "TIMESTAMP_FORMATS",
+    "EmulatedJob",
+    "Instance",
+    "JobState",
+]
+
+#: The emulator's timestamp formats (see :meth:`JobState._ts`).
+TIMESTAMP_FORMATS = ("cloudflare", "iso", "mixed", "rfc3339", "epoch", "epoch_string")
+#: The units of a log entry's ``created_at`` number.
+LOG_TIME_UNITS = ("seconds", "milliseconds")
+#: A job's fields, and those Cloudflare's schema makes optional (not nullable): absent ones are left out.
+JOB_FIELDS = ("id", "source", "description", "end_reason", "started_at", "ended_at", "last_seen_at")
+JOB_OPTIONAL_FIELDS = ("description", "end_reason", "started_at", "ended_at", "last_seen_at")
+#: The zone of the ``rfc3339`` format (not UTC, so that clients must convert).
+RFC3339_OFFSET = timezone(timedelta(hours=2))
 
 
 @dataclass
@@ -36,6 +58,8 @@ class EmulatedJob:
     planned_end_reason: str | None
     ended_at: float | None = None
     end_reason: str | None = None
+    #: Values sent in place of rendered fields while those are present (e.g. an unreadable timestamp).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def settle(self, now: float) -> None:
         """End the job if its planned duration has passed."""
@@ -88,6 +112,7 @@ class JobState:
     job_duration: float
     end_reason: str | None
     timestamp_format: str
+    log_time_unit: str
     list_order: str
     clock: Callable[[], float]
     vary_fields: bool
@@ -172,8 +197,14 @@ class JobState:
         duration: float | None = None,
         end_reason: str | None = "completed",
         job_id: str | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> EmulatedJob:
-        """Add a job directly (no cooldown, no supersede). ``duration=0`` gives an ended job."""
+        """
+        Add a job directly (no cooldown, no supersede). ``duration=0`` gives an ended job.
+
+        :param overrides: Values the API sends in place of fields while those are present, e.g.
+            ``{"started_at": "not a time"}`` (an ``ended_at`` override shows once the job has ended).
+        """
         with self._lock:
             inst = self._instance(namespace, instance_id)
             if inst is None:
@@ -185,6 +216,7 @@ class JobState:
                 started_at=self.clock() if started_at is None else started_at,
                 duration=self.job_duration if duration is None else duration,
                 planned_end_reason=end_reason,
+                overrides=dict(overrides or {}),
             )
             job.settle(self.clock())
             inst.jobs.append(job)
@@ -249,12 +281,12 @@ class JobState:
             job.end(self.clock() if ended_at is None else ended_at, end_reason)
 
     def jobs(self, instance_id: str, *, namespace: str = "default") -> list[dict[str, Any]]:
-        """The instance's jobs as the API would return them (newest first)."""
+        """The instance's jobs as the API would return them (newest first), absent fields as ``None``."""
         with self._lock:
             inst = self._instance(namespace, instance_id)
             if inst is None:
                 raise KeyError(instance_id)
-            return [self._job_json(j) for j in self._ordered(inst)]
+            return [self._job_dict(j) for j in self._ordered(inst)]
 
     # -- internals -------------------------------------------------------------------------
 
@@ -304,16 +336,34 @@ class JobState:
             return sorted(inst.jobs, key=lambda j: hashlib.sha256(j.id.encode()).digest())
         return sorted(inst.jobs, key=lambda j: j.started_at, reverse=self.list_order == "newest")
 
-    def _ts(self, value: float | None) -> str | None:
+    def _ts(self, value: float | None, *, job_field: bool = False) -> str | int | None:
+        """
+        The one timestamp formatter, per :attr:`timestamp_format`.
+
+        ``cloudflare``: ``2026-07-16 19:29:59`` (UTC, as Cloudflare sends today); ``iso``:
+        ``2026-07-16T19:29:59Z``; ``mixed``: either, at random; ``rfc3339``: with microseconds and a
+        ``+02:00`` offset (``2026-07-16T21:29:59.123456+02:00``); ``epoch`` / ``epoch_string``: a job's
+        timestamps as Unix seconds, a number or a string (the schema types them as plain strings).
+        The ``date-time`` fields of instances, stats and items are RFC 3339 (``Z``) in the epoch formats.
+
+        :param job_field: A job's ``started_at`` / ``ended_at`` / ``last_seen_at`` (not a ``date-time``).
+        """
         if value is None:
             return None
+        form = self.timestamp_format
+        if form in ("epoch", "epoch_string"):
+            if job_field:
+                return int(value) if form == "epoch" else str(int(value))
+            form = "iso"
         moment = datetime.fromtimestamp(value, tz=timezone.utc)
-        iso = self.timestamp_format == "iso" or (self.timestamp_format == "mixed" and self._rng.random() < 0.5)
-        if iso:
+        if form == "rfc3339":
+            return moment.astimezone(RFC3339_OFFSET).isoformat(timespec="microseconds")
+        if form == "iso" or (form == "mixed" and self._rng.random() < 0.5):
             return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         return moment.strftime("%Y-%m-%d %H:%M:%S")
 
     def _job_json(self, job: EmulatedJob) -> dict[str, Any]:
+        """The job as the API sends it: absent optional fields left out, overrides applied."""
         now = self.clock()
         job.settle(now)
         last_seen = job.ended_at if job.ended_at is not None else now
@@ -322,18 +372,22 @@ class JobState:
             "source": job.source,
             "description": job.description,
             "end_reason": job.end_reason,
-            "started_at": self._ts(job.started_at),
-            "ended_at": self._ts(job.ended_at),
-            "last_seen_at": self._ts(last_seen),
+            "started_at": self._ts(job.started_at, job_field=True),
+            "ended_at": self._ts(job.ended_at, job_field=True),
+            "last_seen_at": self._ts(last_seen, job_field=True),
         }
+        data.update({key: value for key, value in job.overrides.items() if data.get(key) is not None})
+        data = present(data, JOB_OPTIONAL_FIELDS)
         if self.vary_fields:
             # Fields the API may add, and optional ones it may leave out.
             data["x_new_field"] = {"added": "later"}
-            if data["description"] is None:
-                del data["description"]
             if self._rng.random() < 0.3:
-                del data["last_seen_at"]
+                data.pop("last_seen_at", None)
         return data
+
+    def _job_dict(self, job: EmulatedJob) -> dict[str, Any]:
+        """:meth:`_job_json` with every field, absent ones as ``None`` (for tests and the control channel)."""
+        return {**dict.fromkeys(JOB_FIELDS), **self._job_json(job)}
 
     def _logs_json(self, job: EmulatedJob) -> list[dict[str, Any]]:
         job.settle(self.clock())
@@ -347,8 +401,9 @@ class JobState:
             else:
                 entries.append((job.ended_at, f"Job ended: {job.end_reason}"))
         # Newest first, as the live API appears to return them.
+        scale = 1000 if self.log_time_unit == "milliseconds" else 1
         return [
-            {"id": i + 1, "created_at": int(at), "message": msg, "message_type": 1 if "ended" in msg else 0}
+            {"id": i + 1, "created_at": int(at * scale), "message": msg, "message_type": 1 if "ended" in msg else 0}
             for i, (at, msg) in reversed(list(enumerate(entries)))
         ]
 
