@@ -33,6 +33,13 @@ WINDOW = 120.0
 #: Most requests the watcher may send per minute after the first minute of the revocation.
 MAX_PER_MINUTE = 2
 RUN_TIMEOUT = 240.0
+#: What this scenario measured before the watcher backed off (a permanent error ended it), for comparison.
+BEFORE = (
+    "Before the back-off (the watcher ended on a permanent error; this scenario alone, 2026-12-07): Airflow"
+    " 3.3.2's triggerer re-created the ended trigger 60 times in the 2 minutes, one 401 every 2 s (31 and 30"
+    " requests in the two minutes), 119 log lines naming the 401 for 61 refused requests; the job still fired"
+    " after the restore."
+)
 #: What the watcher's log says when it starts watching (each start of its ``run``).
 STARTED = f"Watching instance '{INSTANCE}'"
 
@@ -155,6 +162,8 @@ def run(dep: Deployment) -> ScenarioResult:
         f" {starts} time(s) during the revocation ({'Airflow re-created the trigger' if starts else 'never ended'}).",
         f"After the restore: first good listing {first_ok - restored_at:.1f} s later; a job ended then, and its"
         f" run `{found['dag_run_id']}` started {run_start:.1f} s after the job's end ({state}).",
+        "",
+        BEFORE,
     ]
     result.passed = True
     if any(n > MAX_PER_MINUTE for n in later):
