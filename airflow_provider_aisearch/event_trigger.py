@@ -336,6 +336,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                                 self.instance_id,
                                 error,
                                 backoff.describe(step),
+                                exc_info=None if isinstance(error, AISearchError) else error,  # a bug: its traceback
                             )
                     elif mark is None:
                         mark = Watermark.baseline(listing.jobs or ())
