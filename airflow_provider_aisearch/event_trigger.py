@@ -40,19 +40,21 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_aisearch.api import validate_instance_id, validate_namespace
+from airflow_provider_aisearch.api import ConnectionInfo, validate_instance_id, validate_namespace
 from airflow_provider_aisearch.async_client import load_connection_info
 from airflow_provider_aisearch.client_options import validate_timeout
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.job_filter import SOURCES, JobFilter
 from airflow_provider_aisearch.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
-from airflow_provider_aisearch.polling import MIN_ROUND_GAP, format_seconds, shared_polls
+from airflow_provider_aisearch.polling import MIN_ROUND_GAP, SharedPolls, format_seconds, shared_polls
 from airflow_provider_aisearch.watch import validate_interval
 from airflow_provider_aisearch.watch_pages import BoundaryScan, listing_time
+from airflow_provider_aisearch.watcher_backoff import WatcherBackoff
 from airflow_provider_aisearch.watermark import Watermark
 
 try:
@@ -102,9 +104,11 @@ class AISearchJobEventTrigger(BaseEventTrigger):
     For an ``AssetWatcher`` (Airflow 3.0+); see :mod:`airflow_provider_aisearch.event_trigger` for
     how each job fires once. The first successful listing is the baseline: jobs ended by then never
     fire. Transient API errors (5xx, 429, timeouts, resets, malformed answers) are logged and polled
-    through; a permanent one (auth, a missing instance or namespace, a bad connection) is logged and
-    ends the watcher with that error, which the triggerer reports. Every kwarg is JSON-safe and
-    deterministic, as the trigger's identity (``hash(classpath, kwargs)``) must be.
+    through; after a permanent one (auth, a missing instance or namespace, a bad connection) the
+    watcher backs off (:mod:`airflow_provider_aisearch.watcher_backoff`: 5 s doubling to 60 s, one
+    log line per step, the connection read again before each try) and fires again once it works.
+    Every kwarg is JSON-safe and deterministic, as the trigger's identity (``hash(classpath,
+    kwargs)``) must be.
 
     Event payload: the job's dict (as the sensor's XCom: ``id``, ``source``, ``description``,
     ``end_reason``, ``started_at``, ``ended_at``, ``last_seen_at``, ``status``) plus ``instance_id``
@@ -268,8 +272,37 @@ class AISearchJobEventTrigger(BaseEventTrigger):
 
     # -- the watch ------------------------------------------------------------------------
 
+    async def _connection(self, backoff: WatcherBackoff) -> ConnectionInfo:
+        """The connection, read again after each permanent error; one that cannot be read is backed off the same way."""
+        while True:
+            try:
+                info = await load_connection_info(self.aisearch_conn_id)
+                info.require_secret()
+                return info
+            except Exception as exc:  # missing, or unusable: Airflow would re-create an ended watcher at once
+                step = await backoff.failed(time.time(), self._store())
+                self.log.error(
+                    "Could not read connection %r: %s; %s", self.aisearch_conn_id, exc, backoff.describe(step)
+                )
+                await asyncio.sleep(step)
+
+    def _polls(self, info: ConnectionInfo) -> AbstractAsyncContextManager[SharedPolls]:
+        """Membership of the shared poller for this connection's credential."""
+        return shared_polls(
+            info,
+            instance_id=self.instance_id,
+            job_id=None,
+            namespace=self.namespace,
+            interval=self.poll_interval,
+            deadline=None,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
+            log_to=self.log,
+        )
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until cancelled, yielding one event per newly ended job; a permanent error ends it (raised)."""
+        """Poll until cancelled, yielding one event per newly ended job; a permanent error is backed off."""
         saves: set[asyncio.Task[None]] = set()
         version = 0
 
@@ -281,20 +314,13 @@ class AISearchJobEventTrigger(BaseEventTrigger):
             task.add_done_callback(saves.discard)
 
         try:
-            info = await load_connection_info(self.aisearch_conn_id)
+            backoff = WatcherBackoff.for_watcher(self.memory_key)  # a re-created trigger goes on with it
+            backoff.take_over()
+            await backoff.wait_turn(self.log, f"Listing jobs of instance {self.instance_id!r}")
+            info = await self._connection(backoff)
             mark = await self._load()
-            async with shared_polls(
-                info,
-                instance_id=self.instance_id,
-                job_id=None,
-                namespace=self.namespace,
-                interval=self.poll_interval,
-                deadline=None,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                retry_backoff=self.retry_backoff,
-                log_to=self.log,
-            ) as source:
+            async with AsyncExitStack() as polls:
+                source = await polls.enter_async_context(self._polls(info))
                 self.log.info(
                     "Watching instance %r for jobs that end%s: polling every %s s%s",
                     self.instance_id,
@@ -305,16 +331,34 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                 not_before = time.time() - self.poll_interval  # a listing this fresh serves the first poll
                 scan = BoundaryScan(self.instance_id, self.log)
                 while True:
+                    if backoff.failures:  # after a permanent error: the connection may have been fixed since
+                        await asyncio.sleep(max(0.0, not_before - time.time()))
+                        fresh = await self._connection(backoff)
+                        if fresh != info:  # e.g. a rotated token: join the poller of the new credential
+                            await polls.aclose()
+                            info, source = fresh, await polls.enter_async_context(self._polls(fresh))
                     listing = await source.next_listing(not_before, None)
                     if listing.error is None and mark is not None:  # on to the jobs already considered
                         listing = await scan.extend(source, listing, mark.known)
+                    if listing.error is None and (failures := await backoff.succeeded(self._store())):
+                        self.log.info(
+                            "Listing jobs of instance %r works again, after %d failure(s)", self.instance_id, failures
+                        )
                     if listing.error is not None:
                         error = listing.error
-                        if not isinstance(error, AISearchError) or not error.transient:
-                            raise error.with_traceback(None)
-                        self.log.warning(
-                            "Could not list jobs of instance %r (will poll again): %s", self.instance_id, error
-                        )
+                        if isinstance(error, AISearchError) and error.transient:
+                            self.log.warning(
+                                "Could not list jobs of instance %r (will poll again): %s", self.instance_id, error
+                            )
+                        else:  # permanent: back off rather than end (Airflow would re-create the trigger)
+                            step = await backoff.failed(time.time(), self._store())
+                            self.log.error(
+                                "Could not list jobs of instance %r: %s; %s",
+                                self.instance_id,
+                                error,
+                                backoff.describe(step),
+                                exc_info=None if isinstance(error, AISearchError) else error,  # a bug: its traceback
+                            )
                     elif mark is None:
                         mark = Watermark.baseline(listing.jobs or (), listing_time(listing))
                         self.log.info(
@@ -341,8 +385,9 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                                 save_later(mark, PERSIST_GRACE)
                         if unsaved:
                             save_later(mark, PERSIST_GRACE)
-                    interval = max(source.pace(self.poll_interval), MIN_ROUND_GAP)  # never without awaiting
-                    not_before = listing.taken_at + interval
+                    # never without awaiting; while backing off, a step after the last failure's answer
+                    interval = max(source.pace(self.poll_interval), MIN_ROUND_GAP, backoff.step)
+                    not_before = max(listing.taken_at + interval, backoff.next_at)
         except AISearchError as exc:
             self.log.error("Stopped watching instance %r for ended jobs: %s", self.instance_id, exc)
             raise

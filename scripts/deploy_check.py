@@ -69,6 +69,7 @@ MODULES = [
     "scenario_db_connection",
     "scenario_ratelimit",
     "scenario_events",
+    "scenario_revoked",
 ]
 
 

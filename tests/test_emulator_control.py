@@ -99,3 +99,22 @@ def test_rate_limit_and_settings() -> None:
         assert (emu.job_duration, emu.cooldown) == (42.0, 1.0)
         bad = _control(emu, "PUT", "settings", {"job_duration": "soon"})
         assert bad.status_code == 400
+
+
+def test_revoking_the_token_answers_401_until_restored() -> None:
+    with AISearchEmulator(control=True, email="ops@example.com", global_key="gk-1") as emu:
+        assert _list(emu).status_code == 200
+        assert _control(emu, "PUT", "token", {"revoked": True}).json()["result"] == {"revoked": True}
+        revoked = _list(emu)
+        assert revoked.status_code == 401
+        assert revoked.json()["errors"][0]["code"] == 10000
+        root = f"{emu.url}/accounts/{emu.account_id}/tokens/verify"
+        assert requests.get(root, headers={"Authorization": f"Bearer {emu.token}"}, timeout=10).status_code == 401
+        url = f"{emu.url}/accounts/{emu.account_id}/ai-search/namespaces/default/instances/docs/jobs"
+        other = {"X-Auth-Email": "ops@example.com", "X-Auth-Key": "gk-1"}
+        assert requests.get(url, headers=other, timeout=10).status_code == 200  # only the token is revoked
+        assert _control(emu, "GET", "requests").status_code == 200  # the control channel still takes it
+        assert _control(emu, "PUT", "token", {"revoked": "yes"}).status_code == 400
+        assert _control(emu, "PUT", "token", {"revoked": False}).status_code == 200
+        assert _list(emu).status_code == 200
+        assert [r.status for r in emu.requests] == [200, 401, 401, 200, 200]

@@ -18,7 +18,6 @@ import pytest
 from airflow_provider_aisearch import event_trigger
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
-from airflow_provider_aisearch.exceptions import AISearchAuthError, AISearchError, AISearchNotFoundError
 from airflow_provider_aisearch.polling import active_pollers
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 
@@ -406,52 +405,6 @@ def test_event_and_job_triggers_share_one_list_request_per_interval(emu: AISearc
     assert len({r.connection for r in sent}) == 1  # one client, one keep-alive connection
     gaps = [b.at - a.at for a, b in itertools.pairwise(sent)]
     assert sum(gap < 0.2 for gap in gaps) <= 1, gaps  # one request per 0.3 s round, not one per trigger
-
-
-PERMANENT = {
-    "401": ("token", AISearchAuthError),
-    "403": ("forbidden", AISearchAuthError),
-    "404 instance": ("instance", AISearchNotFoundError),
-    "400": ("fault", AISearchError),
-}
-
-
-@pytest.mark.parametrize("kind", sorted(PERMANENT))
-def test_a_permanent_error_ends_the_watcher_clearly(
-    make_emulator: Callable[..., AISearchEmulator], connect: Connect, caplog: Any, kind: str
-) -> None:
-    how, error = PERMANENT[kind]
-    emu = make_emulator(forbidden_tokens=["tok-forbidden-1"])
-    if how == "token":
-        connect(emu, password="tok-wrong-2")
-    elif how == "forbidden":
-        connect(emu, password="tok-forbidden-1")
-    else:
-        connect(emu)
-    if how == "fault":
-        emu.inject(Fault.http(400), times=50)
-    t = watcher(instance_id="missing" if how == "instance" else "docs")
-
-    async def scenario() -> None:
-        async for _ in t.run():
-            pytest.fail("no event may fire")
-
-    with caplog.at_level(logging.INFO), pytest.raises(error) as info:
-        asyncio.run(asyncio.wait_for(scenario(), 30))
-    assert info.value.transient is False
-    assert len(emu.requests) == 1  # not retried, not polled again
-    stopped = [r for r in caplog.records if r.levelno == logging.ERROR and "Stopped watching" in r.getMessage()]
-    assert len(stopped) == 1
-    assert "missing" in stopped[0].getMessage() if how == "instance" else "docs" in stopped[0].getMessage()
-    assert "tok-" not in caplog.text
-    assert active_pollers_after_run() == []
-
-
-def active_pollers_after_run() -> list[Any]:
-    async def check() -> list[Any]:
-        return active_pollers()
-
-    return asyncio.run(check())
 
 
 def test_transient_errors_are_logged_and_polled_through(emu: AISearchEmulator, caplog: Any) -> None:

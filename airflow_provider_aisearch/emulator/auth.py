@@ -3,7 +3,8 @@
 Schemes: an API token (``Authorization: Bearer``) or an email with the Global API Key
 (``X-Auth-Email`` / ``X-Auth-Key``); both at once is a 400, neither a 401. A token is account- or
 user-owned (which ``tokens/verify`` endpoint accepts it); a forbidden token verifies but gets 403
-on the jobs routes. Header values are checked here and never stored.
+on the jobs routes. A revoked token (``token_revoked``, e.g. through the control channel) gets
+Cloudflare's 401 everywhere until it is restored. Header values are checked here and never stored.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ class Credentials:
     """
     The credentials :class:`~airflow_provider_aisearch.emulator.AISearchEmulator` accepts.
 
-    The emulator's constructor sets the attributes below (``token_status`` is what token verify reports).
+    The emulator's constructor sets the attributes below (``token_status`` is what token verify reports;
+    ``token_revoked``: the API token answers 401, as a revoked or rolled token does, until set back).
     """
 
     account_id: str
     token: str
     token_owner: str
     token_status: str
+    token_revoked: bool
     forbidden_tokens: Set[str]
     email: str | None
     global_key: str | None
@@ -71,7 +74,7 @@ class Credentials:
                     },
                 )
             token = value[7:]
-            if token != self.token and token not in self.forbidden_tokens:
+            if (token != self.token or self.token_revoked) and token not in self.forbidden_tokens:
                 return error(401, INVALID_TOKEN if route.endswith("verify") else AUTH_ERROR)
         else:
             if not (

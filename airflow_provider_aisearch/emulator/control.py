@@ -23,6 +23,8 @@ check reads back is only what the clients under test sent.
 - ``PUT /_emulator/rate-limit`` ``{"limit", "window"}``: set the rate limit (``limit`` null: off).
 - ``PUT /_emulator/settings`` ``{"job_duration", "cooldown", "timestamp_format", "log_time_unit"}``: for jobs
   created through the API, and how every answer renders timestamps (each optional).
+- ``PUT /_emulator/token`` ``{"revoked"}``: revoke the API token (every API request with it gets 401)
+  or restore it; the control channel keeps taking it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class ControlEndpoints(ItemState):
     """The ``/_emulator/`` routes, for :class:`~airflow_provider_aisearch.emulator.AISearchEmulator`."""
 
     token: str
+    token_revoked: bool
     rate_limit: RateLimit | None
     cooldown: float
     requests: list[Any]
@@ -98,6 +101,13 @@ class ControlEndpoints(ItemState):
                 with self._lock:
                     self.rate_limit = None if limit is None else RateLimit(int(limit), window, window)
                 return ok({})
+            if (method, route) == ("PUT", "token"):
+                revoked = data.get("revoked")
+                if not isinstance(revoked, bool):
+                    raise ValueError(f"revoked must be true or false, got {revoked!r}")
+                with self._lock:
+                    self.token_revoked = revoked
+                return ok({"revoked": revoked})
             if (method, route) == ("PUT", "settings"):
                 with self._lock:
                     self._control_formats(data)  # first: a bad value changes nothing

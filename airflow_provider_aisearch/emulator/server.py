@@ -201,6 +201,8 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         self.cooldown_retry_after = False
         #: What token verify reports: ``"active"``, ``"disabled"`` or ``"expired"``.
         self.token_status = "active"
+        #: When true, the API token is revoked: every request with it gets 401 (the control channel still takes it).
+        self.token_revoked = False
         #: When false, list answers omit ``result_info.total_count`` (clients must stop on a short page).
         self.report_total_count = True
         #: Called with the page number before a list page is served (e.g. to start a job while a client

@@ -2,7 +2,7 @@
 
 :func:`start_emulator` runs ``python -m airflow_provider_aisearch.emulator --control`` as a child of
 :class:`~deploycheck.services.Processes` and reads the connection it prints (:data:`CONN_LINE`).
-:class:`Emulator` is that process: its request log, instances, jobs, rate limit and settings, through
+:class:`Emulator` is that process: its request log, instances, jobs, rate limit, settings and token revocation, through
 the JSON endpoints under ``/_emulator/`` (bearer = the API token; not in the request log, not rate limited).
 """
 
@@ -118,6 +118,10 @@ class Emulator:
     def set_rate_limit(self, limit: int | None, window: float = 10.0) -> None:
         """``limit`` requests per ``window`` s, then 429 (971) for ``window`` s; ``None`` turns it off."""
         self.control("PUT", "rate-limit", {"limit": limit, "window": window})
+
+    def set_token_revoked(self, revoked: bool) -> None:
+        """Revoke the API token (every API request with it gets 401) or restore it; control requests still work."""
+        self.control("PUT", "token", {"revoked": revoked})
 
     def configure(self, *, job_duration: float | None = None, cooldown: float | None = None) -> None:
         """Duration and create cooldown for jobs created through the API from now on."""
