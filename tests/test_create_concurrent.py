@@ -310,3 +310,26 @@ def test_supersede_retries_through_the_cooldown_without_listing(
     assert [r.method for r in emu.requests] == ["GET", "POST", "POST"]  # its one listing, before the first POST
     assert job_by_id(emu, sync_starts_during_the_cooldown())["end_reason"] == "new_job_has_started"
     assert job_by_id(emu, result["id"])["ended_at"] is None
+
+
+def test_the_job_of_an_ambiguous_post_found_in_the_cooldown_relisting_is_ours(emu: AISearchEmulator) -> None:
+    """
+    The first POST fails ambiguously (503) and no job is listed, so the task POSTs again; that POST meets
+    the cooldown of the job the first one did start (it shows up late: not in the two look-ups that
+    follow the 429). The listing before the cooldown retry finds it: it is this task's job, never a
+    Busy one that ``if_running`` would apply to (``"fail"`` would raise, ``"wait"`` wait on it).
+    """
+    emu.cooldown, emu.cooldown_retry_after = 1.0, True
+    op = create_op(if_running="fail", description="ours")
+    mine: list[str] = []
+    empty = {"success": True, "errors": [], "messages": [], "result": [], "result_info": {"count": 0, "page": 1}}
+
+    def the_first_post_did_start_it() -> None:
+        mine.append(emu.start_job("docs", source="user", description="ours", duration=3600).id)
+        emu.inject(Fault.http(200, body=empty), method="GET", path="/jobs", times=2)  # not listed yet
+
+    emu.inject(Fault.http(503), method="POST")
+    emu.inject(Fault.before(the_first_post_did_start_it), method="POST")
+    result = op.execute(context("dag_a"))
+    assert result["id"] == mine[0]
+    assert [r.status for r in posts(emu)] == [503, 429]
