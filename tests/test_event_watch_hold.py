@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -275,3 +276,26 @@ def test_the_bound_is_the_apis_own_time_not_the_triggerers(
 
     run, normal = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert fired(run)[0] == odd.id and sorted(fired(run)[1:]) == sorted(normal)
+
+
+def test_a_floor_stored_past_the_apis_time_heals(emu: AISearchEmulator) -> None:
+    """
+    An earlier version stored a floor from a job's future ``ended_at`` (years ahead: bad data). A watcher
+    resuming from that store brings the floor back to the listing's time: the next job fires.
+    """
+    emu.seed_jobs("docs", 3)
+    store = FakeStore()
+    first = watcher(store)
+    poisoned = datetime.fromtimestamp(emu.clock() + 10 * 365 * 86400, tz=timezone.utc)
+    store.data[first.state_key] = Watermark(poisoned, {"odd": poisoned}).to_json()
+
+    async def scenario() -> tuple[Running, str]:
+        run = Running(first)
+        await rounds(emu, 1)
+        job = emu.add_job("docs", duration=0).id
+        await until(lambda: len(run.events) == 1 or len(lists(emu)) > 40)
+        await run.stop()
+        return run, job
+
+    run, job = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert fired(run) == [job]
