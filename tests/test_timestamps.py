@@ -263,17 +263,3 @@ def test_the_command_line_serves_rfc3339_and_millisecond_log_times() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def test_a_superseded_job_without_a_readable_ended_at_is_followed(emu: AISearchEmulator) -> None:
-    """The successor of a job superseded with an unreadable ``ended_at`` is found by its other times."""
-    first = emu.add_job("docs", duration=3600, source="user", overrides={"ended_at": UNREADABLE})
-    sensor = make_sensor(job_id=first.id)
-    assert sensor.poke({}) is False
-    second = emu.start_job("docs", source="schedule", duration=3600)  # supersedes `first`
-    assert sensor.poke({}) is False  # GET first -> superseded -> list -> now waiting on `second`
-    assert sensor.watch.job_id == second.id
-    emu.finish_job("docs", second.id, "completed")
-    done = sensor.poke({})
-    assert not isinstance(done, bool) and isinstance(done.xcom_value, dict)
-    assert done.xcom_value["id"] == second.id and done.xcom_value["followed_from"] == [first.id]
