@@ -359,9 +359,14 @@ class AISearchCreateJobOperator(AISearchLineageMixin, AISearchJobWaitMixin, Base
         POST. A job found running then, or before a cooldown retry, gets ``if_running`` applied again.
         """
         create = SafeCreate(
-            self.hook, self.instance_id, self.namespace, self.cooldown_timeout, self.ambiguity_recheck_delay, self.log
+            self.hook,
+            self.instance_id,
+            self.namespace,
+            self.cooldown_timeout,
+            self.ambiguity_recheck_delay,
+            self.log,
+            yield_to_running=self.if_running != "supersede",  # it lists again, and hands back a Busy
         )
-        create.yield_to_running = self.if_running != "supersede"  # it lists again, and hands back a Busy
         while True:
             if running is not None:
                 self.log.info("Job %s is running on %s (if_running=%r)", running.id, self.instance_id, self.if_running)

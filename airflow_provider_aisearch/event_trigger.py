@@ -339,6 +339,7 @@ class AISearchJobEventTrigger(BaseEventTrigger):
                             info, source = fresh, await polls.enter_async_context(self._polls(fresh))
                     listing = await source.next_listing(not_before, None)
                     if listing.error is None and mark is not None:  # on to the jobs already considered
+                        mark.limit(listing_time(listing))  # (a floor stored past the API's time heals)
                         listing = await scan.extend(source, listing, mark.known)
                     if listing.error is None and (failures := await backoff.succeeded(self._store())):
                         self.log.info(

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_aisearch.jobs import MalformedJobError
-from airflow_provider_aisearch.timestamps import read_timestamps
+from airflow_provider_aisearch.timestamps import format_timestamp, read_timestamps
 
 __all__ = [
     "ITEM_SORT_KEYS",
@@ -167,13 +167,6 @@ def _optional_mapping(
     if not isinstance(value, Mapping):
         raise error(f"{what} field {key!r} must be an object or null, got {type(value).__name__}")
     return dict(value)
-
-
-def _iso(value: datetime | None, unparsed: Mapping[str, Any], key: str) -> Any:
-    """ISO 8601 UTC, or the value as the API sent it when it was not a timestamp."""
-    if key in unparsed:
-        return unparsed[key]
-    return None if value is None else value.isoformat()
 
 
 @dataclass(frozen=True)
@@ -322,7 +315,7 @@ class InstanceStats:
     def to_dict(self) -> dict[str, Any]:
         """The XCom shape: the six counts, ``last_activity`` (ISO 8601 or ``None``) and ``degraded``; nothing else."""
         out: dict[str, Any] = {name: getattr(self, name) for name in STATS_COUNT_FIELDS}
-        out["last_activity"] = _iso(self.last_activity, self.unparsed_timestamps, "last_activity")
+        out["last_activity"] = format_timestamp(self.last_activity, self.unparsed_timestamps, "last_activity")
         out["degraded"] = self.degraded
         return out
 
@@ -388,7 +381,7 @@ class Item:
             "status": self.status,
             "error": self.error,
             "source_id": self.source_id,
-            "last_seen_at": _iso(self.last_seen_at, self.unparsed_timestamps, "last_seen_at"),
+            "last_seen_at": format_timestamp(self.last_seen_at, self.unparsed_timestamps, "last_seen_at"),
             "next_action": self.next_action,
         }
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from airflow_provider_aisearch.timestamps import MalformedJobError, parse_timestamp, read_timestamps
+from airflow_provider_aisearch.timestamps import MalformedJobError, format_timestamp, parse_timestamp, read_timestamps
 
 __all__ = [
     "DEFAULT_END_REASON_POLICY",
@@ -175,13 +175,6 @@ DEFAULT_END_REASON_POLICY = EndReasonPolicy()
 JOB_TIMESTAMP_FIELDS = ("started_at", "ended_at", "last_seen_at")
 
 
-def _format_timestamp(value: datetime | None, unparsed: Mapping[str, Any], key: str) -> Any:
-    """ISO 8601 UTC, or the value as the API sent it when it was not a timestamp."""
-    if key in unparsed:
-        return unparsed[key]
-    return None if value is None else value.isoformat()
-
-
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
     if value is None or isinstance(value, str):
@@ -270,7 +263,7 @@ class Job:
             "end_reason": self.end_reason,
         }
         for key in JOB_TIMESTAMP_FIELDS:
-            out[key] = _format_timestamp(getattr(self, key), self.unparsed_timestamps, key)
+            out[key] = format_timestamp(getattr(self, key), self.unparsed_timestamps, key)
         out["status"] = self.classify(policy).value
         return out
 
@@ -352,7 +345,7 @@ class JobLog:
         """JSON-safe dict (``created_at`` in ISO 8601 UTC, or as the API sent it when not readable)."""
         return {
             "id": self.id,
-            "created_at": _format_timestamp(self.created_at, self.unparsed_timestamps, "created_at"),
+            "created_at": format_timestamp(self.created_at, self.unparsed_timestamps, "created_at"),
             "message": self.message,
             "message_type": self.message_type,
         }

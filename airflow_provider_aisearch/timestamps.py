@@ -34,6 +34,7 @@ from typing import Any
 __all__ = [
     "EPOCH_MS_THRESHOLD",
     "MalformedJobError",
+    "format_timestamp",
     "parse_timestamp",
     "read_timestamps",
     "warn_unparsed",
@@ -169,6 +170,13 @@ def read_timestamps(raw: Mapping[str, Any], keys: Iterable[str]) -> tuple[dict[s
             parsed[key] = None
             unparsed[key] = value
     return parsed, unparsed
+
+
+def format_timestamp(value: datetime | None, unparsed: Mapping[str, Any], key: str) -> Any:
+    """A field as :func:`read_timestamps` read it, for XCom: ISO 8601 UTC, or as sent when not a timestamp."""
+    if key in unparsed:
+        return unparsed[key]
+    return None if value is None else value.isoformat()
 
 
 #: How many (kind, object, field) triples :func:`warn_unparsed` remembers (the oldest are forgotten).

@@ -115,6 +115,15 @@ class Watermark:
             self.floor = end
         self._prune()
 
+    def limit(self, bound: datetime) -> None:
+        """
+        Bring a floor past ``bound`` (the listing's time) back to it: a state written before the floor
+        was bounded (an earlier version, a job's future ``ended_at``) would otherwise make every job
+        old until the present caught up with it (years, for bad data).
+        """
+        if self.floor is not None and self.floor > bound:
+            self.floor = bound
+
     def advance(self, jobs: Iterable[Job], bound: datetime | None = None) -> list[Job]:
         """
         Consider a listing: return its newly ended jobs (oldest end first) and remember them.

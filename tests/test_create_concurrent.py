@@ -53,6 +53,16 @@ def run_triggers(*triggers: AISearchJobTrigger) -> list[dict[str, Any]]:
     return asyncio.run(asyncio.wait_for(run_all(), 30))
 
 
+def defer_all(*tasks: Task) -> list[TaskDeferred]:
+    """Run each task until it defers (waiting on the running job); what each deferral holds."""
+    deferrals = []
+    for op, ctx in tasks:
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute(ctx)
+        deferrals.append(deferred.value)
+    return deferrals
+
+
 def resume(op: AISearchCreateJobOperator, deferred: TaskDeferred, ctx: Any, event: dict[str, Any]) -> Any:
     """What Airflow does when the trigger fires: call the method with the event and the defer kwargs."""
     return getattr(op, deferred.method_name)(ctx, event=event, **(deferred.kwargs or {}))
@@ -111,11 +121,7 @@ def assert_took_turns(emu: AISearchEmulator, first_running: str) -> tuple[dict[s
 def test_deferred_tasks_waiting_on_one_job_take_turns(emu: AISearchEmulator) -> None:
     running = emu.start_job("docs", duration=3600)
     (op_a, ctx_a), (op_b, ctx_b) = two_waiting_tasks(deferrable=True)
-    idle = []
-    for op, ctx in ((op_a, ctx_a), (op_b, ctx_b)):
-        with pytest.raises(TaskDeferred) as deferred:
-            op.execute(ctx)
-        idle.append(deferred.value)
+    idle = defer_all((op_a, ctx_a), (op_b, ctx_b))
     emu.finish_job("docs", running.id)
     event_a, event_b = run_triggers(*(d.trigger for d in idle))
     assert event_a["status"] == event_b["status"] == "done"
@@ -140,11 +146,7 @@ def test_deferred_task_lists_again_before_its_cooldown_retry(emu: AISearchEmulat
     emu.cooldown, emu.cooldown_retry_after = 1.0, True
     running = emu.add_job("docs", started_at=time.time() - 60, duration=3600)  # (its own cooldown is over)
     (op_a, ctx_a), (op_b, ctx_b) = two_waiting_tasks(deferrable=True)
-    idle = []
-    for op, ctx in ((op_b, ctx_b), (op_a, ctx_a)):
-        with pytest.raises(TaskDeferred) as deferred:
-            op.execute(ctx)
-        idle.append(deferred.value)
+    idle = defer_all((op_b, ctx_b), (op_a, ctx_a))
     emu.finish_job("docs", running.id)
     event_b, event_a = run_triggers(*(d.trigger for d in idle))
     results: list[Any] = []
@@ -208,6 +210,17 @@ def finish_the_first_task_job_once_waited_on(emu: AISearchEmulator, results: lis
     emu.finish_job("docs", first)
 
 
+def run_two_worker_tasks_past(emu: AISearchEmulator, running_id: str) -> list[Any]:
+    """Two waiting tasks in threads: both poll ``running_id``, it ends, and each returns its job's dict."""
+    results, join = run_in_threads(two_waiting_tasks())
+    wait_for(lambda: both_waiting_on(emu, running_id), "both tasks poll the running job")
+    emu.finish_job("docs", running_id)
+    finish_the_first_task_job_once_waited_on(emu, results)
+    join()
+    assert all(isinstance(r, dict) for r in results), results
+    return results
+
+
 def test_worker_tasks_waiting_on_one_job_take_turns(emu: AISearchEmulator) -> None:
     running = emu.start_job("docs", duration=3600)
     passed: list[int] = []
@@ -221,12 +234,7 @@ def test_worker_tasks_waiting_on_one_job_take_turns(emu: AISearchEmulator) -> No
             wait_for(lambda: len(emu.jobs("docs")) >= 2, "the first task created its job", bound=10)
 
     emu.inject(Fault.before(after_the_end_one_at_a_time), method="GET", path=running.id, times=10_000)
-    results, join = run_in_threads(two_waiting_tasks())
-    wait_for(lambda: both_waiting_on(emu, running.id), "both tasks poll the running job")
-    emu.finish_job("docs", running.id)
-    finish_the_first_task_job_once_waited_on(emu, results)
-    join()
-    assert all(isinstance(r, dict) for r in results), results
+    results = run_two_worker_tasks_past(emu, running.id)
     first_job, second_job = assert_took_turns(emu, running.id)
     assert sorted(r["id"] for r in results) == sorted([first_job["id"], second_job["id"]])
     assert len(posts(emu)) == 2
@@ -241,12 +249,7 @@ def test_worker_task_lists_again_before_its_cooldown_retry(emu: AISearchEmulator
         wait_for(lambda: len(posts(emu)) >= 2, "the other task POSTs too", bound=10)
 
     emu.inject(Fault.before(hold_the_first_post), method="POST")
-    results, join = run_in_threads(two_waiting_tasks())
-    wait_for(lambda: both_waiting_on(emu, running.id), "both tasks poll the running job")
-    emu.finish_job("docs", running.id)
-    finish_the_first_task_job_once_waited_on(emu, results)
-    join()
-    assert all(isinstance(r, dict) for r in results), results
+    run_two_worker_tasks_past(emu, running.id)
     statuses = [r.status for r in posts(emu)]
     assert statuses.count(200) == 2 and 429 in statuses
     first_job, _ = assert_took_turns(emu, running.id)
@@ -310,3 +313,26 @@ def test_supersede_retries_through_the_cooldown_without_listing(
     assert [r.method for r in emu.requests] == ["GET", "POST", "POST"]  # its one listing, before the first POST
     assert job_by_id(emu, sync_starts_during_the_cooldown())["end_reason"] == "new_job_has_started"
     assert job_by_id(emu, result["id"])["ended_at"] is None
+
+
+def test_the_job_of_an_ambiguous_post_found_in_the_cooldown_relisting_is_ours(emu: AISearchEmulator) -> None:
+    """
+    The first POST fails ambiguously (503) and no job is listed, so the task POSTs again; that POST meets
+    the cooldown of the job the first one did start (it shows up late: not in the two look-ups that
+    follow the 429). The listing before the cooldown retry finds it: it is this task's job, never a
+    Busy one that ``if_running`` would apply to (``"fail"`` would raise, ``"wait"`` wait on it).
+    """
+    emu.cooldown, emu.cooldown_retry_after = 1.0, True
+    op = create_op(if_running="fail", description="ours")
+    mine: list[str] = []
+    empty = {"success": True, "errors": [], "messages": [], "result": [], "result_info": {"count": 0, "page": 1}}
+
+    def the_first_post_did_start_it() -> None:
+        mine.append(emu.start_job("docs", source="user", description="ours", duration=3600).id)
+        emu.inject(Fault.http(200, body=empty), method="GET", path="/jobs", times=2)  # not listed yet
+
+    emu.inject(Fault.http(503), method="POST")
+    emu.inject(Fault.before(the_first_post_did_start_it), method="POST")
+    result = op.execute(context("dag_a"))
+    assert result["id"] == mine[0]
+    assert [r.status for r in posts(emu)] == [503, 429]

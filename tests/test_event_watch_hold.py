@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -250,3 +252,50 @@ def test_a_cancel_mid_round_repeats_at_most_the_last_event(
         assert after == order[2:]  # the triggerer's memory holds each event as it was yielded
     else:
         assert after in (order[2:], order[1:])  # at most the event yielded within PERSIST_GRACE repeats
+
+
+def test_the_bound_is_the_apis_own_time_not_the_triggerers(
+    make_emulator: Callable[..., AISearchEmulator], connect: Connect
+) -> None:
+    """The API's clock runs 3 h behind the triggerer's: the answer's ``Date`` bounds the floor, not the local clock."""
+    emu = make_emulator(clock=lambda: time.time() - 3 * 3600)
+    connect(emu)
+    emu.seed_jobs("docs", 3)
+    odd = emu.add_job("docs", duration=3600)
+
+    async def scenario() -> tuple[Running, list[str]]:
+        run = Running(watcher())
+        await rounds(emu, 1)  # the baseline
+        emu.finish_job("docs", odd.id, ended_at=emu.clock() + 7200)  # 2 h ahead of the API, 1 h behind us
+        await until(lambda: len(run.events) == 1)
+        normal = [emu.add_job("docs", duration=0).id for _ in range(2)]
+        await until(lambda: len(run.events) == 3 or len(lists(emu)) > 40)
+        await rounds(emu, 2)
+        await run.stop()
+        return run, normal
+
+    run, normal = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert fired(run)[0] == odd.id and sorted(fired(run)[1:]) == sorted(normal)
+
+
+def test_a_floor_stored_past_the_apis_time_heals(emu: AISearchEmulator) -> None:
+    """
+    An earlier version stored a floor from a job's future ``ended_at`` (years ahead: bad data). A watcher
+    resuming from that store brings the floor back to the listing's time: the next job fires.
+    """
+    emu.seed_jobs("docs", 3)
+    store = FakeStore()
+    first = watcher(store)
+    poisoned = datetime.fromtimestamp(emu.clock() + 10 * 365 * 86400, tz=timezone.utc)
+    store.data[first.state_key] = Watermark(poisoned, {"odd": poisoned}).to_json()
+
+    async def scenario() -> tuple[Running, str]:
+        run = Running(first)
+        await rounds(emu, 1)
+        job = emu.add_job("docs", duration=0).id
+        await until(lambda: len(run.events) == 1 or len(lists(emu)) > 40)
+        await run.stop()
+        return run, job
+
+    run, job = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert fired(run) == [job]

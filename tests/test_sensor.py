@@ -138,8 +138,10 @@ def test_poke_timeout_and_soft_fail(emu: AISearchEmulator) -> None:
         make_sensor(job_id=job.id, timeout=0.3, soft_fail=True).execute({})
 
 
-def test_follow_superseded_job(emu: AISearchEmulator) -> None:
-    first = emu.add_job("docs", duration=3600, source="user")
+@pytest.mark.parametrize("overrides", [{}, {"ended_at": "not a time"}], ids=["ended_at", "ended_at-unreadable"])
+def test_follow_superseded_job(emu: AISearchEmulator, overrides: dict[str, Any]) -> None:
+    """Also when the superseded job's ``ended_at`` is unreadable: its successor is found by its other times."""
+    first = emu.add_job("docs", duration=3600, source="user", overrides=overrides)
     sensor = make_sensor(job_id=first.id)
     assert sensor.poke({}) is False
     second = emu.start_job("docs", source="schedule", duration=3600)  # supersedes `first`
