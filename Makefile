@@ -12,8 +12,9 @@ VENV2 := .venv-airflow2
 VENV310 := .venv-py310
 VENV313 := .venv-py313
 VENV31 := .venv-airflow31
-# Airflow 2.11.2 installed as its users install it: with Airflow's constraints (the pins that matter; see the file).
+# Airflow before 3.3 installed as its users install it: with Airflow's constraints (the pins that matter; see the files).
 AIRFLOW2_CONSTRAINTS := constraints/airflow-$(AIRFLOW2_VERSION).txt
+AIRFLOW31_CONSTRAINTS := constraints/airflow-$(AIRFLOW31_VERSION).txt
 # The oldest and the newest CPython that both the provider and Airflow 3.3 support and this machine has, from
 # pyenv by glob (the bare pyenv shim refuses unless PYENV_VERSION selects a version); else pythonX.Y on PATH.
 PYENV_ROOT := $(or $(PYENV_ROOT),$(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)
@@ -41,7 +42,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(UV_INSTALL) --python $(VENV)/bin/python -e ".[test,ui,deploy,lineage]" "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $@
 
-$(VENV2)/.installed: pyproject.toml Makefile $(VENV)/.installed
+$(VENV2)/.installed: pyproject.toml Makefile $(AIRFLOW2_CONSTRAINTS) $(VENV)/.installed
 	rm -rf $(VENV2)
 	$(UV) venv -q --python $(PYTHON) $(VENV2)
 	$(UV_INSTALL) --python $(VENV2)/bin/python -c $(AIRFLOW2_CONSTRAINTS) -e ".[test]" "apache-airflow==$(AIRFLOW2_VERSION)"
@@ -60,10 +61,11 @@ $(VENV313)/.installed: pyproject.toml Makefile $(VENV)/.installed
 	$(UV_INSTALL) --python $(VENV313)/bin/python -e ".[test,lineage]" "apache-airflow==$(AIRFLOW_VERSION)"
 	touch $@
 
-$(VENV31)/.installed: pyproject.toml Makefile $(VENV)/.installed
+$(VENV31)/.installed: pyproject.toml Makefile $(AIRFLOW31_CONSTRAINTS) $(VENV)/.installed
 	rm -rf $(VENV31)
 	$(UV) venv -q --python $(PYTHON) $(VENV31)
-	$(UV_INSTALL) --python $(VENV31)/bin/python -e ".[test,lineage]" "apache-airflow==$(AIRFLOW31_VERSION)"
+	$(UV_INSTALL) --python $(VENV31)/bin/python -c $(AIRFLOW31_CONSTRAINTS) -e ".[test,lineage]" \
+		"apache-airflow==$(AIRFLOW31_VERSION)"
 	touch $@
 
 lint: $(VENV)/.installed
