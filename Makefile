@@ -90,7 +90,7 @@ test-py313: $(VENV313)/.installed
 test-airflow31: $(VENV31)/.installed
 	$(VENV31)/bin/python -m pytest -q $(UNIT_SUITE)
 
-# The three extra runs at once: their tests mostly wait on the emulator (a suite keeps about a third of one
+# The three extra runs at once: their tests mostly wait on the emulator (a run keeps a quarter to a half of one
 # core busy), so on 2 cores together they take about as long as the slowest alone. Output per run, not mixed.
 test-versions:
 	$(MAKE) --no-print-directory -j3 -Otarget test-py310 test-py313 test-airflow31
