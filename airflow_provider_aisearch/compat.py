@@ -6,10 +6,11 @@ install (1.21.0 and later require Python >= 3.11). Everything else comes straigh
 the names below came later than 1.20.0, so this module takes them from common-compat when it has them
 and otherwise from where Airflow itself keeps them (the same places common-compat looks):
 
-- ``mask_secret`` (in ``common.compat.sdk`` since 1.21): Airflow 3's ``airflow.sdk.log`` (3.1+) or
-  ``airflow.sdk.execution_time.secrets_masker`` (3.0), Airflow 2's ``airflow.utils.log.secrets_masker``.
-- ``get_async_connection`` and ``get_async_extra_dejson`` (``common.compat.connection``, 1.23): read a
-  connection and its extra from an event loop. Before Airflow 3.3.2, ``BaseHook.aget_connection`` and
+- ``mask_secret`` (in ``common.compat.sdk`` after 1.20): Airflow 3's ``airflow.sdk.log`` or its older home
+  ``airflow.sdk.execution_time.secrets_masker``, Airflow 2's ``airflow.utils.log.secrets_masker``.
+- ``get_async_connection`` and ``get_async_extra_dejson`` (``common.compat.connection``; 1.23 has the pair,
+  1.20 only the first): read a connection and its extra from an event loop. Before Airflow 3.3.2,
+  ``BaseHook.aget_connection`` and
   ``Connection.extra_dejson`` mask secrets with a *synchronous* call to the supervisor, which deadlocks
   when another async call is in flight (``DeadlockImminentError``); common-compat 1.20's
   ``get_async_connection`` still calls ``aget_connection`` there. The fallback reads both in a worker thread
