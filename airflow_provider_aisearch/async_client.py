@@ -56,7 +56,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 async def _read_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
-    from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+    from airflow_provider_aisearch.compat import get_async_connection, get_async_extra_dejson
 
     conn = await get_async_connection(aisearch_conn_id)
     extra = await get_async_extra_dejson(conn)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_aisearch.api import (
     CONN_TYPE,
@@ -45,6 +45,7 @@ from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.async_client import _classify_httpx_error as _classify_httpx_error
 from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
+from airflow_provider_aisearch.compat import mask_secret
 from airflow_provider_aisearch.instance_reads import InstanceReads
 from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
 from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from airflow.providers.common.compat.sdk import mask_secret
-
 from airflow_provider_aisearch.api import ITEMS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
+from airflow_provider_aisearch.compat import mask_secret
 from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, url_secrets
 
 if TYPE_CHECKING:

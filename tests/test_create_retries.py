@@ -420,10 +420,25 @@ def test_airflow_retries_the_task_and_the_retry_adopts_the_job(
         from airflow.dag_processing.dagbag import DagBag  # Airflow 3.1+
     except ImportError:
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-    emu = make_emulator(job_duration=6.0)
+    emu = make_emulator(job_duration=3600.0)
     connect(emu)
+
+    def end_the_job_once_the_retry_has_looked() -> None:
+        # The first try times out with its job running; the job ends once the retry has listed the jobs (a
+        # fixed job duration raced with how long Airflow takes to start the retry: 3.1's dag.test() is slower).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            listings = [r for r in emu.requests if r.method == "GET" and len(r.segments) == 3]
+            if len(listings) >= 2 and posts(emu):
+                emu.finish_job("docs", emu.jobs("docs")[0]["id"])  # the one job, the first try's
+                return
+            time.sleep(0.05)
+
+    ender = threading.Thread(target=end_the_job_once_the_retry_has_looked, daemon=True)
+    ender.start()
     dag = DagBag(dag_folder=str(tmp_path)).get_dag("aisearch_retry")
     run = dag.test()
+    ender.join(5)
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     listings = [r for r in emu.requests if r.method == "GET" and len(r.segments) == 3]
     assert len(listings) == 2  # each try looked once: the first try did fail and Airflow retried it

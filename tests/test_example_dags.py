@@ -55,11 +55,32 @@ def test_example_hook_dag_runs_against_emulator(
 def test_example_sensor_dag_runs_deferrable_and_mapped(
     airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
 ) -> None:
-    emu = make_emulator(job_duration=1.0)
+    import threading
+    import time
+
+    emu = make_emulator(job_duration=3600.0)
     emu.seed_jobs("docs", 4)
     connect(emu)
+
+    def end_the_created_job_once_the_trigger_lists() -> None:
+        # The created job runs until the deferred sensor's trigger has listed the jobs (a fixed duration raced
+        # with how long Airflow takes to start the sensor: 3.1's dag.test() is slower).
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            requests = list(emu.requests)
+            if any(r.method == "POST" for r in requests):
+                created = emu.jobs("docs")[0]["id"]  # the newest: the one the DAG started
+                checks = [i for i, r in enumerate(requests) if r.segments[3:] == (created,)]
+                if checks and any(r.route == "jobs" and len(r.segments) == 3 for r in requests[checks[0] :]):
+                    emu.finish_job("docs", created)
+                    return
+            time.sleep(0.05)
+
+    ender = threading.Thread(target=end_the_created_job_once_the_trigger_lists, daemon=True)
+    ender.start()
     dag = _dagbag().get_dag("example_aisearch_sensor")
     run = dag.test()
+    ender.join(5)
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     assert len(emu.requests_to(method="POST")) == 1
     created = emu.jobs("docs")[0]

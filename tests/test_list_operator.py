@@ -78,13 +78,22 @@ def test_asset_extra_lists_the_jobs(emu: AISearchEmulator) -> None:
         def __init__(self) -> None:
             self.extra: dict[str, Any] = {}
 
-    events: defaultdict[Any, Accessor] = defaultdict(Accessor)
+    class OutletEvents(defaultdict[str, Accessor]):
+        """Keyed by the asset's URI, as Airflow's accessors key it (an Asset is unhashable on Airflow 3.1)."""
+
+        def __missing__(self, key: Any) -> Accessor:
+            return self.setdefault(key.uri, Accessor())
+
+        def __getitem__(self, key: Any) -> Accessor:
+            return super().__getitem__(key.uri) if key.uri in self else self.__missing__(key)
+
+    events = OutletEvents()
     ids = list_op(ids_only=True, outlets=[asset]).execute(ctx(outlet_events=events))
     assert ids == [j.id for j in reversed(jobs)]
     assert events[asset].extra == {"job_ids": ids, "instance_id": "docs", "namespace": "default"}
     events.clear()
     list_op(outlets=[asset], started_after=at(99_999)).execute(ctx(outlet_events=events))
-    assert events == {}  # nothing found: nothing attached
+    assert dict(events) == {}  # nothing found: nothing attached
 
 
 @pytest.mark.parametrize(

@@ -381,9 +381,9 @@ def test_shared_rounds_are_one_interval_apart_however_slow_the_answers(emu: AISe
 
 
 def test_triggers_starting_together_read_their_connection_once(emu: AISearchEmulator, mocker: Any) -> None:
-    from airflow.providers.common.compat import connection
+    from airflow_provider_aisearch import compat  # the provider's one way to common-compat's connection readers
 
-    lookup = mocker.spy(connection, "get_async_connection")
+    lookup = mocker.spy(compat, "get_async_connection")
     jobs = [emu.add_job("docs", duration=0.3) for _ in range(20)]
     events = asyncio.run(run_all([trigger(j.id) for j in jobs]))
     assert [e["status"] for e in events] == ["done"] * 20

@@ -140,6 +140,17 @@ def test_connection_defaults_and_legacy_extra_keys(monkeypatch: pytest.MonkeyPat
 
 def test_connection_form_fields_are_registered() -> None:
     """3.2+ reads conn-fields from provider info; 2.11 calls the hook's get_connection_form_widgets()."""
+    import importlib.util
+    import inspect
+
+    from airflow import providers_manager
+
+    reads_conn_fields = "conn-fields" in inspect.getsource(providers_manager)  # the provider info's (3.2+)
+    if not reads_conn_fields and importlib.util.find_spec("wtforms") is None:
+        pytest.skip(
+            "this Airflow (3.0/3.1) builds connection form fields with wtforms and Flask-AppBuilder, which only the "
+            "FAB provider installs: no provider's fields show without it"
+        )
     widgets = _cli("providers", "widgets", "-o", "json")
     assert widgets.returncode == 0, widgets.stderr[-2000:]
     names = {row["connection_parameter_name"] for row in _json_rows(widgets.stdout)}

@@ -2,7 +2,9 @@
 
 The wheel is installed (not the checkout) into a fresh venv under a temp dir, with the Airflow version of
 the interpreter running the tests (3.3 in ``.venv``, 2.11 in ``.venv-airflow2``), so ``make test`` smokes
-both. The venv is pinned to the running venv's packages (``uv pip freeze``) and filled from uv's cache.
+both. The venv is pinned to the running venv's packages (``uv pip freeze``) and filled from uv's cache;
+for an Airflow whose constraints the repo carries (``constraints/airflow-<version>.txt``: 2.11.2), also to
+those, the way Airflow's users install it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "airflow_provider_aisearch"
 AIRFLOW_VERSION = version("apache-airflow")
+#: Airflow's constraints for this Airflow version where the repo carries them (the pins that matter for it).
+AIRFLOW_CONSTRAINTS = REPO / "constraints" / f"airflow-{AIRFLOW_VERSION}.txt"
 SMOKE_TOKEN = "tok-smoke-Sekrit"
 CMD_TIMEOUT = 600
 
@@ -104,8 +108,9 @@ def smoke(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smok
     frozen = _run(uv, "pip", "freeze", "--exclude-editable", "--python", sys.executable).stdout
     constraints = root / "constraints.txt"
     constraints.write_text(frozen)
+    airflows = ("-c", str(AIRFLOW_CONSTRAINTS)) if AIRFLOW_CONSTRAINTS.is_file() else ()
     _run(
-        uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints),
+        uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints), *airflows,
         str(dist.wheel), f"apache-airflow=={AIRFLOW_VERSION}",
     )  # fmt: skip
     home = root / "airflow-home"
@@ -145,6 +150,7 @@ def test_sdist_has_package_docs_licence_and_tests(dist: Dist) -> None:
     wanted |= {str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")}
     # The tests and what they read, so the suite runs from the unpacked sdist.
     wanted |= {str(p.relative_to(REPO)) for d in ("tests", "example_dags", "scripts") for p in (REPO / d).rglob("*.py")}
+    wanted |= {str(p.relative_to(REPO)) for p in (REPO / "constraints").glob("*.txt")}  # the Makefile's -c files
     assert sorted(wanted - names) == []
     assert not any("__pycache__" in n or n.startswith((".venv", "docs/img")) for n in names)
 
@@ -189,6 +195,32 @@ def test_installed_wheel_imports_every_module(smoke: SmokeVenv) -> None:
     assert out["failed"] == {}
     assert Path(out["file"]).is_relative_to(smoke.python.parents[1])  # the wheel, not the checkout
     assert out["py_typed"] is True
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """``name==version`` lines of a constraints file, by normalised name."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, sep, pinned = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[name.strip().lower().replace("_", "-")] = pinned.strip()
+    return pins
+
+
+def test_airflow_constraints_hold_in_the_test_and_smoke_venvs(smoke: SmokeVenv) -> None:
+    """Airflow 2.11.2 needs its constraints (cryptography 51 breaks every connection with a password)."""
+    if not AIRFLOW_CONSTRAINTS.is_file():
+        pytest.skip(f"the repo carries no constraints for Airflow {AIRFLOW_VERSION} (only needed for 2.11)")
+    pins = _pins(AIRFLOW_CONSTRAINTS)
+    assert pins  # the file pins something
+    code = (
+        "import json, sys\n"
+        "from importlib.metadata import version\n"
+        "print(json.dumps({name: version(name) for name in sys.argv[1:]}))\n"
+    )
+    for python in (Path(sys.executable), smoke.python):
+        result = _run(str(python), "-c", code, *pins, cwd=smoke.cwd, env=smoke.env)
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == pins, python
 
 
 def test_installed_wheel_emulator_help(smoke: SmokeVenv) -> None:
