@@ -9,6 +9,7 @@ worker (two threads), against the emulator over real HTTP; the request log tells
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -169,12 +170,27 @@ def test_deferred_task_lists_again_before_its_cooldown_retry(emu: AISearchEmulat
 # ---------------------------------------------------------------------------------------------
 
 
+def _ready_for_execute_in_this_thread() -> None:
+    """
+    Airflow 2.11's ``ExecutorSafeguard`` (around ``execute``) keeps its callers in a thread-local that it sets
+    up in the importing thread only: another thread's ``execute`` fails with ``AttributeError: callers``.
+    Airflow runs a task in its process's main thread; these tests run two in threads, so they set it up.
+    """
+    try:
+        safeguard = importlib.import_module("airflow.models.baseoperator").ExecutorSafeguard
+    except (ImportError, AttributeError):  # Airflow 3: not there
+        return
+    if not hasattr(safeguard._sentinel, "callers"):
+        safeguard._sentinel.callers = {}
+
+
 def run_in_threads(tasks: list[Task]) -> tuple[list[Any], Callable[[], None]]:
     """Start each task's ``execute`` in a thread; returns the results (filled as they end) and a join."""
     results: list[Any] = []
 
     def run(op: AISearchCreateJobOperator, ctx: Any) -> None:
         try:
+            _ready_for_execute_in_this_thread()
             results.append(op.execute(ctx))
         except Exception as exc:  # the assertions below report it
             results.append(exc)
