@@ -28,7 +28,7 @@ from airflow_provider_aisearch.api import (
     validate_namespace,
 )
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
-from airflow_provider_aisearch.instances import Instance, InstanceStats
+from airflow_provider_aisearch.models.instances import Instance, InstanceStats
 from airflow_provider_aisearch.ratelimit import header, http_date
 
 __all__ = ["AISearchAsyncClient", "load_connection_info"]

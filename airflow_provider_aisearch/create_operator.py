@@ -18,9 +18,9 @@ from airflow_provider_aisearch.api import UNSET, _Unset, is_already_ended, valid
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobTimeoutError
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.job_wait import AISearchJobWaitMixin
-from airflow_provider_aisearch.jobs import Job, JobStatus
 from airflow_provider_aisearch.lineage import AISearchLineageMixin
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
+from airflow_provider_aisearch.models.jobs import Job, JobStatus
 from airflow_provider_aisearch.safe_create import Busy, SafeCreate, newest_running
 from airflow_provider_aisearch.task_tries import default_description, earlier_try_job, store_job_id
 from airflow_provider_aisearch.triggers import error_from_event, validate_event

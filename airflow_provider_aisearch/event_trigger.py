@@ -50,7 +50,7 @@ from airflow_provider_aisearch.async_client import load_connection_info
 from airflow_provider_aisearch.client_options import validate_timeout
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.job_filter import SOURCES, JobFilter
-from airflow_provider_aisearch.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.models.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, SharedPolls, format_seconds, shared_polls
 from airflow_provider_aisearch.watch import validate_interval
 from airflow_provider_aisearch.watch_pages import BoundaryScan, listing_time

@@ -47,7 +47,7 @@ from airflow_provider_aisearch.async_client import load_connection_info as load_
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
 from airflow_provider_aisearch.compat import mask_secret
 from airflow_provider_aisearch.instance_reads import InstanceReads
-from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
+from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
 from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
 
 if TYPE_CHECKING:

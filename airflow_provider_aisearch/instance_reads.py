@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow_provider_aisearch.api import ITEMS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
 from airflow_provider_aisearch.compat import mask_secret
-from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, url_secrets
+from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, url_secrets
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.hooks import AISearchHook
@@ -86,7 +86,7 @@ class InstanceReads:
 
         :param instance_id: AI Search instance id.
         :param status: Only items with this status (``"error"``, ``"queued"``, ...; see
-            :class:`~airflow_provider_aisearch.instances.ItemStatus`).
+            :class:`~airflow_provider_aisearch.models.instances.ItemStatus`).
         :param source: Only items of this ``source_id`` (e.g. ``"builtin"``).
         :param sort_by: ``"status"`` (Cloudflare's default) or ``"modified_at"``.
         :param per_page: Items per page, 1-100.

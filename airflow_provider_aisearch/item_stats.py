@@ -8,7 +8,7 @@ trigger with the async client (in the triggerer when deferred); :func:`items_pen
 A wait never outlives its bound: the task's timeout, or, when the task has none (the create
 operator's ``timeout=None``, a trigger without ``deadline``), :data:`DEFAULT_ITEMS_TIMEOUT` from its
 first read (:func:`items_deadline`). Stats that break the schema end it at their first read
-(:class:`~airflow_provider_aisearch.instances.MalformedStatsError` is a permanent error).
+(:class:`~airflow_provider_aisearch.models.instances.MalformedStatsError` is a permanent error).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow_provider_aisearch.api import UNSET, Backoff, JobsAPI, Plan, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.instances import InstanceStats
+from airflow_provider_aisearch.models.instances import InstanceStats
 
 __all__ = [
     "DEFAULT_ITEMS_TIMEOUT",

@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow_provider_aisearch.api import DEFAULT_BASE_URL, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.models.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.quality import ItemCheck, ItemGate, ended_well
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event, validate_event
 from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, validate_on_superseded

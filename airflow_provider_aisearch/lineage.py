@@ -47,7 +47,7 @@ from airflow_provider_aisearch.lineage_names import (
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.hooks import AISearchHook
-    from airflow_provider_aisearch.instances import Instance
+    from airflow_provider_aisearch.models.instances import Instance
 
 __all__ = [
     "DEFAULT_R2_NAMESPACE",

@@ -44,7 +44,7 @@ from airflow_provider_aisearch.assets import SCHEME, _validate_account_id, insta
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseHook
 
-    from airflow_provider_aisearch.instances import Instance
+    from airflow_provider_aisearch.models.instances import Instance
 
 __all__ = [
     "DEFAULT_R2_NAMESPACE",

@@ -38,7 +38,7 @@ from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAP
 from airflow_provider_aisearch.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.client_options import log_backoff
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
 
 __all__ = [
     "MIN_ROUND_GAP",

@@ -11,7 +11,7 @@ under ``"items"`` (:meth:`InstanceStats.to_dict`), and judge them with an :class
   A failed gate raises :class:`~airflow_provider_aisearch.exceptions.AISearchIndexQualityError`
   after the task log lists up to :data:`FAILED_ITEMS_LOGGED` failed items (key and error).
 - An absent or ``null`` count is 0; an answer without any count is ``degraded``
-  (:class:`~airflow_provider_aisearch.instances.InstanceStats`).
+  (:class:`~airflow_provider_aisearch.models.instances.InstanceStats`).
 - ``degraded`` stats (the API could not count) never pass silently: a warning always, and a failure
   when ``max_item_errors`` is set, unless ``allow_degraded_stats=True``.
 - ``wait_for_items``: read the stats until nothing is ``queued`` or ``running`` (whether items can
@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchJobFailedError
-from airflow_provider_aisearch.instances import InstanceStats, Item, redact_url
 from airflow_provider_aisearch.item_stats import (
     items_deadline,
     items_pending,
     items_timeout_message,
     read_item_stats,
 )
-from airflow_provider_aisearch.jobs import Job, JobStatus
+from airflow_provider_aisearch.models.instances import InstanceStats, Item, redact_url
+from airflow_provider_aisearch.models.jobs import Job, JobStatus
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.hooks import AISearchHook

@@ -16,7 +16,7 @@ from airflow_provider_aisearch.client_options import validate_timeout
 from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
-from airflow_provider_aisearch.jobs import EndReasonPolicy
+from airflow_provider_aisearch.models.jobs import EndReasonPolicy
 from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
 from airflow_provider_aisearch.quality import ended_well
 from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded

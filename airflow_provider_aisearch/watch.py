@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow_provider_aisearch.api import UNSET, JobsAPI, Plan, _Unset
-from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.models.jobs import EndReasonPolicy, Job, JobStatus
 
 __all__ = [
     "ON_SUPERSEDED",

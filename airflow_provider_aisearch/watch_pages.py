@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, ListOrder, is_last_page
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
 from airflow_provider_aisearch.polling import Listing, SharedPolls
 
 __all__ = ["MAX_WATCH_PAGES", "BoundaryScan", "listing_time"]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_aisearch.jobs import Job, MalformedJobError, parse_timestamp
+from airflow_provider_aisearch.models.jobs import Job, MalformedJobError, parse_timestamp
 
 __all__ = ["LATE_WINDOW", "MAX_SEEN", "WATERMARK_VERSION", "Watermark"]
 

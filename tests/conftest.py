@@ -68,7 +68,7 @@ def _fresh_rate_budgets() -> None:
 @pytest.fixture(autouse=True)
 def _fresh_timestamp_warnings() -> None:
     """Each test logs its unreadable timestamps afresh (the emulator's seeded job ids repeat across tests)."""
-    from airflow_provider_aisearch import timestamps
+    from airflow_provider_aisearch.models import timestamps
 
     timestamps._forget_warnings()
 

@@ -22,9 +22,10 @@ API_DIR = pathlib.Path(api.__file__).parent
 #: exceptions, the rate budget, and the package root (version, connection type). Nothing that holds a transport.
 CORE_MAY_IMPORT = {
     PACKAGE,
-    f"{PACKAGE}.jobs",
-    f"{PACKAGE}.timestamps",
-    f"{PACKAGE}.instances",
+    f"{PACKAGE}.models",
+    f"{PACKAGE}.models.jobs",
+    f"{PACKAGE}.models.timestamps",
+    f"{PACKAGE}.models.instances",
     f"{PACKAGE}.exceptions",
     f"{PACKAGE}.ratelimit",
 }

@@ -19,7 +19,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchJobTimeoutError,
     AISearchResponseError,
 )
-from airflow_provider_aisearch.instances import STATS_COUNT_FIELDS
+from airflow_provider_aisearch.models.instances import STATS_COUNT_FIELDS
 from tests.test_quality_gate import MODES, stats_reads, wait
 
 

@@ -24,7 +24,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchNotFoundError,
 )
 from airflow_provider_aisearch.hooks import _classify_httpx_error
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, validate_event
 from airflow_provider_aisearch.watch import JobWatch, find_successor

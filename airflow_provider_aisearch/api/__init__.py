@@ -14,9 +14,8 @@ in exactly one place:
   and :func:`run_async`;
 * :mod:`.retry`: :class:`RetryPolicy` and the retry loop :func:`with_retries` (with the rate-limit
   budget gate);
-* :mod:`.parse`: envelopes into :class:`~airflow_provider_aisearch.jobs.Job`,
-  :class:`~airflow_provider_aisearch.jobs.JobPage`, :class:`~airflow_provider_aisearch.jobs.JobLog` and the
-  :mod:`~airflow_provider_aisearch.instances` models;
+* :mod:`.parse`: envelopes into the :mod:`~airflow_provider_aisearch.models` (jobs, job pages, job logs,
+  instances, items);
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
 * :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
