@@ -27,9 +27,9 @@ from airflow_provider_aisearch.api import (
     run_async,
     validate_namespace,
 )
+from airflow_provider_aisearch.api.ratelimit import header, http_date
 from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
 from airflow_provider_aisearch.models.instances import Instance, InstanceStats
-from airflow_provider_aisearch.ratelimit import header, http_date
 
 __all__ = ["AISearchAsyncClient", "load_connection_info"]
 

@@ -121,7 +121,7 @@ class AISearchJobTrigger(BaseTrigger):
         :data:`~airflow_provider_aisearch.item_stats.DEFAULT_ITEMS_TIMEOUT`; then a ``timeout`` event).
 
     Polls slow down when Cloudflare reports the rate-limit budget running low
-    (:meth:`~airflow_provider_aisearch.ratelimit.RateBudget.pace`).
+    (:meth:`~airflow_provider_aisearch.api.ratelimit.RateBudget.pace`).
     """
 
     def __init__(

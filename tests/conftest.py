@@ -59,7 +59,7 @@ def _fresh_rate_budgets() -> None:
     emulator that reuses an earlier test's port would otherwise inherit that test's drained budget
     (seen once: an 82 s hold in an unrelated trigger test).
     """
-    from airflow_provider_aisearch import ratelimit
+    from airflow_provider_aisearch.api import ratelimit
 
     with ratelimit._budgets_lock:
         ratelimit._budgets.clear()

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_aisearch import polling
+from airflow_provider_aisearch.api.ratelimit import RateBudget, RateLimitState, budget_for
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import AISearchRateLimitError
 from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.polling import SharedJobPoller, active_pollers
-from airflow_provider_aisearch.ratelimit import RateBudget, RateLimitState, budget_for
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 
 Connect = Callable[..., None]

@@ -4,6 +4,8 @@ Everything here is shared by the sync :class:`~airflow_provider_aisearch.hooks.A
 the async :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, so each rule lives
 in exactly one place:
 
+* :mod:`.ratelimit`: the rate-limit budget per credential (:class:`~.ratelimit.RateBudget`), read from the
+  answers' headers and consulted by the retry loop and the pollers (no transport: shared state only);
 * :mod:`.paths`: the ``validate_*`` helpers, :func:`instance_path` and :func:`jobs_path` (input checked
   before any request);
 * :mod:`.connection`: :class:`ConnectionInfo` reads an Airflow connection (base URL, account,
