@@ -46,8 +46,8 @@ from typing import Any
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_aisearch.api import ConnectionInfo, validate_instance_id, validate_namespace
-from airflow_provider_aisearch.async_client import load_connection_info
-from airflow_provider_aisearch.client_options import validate_timeout
+from airflow_provider_aisearch.clients.async_client import load_connection_info
+from airflow_provider_aisearch.clients.client_options import validate_timeout
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.job_filter import SOURCES, JobFilter
 from airflow_provider_aisearch.models.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus

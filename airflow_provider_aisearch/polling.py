@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAPI, Plan, _Unset, run_async
-from airflow_provider_aisearch.async_client import AISearchAsyncClient
-from airflow_provider_aisearch.client_options import log_backoff
+from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient
+from airflow_provider_aisearch.clients.client_options import log_backoff
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.models.jobs import Job
 

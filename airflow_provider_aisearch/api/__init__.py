@@ -1,7 +1,7 @@
 """The Cloudflare AI Search jobs API without a transport (the core), one concept per module.
 
 Everything here is shared by the sync :class:`~airflow_provider_aisearch.hooks.AISearchHook` and
-the async :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, so each rule lives
+the async :class:`~airflow_provider_aisearch.clients.async_client.AISearchAsyncClient`, so each rule lives
 in exactly one place:
 
 * :mod:`.ratelimit`: the rate-limit budget per credential (:class:`~.ratelimit.RateBudget`), read from the

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow_provider_aisearch.api import ITEMS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
-from airflow_provider_aisearch.compat import mask_secret
+from airflow_provider_aisearch.clients.compat import mask_secret
 from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, url_secrets
 
 if TYPE_CHECKING:
