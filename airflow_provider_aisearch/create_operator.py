@@ -24,7 +24,7 @@ from airflow_provider_aisearch.models.jobs import Job, JobStatus
 from airflow_provider_aisearch.safe_create import Busy, SafeCreate, newest_running
 from airflow_provider_aisearch.task_tries import default_description, earlier_try_job, store_job_id
 from airflow_provider_aisearch.triggers import error_from_event, validate_event
-from airflow_provider_aisearch.watch import JobWatch, result_dict, validate_interval
+from airflow_provider_aisearch.waiting.watch import JobWatch, result_dict, validate_interval
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

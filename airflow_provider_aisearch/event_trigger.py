@@ -1,7 +1,7 @@
 """AISearchJobEventTrigger: event-driven DAGs, one asset event per indexing job that ends.
 
 An ``AssetWatcher`` runs this trigger in the triggerer (Airflow 3.0+). It reads the instance's
-newest jobs through the shared poller (:mod:`airflow_provider_aisearch.polling`: with job triggers
+newest jobs through the shared poller (:mod:`airflow_provider_aisearch.waiting.polling`: with job triggers
 waiting on the same instance and settings, one list request per interval for all of them) and yields
 one event per job that ended after it began watching, whoever started the job (Airflow, the
 dashboard, wrangler, or Cloudflare's own scheduled sync). Which jobs were already considered is the
@@ -49,10 +49,10 @@ from airflow_provider_aisearch.api import ConnectionInfo, validate_instance_id, 
 from airflow_provider_aisearch.clients.async_client import load_connection_info
 from airflow_provider_aisearch.clients.client_options import validate_timeout
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.job_filter import SOURCES, JobFilter
 from airflow_provider_aisearch.models.jobs import TERMINAL_STATUSES, EndReasonPolicy, Job, JobStatus
-from airflow_provider_aisearch.polling import MIN_ROUND_GAP, SharedPolls, format_seconds, shared_polls
-from airflow_provider_aisearch.watch import validate_interval
+from airflow_provider_aisearch.waiting.job_filter import SOURCES, JobFilter
+from airflow_provider_aisearch.waiting.polling import MIN_ROUND_GAP, SharedPolls, format_seconds, shared_polls
+from airflow_provider_aisearch.waiting.watch import validate_interval
 from airflow_provider_aisearch.watch_pages import BoundaryScan, listing_time
 from airflow_provider_aisearch.watcher_backoff import WatcherBackoff
 from airflow_provider_aisearch.watermark import Watermark

@@ -1,6 +1,6 @@
 """The event watcher's paging: reading past the shared listing down to the jobs already considered.
 
-The shared poller (:mod:`~airflow_provider_aisearch.polling`) lists page 1 for an event watcher
+The shared poller (:mod:`~airflow_provider_aisearch.waiting.polling`) lists page 1 for an event watcher
 (more pages only for job triggers waiting on jobs missing from it), as cheap as the sensors need.
 When more jobs ended between two rounds than that listing holds (a failover, a burst of jobs), the
 older ones are only on later pages. :class:`BoundaryScan` reads them, newest first, until a page
@@ -32,7 +32,7 @@ from typing import Any
 
 from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, ListOrder, is_last_page
 from airflow_provider_aisearch.models.jobs import Job
-from airflow_provider_aisearch.polling import Listing, SharedPolls
+from airflow_provider_aisearch.waiting.polling import Listing, SharedPolls
 
 __all__ = ["MAX_WATCH_PAGES", "BoundaryScan", "listing_time"]
 

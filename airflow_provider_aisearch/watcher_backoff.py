@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aisearch.api import RetryPolicy
-from airflow_provider_aisearch.polling import format_seconds
+from airflow_provider_aisearch.waiting.polling import format_seconds
 
 __all__ = ["FIRST_WAIT", "MAX_WAIT", "STATE_KEY_PREFIX", "WatcherBackoff"]
 

@@ -18,8 +18,8 @@ import pytest
 from airflow_provider_aisearch import event_trigger
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
-from airflow_provider_aisearch.polling import active_pollers
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting.polling import active_pollers
 
 Connect = Callable[..., None]
 FAST: dict[str, Any] = {"poll_interval": 0.05, "retry_backoff": 0.001, "max_retries": 1, "timeout": [2.0, 5.0]}

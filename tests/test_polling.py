@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import polling
 from airflow_provider_aisearch.api.ratelimit import RateBudget, RateLimitState, budget_for
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import AISearchRateLimitError
 from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
-from airflow_provider_aisearch.polling import SharedJobPoller, active_pollers
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting import polling
+from airflow_provider_aisearch.waiting.polling import SharedJobPoller, active_pollers
 
 Connect = Callable[..., None]
 
