@@ -13,7 +13,7 @@ from airflow_provider_aisearch import exceptions
 from airflow_provider_aisearch.api import is_already_ended
 from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.clients.client_options import validate_timeout
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.models.jobs import EndReasonPolicy
 from airflow_provider_aisearch.waiting.item_stats import items_pending, items_timeout_message, read_item_stats

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import event_trigger
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
+from airflow_provider_aisearch.events import event_trigger
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 from airflow_provider_aisearch.waiting.polling import active_pollers
 
@@ -174,8 +174,8 @@ def test_a_job_listed_as_ended_late_still_fires_once() -> None:
     """Ties at one-second resolution and a job that shows up ended after a newer one: ids decide."""
     from datetime import datetime, timedelta, timezone
 
+    from airflow_provider_aisearch.events.watermark import LATE_WINDOW, MAX_SEEN, Watermark
     from airflow_provider_aisearch.models.jobs import Job
-    from airflow_provider_aisearch.watermark import LATE_WINDOW, MAX_SEEN, Watermark
 
     t0 = datetime(2026, 7, 1, 12, 0, 0, tzinfo=timezone.utc)
 

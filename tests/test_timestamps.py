@@ -23,9 +23,9 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_aisearch import event_trigger
 from airflow_provider_aisearch.emulator import AISearchEmulator
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
+from airflow_provider_aisearch.events import event_trigger
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.hooks import AISearchHook
 from airflow_provider_aisearch.models.jobs import Job
 from airflow_provider_aisearch.triggers import AISearchJobTrigger

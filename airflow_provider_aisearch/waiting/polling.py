@@ -16,9 +16,9 @@ apart and every round awaits, so no interval can starve the event loop.
 Both sources answer :meth:`next_listing` the same way, so the trigger has one loop.
 
 A waiter may wait on no job (``job_id=None``): an event watcher
-(:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger`) reads every listing
+(:class:`~airflow_provider_aisearch.events.event_trigger.AISearchJobEventTrigger`) reads every listing
 for newly ended jobs; it is served by the same rounds, and asks for no page beyond the first (it
-reads further pages itself when it must: :mod:`~airflow_provider_aisearch.watch_pages`).
+reads further pages itself when it must: :mod:`~airflow_provider_aisearch.events.watch_pages`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The watermark of an event watcher: which ended jobs of an instance were already considered.
 
-:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger` fires once per job that
+:class:`~airflow_provider_aisearch.events.event_trigger.AISearchJobEventTrigger` fires once per job that
 ends after it began watching. What "already considered" means is decided here, from the API's own
 timestamps and listings only (never the triggerer's clock, which may be skewed):
 

@@ -5,7 +5,7 @@ The shared poller (:mod:`~airflow_provider_aisearch.waiting.polling`) lists page
 When more jobs ended between two rounds than that listing holds (a failover, a burst of jobs), the
 older ones are only on later pages. :class:`BoundaryScan` reads them, newest first, until a page
 lists a job the watermark already considered
-(:meth:`~airflow_provider_aisearch.watermark.Watermark.known`: the boundary) or the list ends. It
+(:meth:`~airflow_provider_aisearch.events.watermark.Watermark.known`: the boundary) or the list ends. It
 reads at most :data:`MAX_WATCH_PAGES` pages per round and continues in the next round where it
 stopped; no job of an unfinished scan fires, so none is skipped and a round's events stay in the
 order of their ends. A scan lost with its trigger (a cancel, a restart) recorded nothing: the next
