@@ -50,8 +50,9 @@ def test_every_public_name_imports_from_its_public_path(module: str) -> None:
 
 
 def test_re_exports_are_the_same_objects() -> None:
-    from airflow_provider_aisearch import create_operator, hooks, list_operator, operators
+    from airflow_provider_aisearch import create_operator, hooks, operators
     from airflow_provider_aisearch.clients import async_client
+    from airflow_provider_aisearch.tasks import list_operator
     from airflow_provider_aisearch.waiting import job_filter
 
     assert hooks.AISearchAsyncClient is async_client.AISearchAsyncClient

@@ -3,7 +3,7 @@
 :class:`AISearchJobWaitMixin` is the one implementation of the wait (one poll, the outcome of an
 ended job with its item quality gate, the trigger that continues it, ``execute_complete``), mixed
 into :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor` and
-:class:`~airflow_provider_aisearch.create_operator.AISearchCreateJobOperator`; with the parse-time
+:class:`~airflow_provider_aisearch.tasks.create_operator.AISearchCreateJobOperator`; with the parse-time
 checks of their shared parameters (``hook_params``, the end-reason sets). All are re-exported from
 ``sensors``, their public path.
 """
