@@ -279,7 +279,9 @@ class AISearchHook(InstanceReads, BaseHook):
             :class:`~airflow_provider_aisearch.exceptions.AISearchCooldownError` at once, without retrying
             (for a caller that looks at the instance again before it retries).
         """
-        from airflow_provider_aisearch import lineage  # imported on use: not every hook user needs it
+        from airflow_provider_aisearch.lineage import (
+            job_lineage as lineage,  # imported on use: not every hook user needs it
+        )
 
         plan = self.api.create_job(
             instance_id, description=description, namespace=namespace, retry_cooldown=retry_cooldown

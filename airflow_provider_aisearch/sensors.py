@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, BaseSensor
 from airflow_provider_aisearch.api import UNSET, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.lineage import AISearchLineageMixin
+from airflow_provider_aisearch.lineage.job_lineage import AISearchLineageMixin
 from airflow_provider_aisearch.models.jobs import Job
 from airflow_provider_aisearch.tasks.job_wait import AISearchJobWaitMixin, end_reason_settings, validate_hook_params
 from airflow_provider_aisearch.waiting.quality import OUTCOME_ERRORS

@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_provider_aisearch.api import UNSET, _Unset, is_already_ended, validate_description
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobTimeoutError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.lineage import AISearchLineageMixin
+from airflow_provider_aisearch.lineage.job_lineage import AISearchLineageMixin
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY, AISearchJobsLink, dashboard_url
 from airflow_provider_aisearch.models.jobs import Job, JobStatus
 from airflow_provider_aisearch.tasks.job_wait import AISearchJobWaitMixin
