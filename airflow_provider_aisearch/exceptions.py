@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException
 
 if TYPE_CHECKING:
-    from airflow_provider_aisearch.instances import InstanceStats
+    from airflow_provider_aisearch.models.instances import InstanceStats
 
 
 class AISearchError(AirflowException):

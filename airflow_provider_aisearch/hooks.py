@@ -2,10 +2,10 @@
 
 Paths, validation, the retry policy and error mapping come from :mod:`airflow_provider_aisearch.api`,
 which the async trigger shares; this module adds the connection lookup, the session and the
-synchronous retry loop (its ``requests`` details are :mod:`~airflow_provider_aisearch.requests_transport`,
-the Test button :mod:`~airflow_provider_aisearch.connection_check`, the instance reads
-:mod:`~airflow_provider_aisearch.instance_reads`). The async client for triggers is
-:class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, re-exported here.
+synchronous retry loop (its ``requests`` details are :mod:`~airflow_provider_aisearch.clients.requests_transport`,
+the Test button :mod:`~airflow_provider_aisearch.clients.connection_check`, the instance reads
+:mod:`~airflow_provider_aisearch.clients.instance_reads`). The async client for triggers is
+:class:`~airflow_provider_aisearch.clients.async_client.AISearchAsyncClient`, re-exported here.
 """
 
 from __future__ import annotations
@@ -41,14 +41,19 @@ from airflow_provider_aisearch.api import (
 )
 
 # Re-exported: triggers, DAG code and tests import the async client from here.
-from airflow_provider_aisearch.async_client import AISearchAsyncClient
-from airflow_provider_aisearch.async_client import _classify_httpx_error as _classify_httpx_error
-from airflow_provider_aisearch.async_client import load_connection_info as load_connection_info
-from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
-from airflow_provider_aisearch.compat import mask_secret
-from airflow_provider_aisearch.instance_reads import InstanceReads
-from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
-from airflow_provider_aisearch.requests_transport import CloudflareAuth, classify_requests_error
+from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient
+from airflow_provider_aisearch.clients.async_client import _classify_httpx_error as _classify_httpx_error
+from airflow_provider_aisearch.clients.async_client import load_connection_info as load_connection_info
+from airflow_provider_aisearch.clients.client_options import (
+    DEFAULT_CONN_NAME,
+    DEFAULT_TIMEOUT,
+    log_backoff,
+    validate_timeout,
+)
+from airflow_provider_aisearch.clients.compat import mask_secret
+from airflow_provider_aisearch.clients.instance_reads import InstanceReads
+from airflow_provider_aisearch.clients.requests_transport import CloudflareAuth, classify_requests_error
+from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
 
 if TYPE_CHECKING:
     import requests
@@ -274,7 +279,9 @@ class AISearchHook(InstanceReads, BaseHook):
             :class:`~airflow_provider_aisearch.exceptions.AISearchCooldownError` at once, without retrying
             (for a caller that looks at the instance again before it retries).
         """
-        from airflow_provider_aisearch import lineage  # imported on use: not every hook user needs it
+        from airflow_provider_aisearch.lineage import (
+            job_lineage as lineage,  # imported on use: not every hook user needs it
+        )
 
         plan = self.api.create_job(
             instance_id, description=description, namespace=namespace, retry_cooldown=retry_cooldown
@@ -391,7 +398,7 @@ class AISearchHook(InstanceReads, BaseHook):
         for user-owned tokens. Email + Global API Key: ``/user``. Each request waits at most
         :attr:`TEST_TIMEOUT` (the UI's Test button waits on it), whatever the hook's ``timeout``.
         """
-        from airflow_provider_aisearch.connection_check import check_connection  # the Test button only
+        from airflow_provider_aisearch.clients.connection_check import check_connection  # the Test button only
 
         return check_connection(self)
 

@@ -12,11 +12,11 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, BaseSensor
 from airflow_provider_aisearch.api import UNSET, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.job_wait import AISearchJobWaitMixin, end_reason_settings, validate_hook_params
-from airflow_provider_aisearch.jobs import Job
-from airflow_provider_aisearch.lineage import AISearchLineageMixin
-from airflow_provider_aisearch.quality import OUTCOME_ERRORS
-from airflow_provider_aisearch.watch import JobWatch, validate_interval
+from airflow_provider_aisearch.lineage.job_lineage import AISearchLineageMixin
+from airflow_provider_aisearch.models.jobs import Job
+from airflow_provider_aisearch.tasks.job_wait import AISearchJobWaitMixin, end_reason_settings, validate_hook_params
+from airflow_provider_aisearch.waiting.quality import OUTCOME_ERRORS
+from airflow_provider_aisearch.waiting.watch import JobWatch, validate_interval
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -57,7 +57,7 @@ class AISearchJobSensor(AISearchLineageMixin, AISearchJobWaitMixin, BaseSensorOp
     :param log_tail: How many of the job's last log lines to write to the task log on failure.
     :param hook_params: ``timeout``, ``max_retries`` and ``retry_backoff`` for
         :class:`~airflow_provider_aisearch.hooks.AISearchHook` (also used by the trigger).
-    :param max_item_errors: Item quality gate (:mod:`~airflow_provider_aisearch.quality`): after a successful
+    :param max_item_errors: Item quality gate (:mod:`~airflow_provider_aisearch.waiting.quality`): after a successful
         end, fail when more items are ``error`` than this count (int) or share of the processed items (float).
     :param allow_degraded_stats: Let ``degraded`` stats (no counts) pass the gate (always with a warning).
     :param wait_for_items: After the job ends, wait until no item is ``queued`` or ``running``.

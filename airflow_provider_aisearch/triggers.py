@@ -11,15 +11,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aisearch import exceptions
 from airflow_provider_aisearch.api import is_already_ended
-from airflow_provider_aisearch.async_client import AISearchAsyncClient, load_connection_info
-from airflow_provider_aisearch.client_options import validate_timeout
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
+from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient, load_connection_info
+from airflow_provider_aisearch.clients.client_options import validate_timeout
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.item_stats import items_pending, items_timeout_message, read_item_stats
-from airflow_provider_aisearch.jobs import EndReasonPolicy
-from airflow_provider_aisearch.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
-from airflow_provider_aisearch.quality import ended_well
-from airflow_provider_aisearch.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
+from airflow_provider_aisearch.models.jobs import EndReasonPolicy
+from airflow_provider_aisearch.waiting.item_stats import items_pending, items_timeout_message, read_item_stats
+from airflow_provider_aisearch.waiting.polling import MIN_ROUND_GAP, OwnPolls, SharedPolls, format_seconds, shared_polls
+from airflow_provider_aisearch.waiting.quality import ended_well
+from airflow_provider_aisearch.waiting.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
 
 __all__ = ["EVENT_STATUSES", "AISearchJobEventTrigger", "AISearchJobTrigger", "validate_event"]
 
@@ -85,7 +85,7 @@ class AISearchJobTrigger(BaseTrigger):
 
     Uses one HTTP connection for the whole wait, the same retry policy, end-reason
     classification and ``on_superseded`` handling as :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor`
-    (both drive :class:`~airflow_provider_aisearch.watch.JobWatch`). Transient API errors (those
+    (both drive :class:`~airflow_provider_aisearch.waiting.watch.JobWatch`). Transient API errors (those
     the retry policy retries: 5xx, 429, timeouts, resets, malformed answers) are logged and polled
     again; any other error (auth, not found, 400, 3xx, 405/409/422, a fatal transport failure)
     ends the wait at once with an ``error`` event. When ``deadline`` passes it polls one last
@@ -112,16 +112,16 @@ class AISearchJobTrigger(BaseTrigger):
     :param cancel_on_kill: Cancel ``job_id`` when a user kills the deferred task (Airflow 3.3+ calls
         :meth:`on_kill`); set by the create operator for a job it started, never for a reused one.
     :param share_polling: Share one list request per poll interval with every other trigger in this
-        triggerer waiting on jobs of the same instance (see :mod:`airflow_provider_aisearch.polling`);
+        triggerer waiting on jobs of the same instance (see :mod:`airflow_provider_aisearch.waiting.polling`);
         ``False``: one GET of this job per poll interval, over its own connection.
     :param read_item_stats: When the job ended successfully, read the instance's item stats
-        (:func:`~airflow_provider_aisearch.item_stats.read_item_stats`) into the event.
+        (:func:`~airflow_provider_aisearch.waiting.item_stats.read_item_stats`) into the event.
     :param wait_for_items: Read them every ``poll_interval`` until nothing is queued or running
         (until ``deadline``, or without one for
-        :data:`~airflow_provider_aisearch.item_stats.DEFAULT_ITEMS_TIMEOUT`; then a ``timeout`` event).
+        :data:`~airflow_provider_aisearch.waiting.item_stats.DEFAULT_ITEMS_TIMEOUT`; then a ``timeout`` event).
 
     Polls slow down when Cloudflare reports the rate-limit budget running low
-    (:meth:`~airflow_provider_aisearch.ratelimit.RateBudget.pace`).
+    (:meth:`~airflow_provider_aisearch.api.ratelimit.RateBudget.pace`).
     """
 
     def __init__(

@@ -59,7 +59,7 @@ def _fresh_rate_budgets() -> None:
     emulator that reuses an earlier test's port would otherwise inherit that test's drained budget
     (seen once: an 82 s hold in an unrelated trigger test).
     """
-    from airflow_provider_aisearch import ratelimit
+    from airflow_provider_aisearch.api import ratelimit
 
     with ratelimit._budgets_lock:
         ratelimit._budgets.clear()
@@ -68,7 +68,7 @@ def _fresh_rate_budgets() -> None:
 @pytest.fixture(autouse=True)
 def _fresh_timestamp_warnings() -> None:
     """Each test logs its unreadable timestamps afresh (the emulator's seeded job ids repeat across tests)."""
-    from airflow_provider_aisearch import timestamps
+    from airflow_provider_aisearch.models import timestamps
 
     timestamps._forget_warnings()
 

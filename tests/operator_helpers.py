@@ -87,7 +87,7 @@ def posts(emu: AISearchEmulator) -> list[Any]:
 
 
 def brute_force(emu: AISearchEmulator, job_filter: JobFilter) -> list[str]:
-    from airflow_provider_aisearch.jobs import Job
+    from airflow_provider_aisearch.models.jobs import Job
 
     jobs = [Job.from_api(j) for j in emu.jobs("docs")]
     return [j.id for j in sorted(jobs, key=lambda j: j.started_at or at(-1e9), reverse=True) if job_filter.matches(j)]

@@ -19,14 +19,14 @@ import airflow_provider_aisearch.api as api
 PACKAGE = "airflow_provider_aisearch"
 API_DIR = pathlib.Path(api.__file__).parent
 #: What the core may import from the rest of the provider: the models (jobs, instances, their timestamps), the
-#: exceptions, the rate budget, and the package root (version, connection type). Nothing that holds a transport.
+#: exceptions and the package root (version, connection type). Nothing that holds a transport.
 CORE_MAY_IMPORT = {
     PACKAGE,
-    f"{PACKAGE}.jobs",
-    f"{PACKAGE}.timestamps",
-    f"{PACKAGE}.instances",
+    f"{PACKAGE}.models",
+    f"{PACKAGE}.models.jobs",
+    f"{PACKAGE}.models.timestamps",
+    f"{PACKAGE}.models.instances",
     f"{PACKAGE}.exceptions",
-    f"{PACKAGE}.ratelimit",
 }
 
 #: Where importers live: the package, its tests, the benchmarks, scripts and example DAGs.
@@ -62,7 +62,13 @@ def _names_imported_from_api() -> dict[str, str]:
         for path in sorted((ROOT / folder).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.module == f"{PACKAGE}.api":
-                    names.update({alias.name: str(path.relative_to(ROOT)) for alias in node.names})
+                    names.update(
+                        {
+                            alias.name: str(path.relative_to(ROOT))
+                            for alias in node.names
+                            if not (API_DIR / f"{alias.name}.py").exists()  # a submodule, not a re-export
+                        }
+                    )
     return names
 
 

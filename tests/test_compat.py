@@ -15,7 +15,7 @@ import pytest
 from airflow.providers.common.compat import connection as compat_connection
 from airflow.providers.common.compat.sdk import BaseHook, Connection, redact
 
-from airflow_provider_aisearch import compat
+from airflow_provider_aisearch.clients import compat
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 from tests.conftest import TOKEN

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-import airflow_provider_aisearch.safe_create as safe_create
+import airflow_provider_aisearch.tasks.safe_create as safe_create
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.links import DASHBOARD_URL_XCOM_KEY

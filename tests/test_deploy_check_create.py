@@ -31,7 +31,7 @@ from deploycheck import scenario_mark_failed as s6  # noqa: E402
 from deploycheck import scenario_worker_kill as wk  # noqa: E402
 
 from airflow_provider_aisearch.emulator import AISearchEmulator  # noqa: E402
-from airflow_provider_aisearch.task_tries import default_description  # noqa: E402
+from airflow_provider_aisearch.tasks.task_tries import default_description  # noqa: E402
 
 SCENARIO_MODULES = (wk, s5, s6, dbc)
 

@@ -17,7 +17,7 @@ from airflow_provider_aisearch.emulator import AISearchEmulator, Chaos, Fault, R
 from airflow_provider_aisearch.emulator.items import EMBED_ERRORS, PDF_ERROR
 from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.instances import InstanceStats
+from airflow_provider_aisearch.models.instances import InstanceStats
 from tests.conftest import EMAIL, GLOBAL_KEY, TOKEN, Connect, MakeEmulator
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"

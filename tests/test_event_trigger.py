@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import event_trigger
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
-from airflow_provider_aisearch.polling import active_pollers
+from airflow_provider_aisearch.events import event_trigger
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting.polling import active_pollers
 
 Connect = Callable[..., None]
 FAST: dict[str, Any] = {"poll_interval": 0.05, "retry_backoff": 0.001, "max_retries": 1, "timeout": [2.0, 5.0]}
@@ -118,7 +118,7 @@ async def rounds(emu: AISearchEmulator, count: int) -> None:
 
 
 def expected_payload(emu: AISearchEmulator, job_id: str) -> dict[str, Any]:
-    from airflow_provider_aisearch.jobs import Job
+    from airflow_provider_aisearch.models.jobs import Job
 
     raw = next(j for j in emu.jobs("docs") if j["id"] == job_id)
     return {**Job.from_api(raw).to_dict(), "instance_id": "docs", "namespace": "default"}
@@ -174,8 +174,8 @@ def test_a_job_listed_as_ended_late_still_fires_once() -> None:
     """Ties at one-second resolution and a job that shows up ended after a newer one: ids decide."""
     from datetime import datetime, timedelta, timezone
 
-    from airflow_provider_aisearch.jobs import Job
-    from airflow_provider_aisearch.watermark import LATE_WINDOW, MAX_SEEN, Watermark
+    from airflow_provider_aisearch.events.watermark import LATE_WINDOW, MAX_SEEN, Watermark
+    from airflow_provider_aisearch.models.jobs import Job
 
     t0 = datetime(2026, 7, 1, 12, 0, 0, tzinfo=timezone.utc)
 

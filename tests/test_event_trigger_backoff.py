@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import event_trigger, watcher_backoff
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
-from airflow_provider_aisearch.polling import active_pollers
+from airflow_provider_aisearch.events import event_trigger, watcher_backoff
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting.polling import active_pollers
 from tests.conftest import TOKEN
 from tests.test_event_trigger import FakeStore, Running, lists, rounds, until, watcher
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import event_trigger, watch_pages
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
-from airflow_provider_aisearch.watermark import Watermark
+from airflow_provider_aisearch.events import event_trigger, watch_pages
+from airflow_provider_aisearch.events.watermark import Watermark
 from tests.test_event_trigger import (  # noqa: F401  (fresh_memory: autouse here too)
     FakeStore,
     Running,

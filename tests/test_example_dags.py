@@ -364,7 +364,7 @@ def test_event_driven_example_logs_each_job_and_branches_on_its_status(
     """Its tasks, with the payloads the trigger yields for a succeeded and a failed job (as `make demo` runs them)."""
     import asyncio
 
-    from airflow_provider_aisearch import event_trigger
+    from airflow_provider_aisearch.events import event_trigger
     from airflow_provider_aisearch.triggers import AISearchJobEventTrigger
 
     emu = make_emulator(instances=["handbook"])

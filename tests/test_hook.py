@@ -14,7 +14,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchNotFoundError,
 )
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.jobs import JobStatus
+from airflow_provider_aisearch.models.jobs import JobStatus
 from tests.conftest import TOKEN, Connect, MakeEmulator
 
 # Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).

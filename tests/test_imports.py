@@ -91,6 +91,6 @@ def test_importing_the_hook_alone_loads_no_lineage_and_no_connection_check() -> 
     assert [
         m
         for m in new
-        if m.startswith(("airflow_provider_aisearch.lineage", "airflow_provider_aisearch.connection_check"))
+        if m.startswith(("airflow_provider_aisearch.lineage", "airflow_provider_aisearch.clients.connection_check"))
     ] == []
     assert "airflow_provider_aisearch.assets" not in new  # only lineage's names need the asset URIs

@@ -22,7 +22,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchResponseError,
 )
 from airflow_provider_aisearch.hooks import AISearchAsyncClient, AISearchHook
-from airflow_provider_aisearch.instances import Instance, InstanceStats, ItemStatus
+from airflow_provider_aisearch.models.instances import Instance, InstanceStats, ItemStatus
 from tests.conftest import Connect, MakeEmulator
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"

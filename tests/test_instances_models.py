@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch.instances import (
+from airflow_provider_aisearch.models.instances import (
     STATS_COUNT_FIELDS,
     Instance,
     InstanceStats,
@@ -17,7 +17,7 @@ from airflow_provider_aisearch.instances import (
     MalformedInstanceError,
     MalformedStatsError,
 )
-from airflow_provider_aisearch.jobs import MalformedJobError
+from airflow_provider_aisearch.models.jobs import MalformedJobError
 
 # Shapes as the cloudflare SDK 5.9 types describe them (InstanceReadResponse, InstanceStatsResponse, ItemListResponse).
 INSTANCE = {

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import airflow_provider_aisearch.timestamps as timestamps_module
+import airflow_provider_aisearch.models.timestamps as timestamps_module
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.jobs import (
+from airflow_provider_aisearch.models.jobs import (
     DEFAULT_END_REASON_POLICY,
     EndReasonPolicy,
     Job,

@@ -17,11 +17,16 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import lineage
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.instances import Instance
-from airflow_provider_aisearch.lineage import DatasetName, instance_dataset, source_dataset, validate_r2_namespace
+from airflow_provider_aisearch.lineage import job_lineage as lineage
+from airflow_provider_aisearch.lineage.job_lineage import (
+    DatasetName,
+    instance_dataset,
+    source_dataset,
+    validate_r2_namespace,
+)
+from airflow_provider_aisearch.models.instances import Instance
 from tests.conftest import TOKEN, Connect
 from tests.operator_helpers import FakeTI, create_op, ctx, list_op
 

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.exceptions import AISearchJobFailedError
-from airflow_provider_aisearch.lineage_emission import task_lineage_wanted
+from airflow_provider_aisearch.lineage.emission import task_lineage_wanted
 from tests.operator_helpers import FakeTI, create_op, ctx, list_op, make_sensor
 from tests.test_lineage import needs_openlineage
 

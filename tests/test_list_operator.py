@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, Asset
 
 from airflow_provider_aisearch.assets import instance_uri
 from airflow_provider_aisearch.emulator import AISearchEmulator
-from airflow_provider_aisearch.jobs import JobStatus
+from airflow_provider_aisearch.models.jobs import JobStatus
 from airflow_provider_aisearch.operators import JobFilter
 from tests.conftest import Connect
 from tests.operator_helpers import BASE, at, brute_force, create_op, ctx, list_op, seed

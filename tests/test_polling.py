@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import polling
+from airflow_provider_aisearch.api.ratelimit import RateBudget, RateLimitState, budget_for
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import AISearchRateLimitError
 from airflow_provider_aisearch.hooks import AISearchAsyncClient, load_connection_info
-from airflow_provider_aisearch.polling import SharedJobPoller, active_pollers
-from airflow_provider_aisearch.ratelimit import RateBudget, RateLimitState, budget_for
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting import polling
+from airflow_provider_aisearch.waiting.polling import SharedJobPoller, active_pollers
 
 Connect = Callable[..., None]
 
@@ -381,7 +381,7 @@ def test_shared_rounds_are_one_interval_apart_however_slow_the_answers(emu: AISe
 
 
 def test_triggers_starting_together_read_their_connection_once(emu: AISearchEmulator, mocker: Any) -> None:
-    from airflow_provider_aisearch import compat  # the provider's one way to common-compat's connection readers
+    from airflow_provider_aisearch.clients import compat  # the provider's one way to common-compat's connection readers
 
     lookup = mocker.spy(compat, "get_async_connection")
     jobs = [emu.add_job("docs", duration=0.3) for _ in range(20)]
@@ -534,7 +534,7 @@ def test_failed_lookup_after_every_caller_left_is_not_reported_as_unretrieved(mo
         await asyncio.sleep(0.05)
         raise RuntimeError("no such connection")
 
-    mocker.patch("airflow_provider_aisearch.async_client._read_connection_info", failing)
+    mocker.patch("airflow_provider_aisearch.clients.async_client._read_connection_info", failing)
     reported: list[dict[str, Any]] = []
 
     async def scenario() -> None:

@@ -164,7 +164,7 @@ def test_provider_modules_import_without_deprecation_warnings() -> None:
         pytest.skip("Airflow 2.11 itself emits RemovedInAirflow3Warning on import")
     code = (
         "import airflow_provider_aisearch.hooks, airflow_provider_aisearch.exceptions, "
-        "airflow_provider_aisearch.jobs, airflow_provider_aisearch.emulator"
+        "airflow_provider_aisearch.models.jobs, airflow_provider_aisearch.emulator"
     )
     result = subprocess.run(
         [sys.executable, "-W", "error::FutureWarning", "-W", "error::DeprecationWarning", "-c", code],

@@ -50,10 +50,45 @@ def test_every_public_name_imports_from_its_public_path(module: str) -> None:
 
 
 def test_re_exports_are_the_same_objects() -> None:
-    from airflow_provider_aisearch import async_client, create_operator, hooks, job_filter, list_operator, operators
+    from airflow_provider_aisearch import create_operator, hooks, operators
+    from airflow_provider_aisearch.clients import async_client
+    from airflow_provider_aisearch.tasks import list_operator
+    from airflow_provider_aisearch.waiting import job_filter
 
     assert hooks.AISearchAsyncClient is async_client.AISearchAsyncClient
     assert hooks.load_connection_info is async_client.load_connection_info
     assert operators.AISearchCreateJobOperator is create_operator.AISearchCreateJobOperator
     assert operators.AISearchListJobsOperator is list_operator.AISearchListJobsOperator
     assert operators.JobFilter is job_filter.JobFilter
+
+
+def test_the_paths_airflow_stores_import_the_classes() -> None:
+    # Airflow and OpenLineage know a class by its module (task logs, the serialized DAG's task module,
+    # ``[openlineage] disabled_for_operators``) and a trigger by the classpath ``serialize`` returns (stored
+    # with the trigger, hashed into an asset watcher's identity): those paths survive the move to subpackages.
+    from airflow_provider_aisearch.hooks import AISearchHook
+    from airflow_provider_aisearch.operators import AISearchCreateJobOperator
+    from airflow_provider_aisearch.sensors import AISearchJobSensor
+    from airflow_provider_aisearch.triggers import AISearchJobEventTrigger, AISearchJobTrigger
+
+    known_as = {
+        cls: f"{cls.__module__}.{cls.__qualname__}"
+        for cls in (AISearchHook, AISearchCreateJobOperator, AISearchJobSensor, AISearchJobTrigger)
+    }
+    assert known_as == {
+        AISearchHook: "airflow_provider_aisearch.hooks.AISearchHook",
+        AISearchCreateJobOperator: "airflow_provider_aisearch.create_operator.AISearchCreateJobOperator",
+        AISearchJobSensor: "airflow_provider_aisearch.sensors.AISearchJobSensor",
+        AISearchJobTrigger: "airflow_provider_aisearch.triggers.AISearchJobTrigger",
+    }
+    serialized = [
+        AISearchJobTrigger(instance_id="docs", job_id="j1").serialize()[0],
+        AISearchJobEventTrigger(instance_id="docs").serialize()[0],
+    ]
+    assert serialized == [
+        "airflow_provider_aisearch.triggers.AISearchJobTrigger",
+        "airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger",
+    ]
+    for path in [*known_as.values(), *serialized]:
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name).__name__ == name

@@ -26,9 +26,9 @@ from airflow_provider_aisearch.exceptions import (
     AISearchJobFailedError,
     AISearchJobTimeoutError,
 )
-from airflow_provider_aisearch.instances import InstanceStats
-from airflow_provider_aisearch.quality import FAILED_ITEMS_LOGGED, ItemGate
+from airflow_provider_aisearch.models.instances import InstanceStats
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting.quality import FAILED_ITEMS_LOGGED, ItemGate
 from tests.operator_helpers import FAST, FakeTI, create_op, ctx, make_sensor
 
 MODES = ["poke", "deferred", "create", "create_deferred"]

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aisearch import item_stats
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.exceptions import (
     AISearchIndexQualityError,
     AISearchJobTimeoutError,
     AISearchResponseError,
 )
-from airflow_provider_aisearch.instances import STATS_COUNT_FIELDS
+from airflow_provider_aisearch.models.instances import STATS_COUNT_FIELDS
+from airflow_provider_aisearch.waiting import item_stats
 from tests.test_quality_gate import MODES, stats_reads, wait
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aisearch.api import Backoff
-from airflow_provider_aisearch.client_options import log_backoff
+from airflow_provider_aisearch.clients.client_options import log_backoff
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import AISearchRateLimitError
 from airflow_provider_aisearch.hooks import AISearchHook

@@ -24,10 +24,10 @@ from airflow_provider_aisearch.exceptions import (
     AISearchNotFoundError,
 )
 from airflow_provider_aisearch.hooks import _classify_httpx_error
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, validate_event
-from airflow_provider_aisearch.watch import JobWatch, find_successor
+from airflow_provider_aisearch.waiting.watch import JobWatch, find_successor
 from tests.operator_helpers import make_sensor
 
 # Each test runs with the emulator sending Cloudflare's timestamps and RFC 3339 ones (see conftest).

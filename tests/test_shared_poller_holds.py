@@ -11,8 +11,8 @@ import pytest
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.hooks import load_connection_info
-from airflow_provider_aisearch.polling import shared_polls
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
+from airflow_provider_aisearch.waiting.polling import shared_polls
 
 #: A 503 that also says the rate-limit window is spent for one more second (Cloudflare sends these
 #: headers on every answer): the retry of the list request is held until the reset.

@@ -23,11 +23,11 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_aisearch import event_trigger
 from airflow_provider_aisearch.emulator import AISearchEmulator
-from airflow_provider_aisearch.event_trigger import AISearchJobEventTrigger
+from airflow_provider_aisearch.events import event_trigger
+from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
 from airflow_provider_aisearch.triggers import AISearchJobTrigger
 from tests.conftest import TOKEN, Connect, MakeEmulator
 from tests.operator_helpers import BASE, list_op, make_sensor
@@ -56,7 +56,7 @@ def warnings_about(caplog: pytest.LogCaptureFixture, job_id: str) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "airflow_provider_aisearch.timestamps" and job_id in r.getMessage()
+        if r.name == "airflow_provider_aisearch.models.timestamps" and job_id in r.getMessage()
     ]
 
 

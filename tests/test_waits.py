@@ -27,9 +27,9 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RateLimit
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobFailedError, AISearchResponseError
-from airflow_provider_aisearch.polling import MIN_ROUND_GAP, format_seconds
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event
+from airflow_provider_aisearch.waiting.polling import MIN_ROUND_GAP, format_seconds
 
 Connect = Callable[..., None]
 FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0), "max_retries": 1}
@@ -427,7 +427,7 @@ def test_shared_rounds_report_to_each_waiter_under_its_own_connection_id(
     assert any(line.startswith(f"Stopped waiting for job {long.id}") for line in b_lines), b_lines
     assert not any("aisearch_a" in line for line in b_lines)
     assert not any("HTTP" in line or "retrying" in line for line in a_lines), a_lines
-    assert not [r for r in caplog.records if r.name == "airflow_provider_aisearch.polling"]
+    assert not [r for r in caplog.records if r.name == "airflow_provider_aisearch.waiting.polling"]
     assert [r.status for r in emu.requests][-3:] == [503, 503, 400]
 
 

@@ -1,9 +1,11 @@
 """The Cloudflare AI Search jobs API without a transport (the core), one concept per module.
 
 Everything here is shared by the sync :class:`~airflow_provider_aisearch.hooks.AISearchHook` and
-the async :class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient`, so each rule lives
+the async :class:`~airflow_provider_aisearch.clients.async_client.AISearchAsyncClient`, so each rule lives
 in exactly one place:
 
+* :mod:`.ratelimit`: the rate-limit budget per credential (:class:`~.ratelimit.RateBudget`), read from the
+  answers' headers and consulted by the retry loop and the pollers (no transport: shared state only);
 * :mod:`.paths`: the ``validate_*`` helpers, :func:`instance_path` and :func:`jobs_path` (input checked
   before any request);
 * :mod:`.connection`: :class:`ConnectionInfo` reads an Airflow connection (base URL, account,
@@ -14,9 +16,8 @@ in exactly one place:
   and :func:`run_async`;
 * :mod:`.retry`: :class:`RetryPolicy` and the retry loop :func:`with_retries` (with the rate-limit
   budget gate);
-* :mod:`.parse`: envelopes into :class:`~airflow_provider_aisearch.jobs.Job`,
-  :class:`~airflow_provider_aisearch.jobs.JobPage`, :class:`~airflow_provider_aisearch.jobs.JobLog` and the
-  :mod:`~airflow_provider_aisearch.instances` models;
+* :mod:`.parse`: envelopes into the :mod:`~airflow_provider_aisearch.models` (jobs, job pages, job logs,
+  instances, items);
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
 * :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.

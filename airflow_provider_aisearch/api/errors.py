@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from airflow_provider_aisearch.api.ratelimit import header as _header
+from airflow_provider_aisearch.api.ratelimit import seconds_until
 from airflow_provider_aisearch.exceptions import (
     AISearchAuthError,
     AISearchCooldownError,
@@ -24,8 +26,6 @@ from airflow_provider_aisearch.exceptions import (
     AISearchRateLimitError,
     AISearchResponseError,
 )
-from airflow_provider_aisearch.ratelimit import header as _header
-from airflow_provider_aisearch.ratelimit import seconds_until
 
 __all__ = [
     "COOLDOWN_CODE",

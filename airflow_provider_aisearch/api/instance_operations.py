@@ -22,7 +22,7 @@ from airflow_provider_aisearch.api.paths import (
     validate_per_page,
 )
 from airflow_provider_aisearch.api.plans import Call, Plan
-from airflow_provider_aisearch.instances import ITEM_SORT_KEYS, Instance, InstanceStats, Item, ItemStatus
+from airflow_provider_aisearch.models.instances import ITEM_SORT_KEYS, Instance, InstanceStats, Item, ItemStatus
 
 __all__ = ["InstanceOperations"]
 
@@ -82,7 +82,7 @@ class InstanceOperations:
 
         :param page: Page number, from 1.
         :param per_page: Items per page, 1-100.
-        :param status: Only items with this status (one of :class:`~airflow_provider_aisearch.instances.ItemStatus`).
+        :param status: Only items with this status (an :class:`~airflow_provider_aisearch.instances.ItemStatus`).
         :param source: Only items of this ``source_id`` (``"builtin"``, ``"r2:<bucket>"``, ``"web-crawler:<url>"``).
         :param sort_by: ``"status"`` (Cloudflare's default) or ``"modified_at"``.
         """

@@ -31,10 +31,10 @@ from airflow_provider_aisearch.api.paths import (
     validate_per_page,
 )
 from airflow_provider_aisearch.api.plans import Call, Plan
+from airflow_provider_aisearch.api.ratelimit import RateBudget, budget_for
 from airflow_provider_aisearch.api.retry import RetryPolicy, with_retries
 from airflow_provider_aisearch.exceptions import AISearchCreateAmbiguousError, AISearchResponseError
-from airflow_provider_aisearch.jobs import Job, JobLog, JobPage
-from airflow_provider_aisearch.ratelimit import RateBudget, budget_for
+from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
 
 __all__ = ["JobsAPI"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
 
 __all__ = ["ORDER_EVIDENCE", "ListOrder", "UniqueJobs", "is_last_page"]
 

@@ -1,13 +1,13 @@
 """Parsing: Cloudflare's answer envelopes into jobs, pages of jobs, log entries, instances, stats and items.
 
 :func:`parse_job`, :func:`parse_job_page` and :func:`parse_log_page` build
-:class:`~airflow_provider_aisearch.jobs.Job`, :class:`~airflow_provider_aisearch.jobs.JobPage` and
-:class:`~airflow_provider_aisearch.jobs.JobLog`; :func:`parse_instance`, :func:`parse_instance_stats`
-and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.instances` models; a payload
+:class:`~airflow_provider_aisearch.models.jobs.Job`, :class:`~airflow_provider_aisearch.models.jobs.JobPage` and
+:class:`~airflow_provider_aisearch.models.jobs.JobLog`; :func:`parse_instance`, :func:`parse_instance_stats`
+and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.models.instances` models; a payload
 that does not hold what it should becomes
 :class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request. A timestamp
 that is present but not readable is no error: the model keeps it as sent, and it is logged once
-per object and field (:func:`~airflow_provider_aisearch.timestamps.warn_unparsed`).
+per object and field (:func:`~airflow_provider_aisearch.models.timestamps.warn_unparsed`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from airflow_provider_aisearch.exceptions import AISearchResponseError
-from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, MalformedStatsError
-from airflow_provider_aisearch.jobs import Job, JobLog, JobPage, MalformedJobError
-from airflow_provider_aisearch.timestamps import warn_unparsed
+from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, MalformedStatsError
+from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage, MalformedJobError
+from airflow_provider_aisearch.models.timestamps import warn_unparsed
 
 __all__ = [
     "parse_instance",

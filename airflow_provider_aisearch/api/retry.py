@@ -17,8 +17,8 @@ from typing import Any
 
 from airflow_provider_aisearch.api.errors import evaluate
 from airflow_provider_aisearch.api.plans import Backoff, Call, Plan
+from airflow_provider_aisearch.api.ratelimit import RateBudget
 from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchRateLimitError
-from airflow_provider_aisearch.ratelimit import RateBudget
 
 __all__ = ["RetryPolicy", "with_retries"]
 
@@ -142,7 +142,7 @@ def _await_budget(
     """
     Wait (as :class:`Backoff` steps) until the rate-limit budget lets ``call`` go.
 
-    Each wait is at most :data:`~airflow_provider_aisearch.ratelimit.MAX_WAIT` and never ends
+    Each wait is at most :data:`~airflow_provider_aisearch.api.ratelimit.MAX_WAIT` and never ends
     after ``deadline`` (the error is raised instead). The first hold is logged at WARNING with
     what it waits for and until when; later ones (``announced``) at DEBUG.
 

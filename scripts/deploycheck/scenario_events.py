@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_aisearch.event_trigger import PERSIST_GRACE
+from airflow_provider_aisearch.events.event_trigger import PERSIST_GRACE
 from deploycheck.airflow import Api
 from deploycheck.harness import Deployment, ScenarioResult
 from deploycheck.services import DeployCheckFailed, free_port, log, signal_group, wait_until

@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, Chaos
 from airflow_provider_aisearch.exceptions import AISearchJobFailedError
-from airflow_provider_aisearch.jobs import DEFAULT_END_REASON_POLICY, Job, JobStatus
+from airflow_provider_aisearch.models.jobs import DEFAULT_END_REASON_POLICY, Job, JobStatus
 from airflow_provider_aisearch.operators import AISearchCreateJobOperator, AISearchListJobsOperator, JobFilter
 from airflow_provider_aisearch.sensors import AISearchJobSensor
 

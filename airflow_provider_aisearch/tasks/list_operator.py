@@ -11,10 +11,10 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, Bas
 
 from airflow_provider_aisearch.api import UNSET, ListOrder, _Unset, validate_instance_id
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.job_filter import JobFilter, newest_first_key, parse_statuses
-from airflow_provider_aisearch.job_wait import end_reason_settings, validate_hook_params
-from airflow_provider_aisearch.jobs import Job, JobStatus
-from airflow_provider_aisearch.lineage import AISearchLineageMixin
+from airflow_provider_aisearch.lineage.job_lineage import AISearchLineageMixin
+from airflow_provider_aisearch.models.jobs import Job, JobStatus
+from airflow_provider_aisearch.tasks.job_wait import end_reason_settings, validate_hook_params
+from airflow_provider_aisearch.waiting.job_filter import JobFilter, newest_first_key, parse_statuses
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

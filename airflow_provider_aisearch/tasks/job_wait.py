@@ -3,7 +3,7 @@
 :class:`AISearchJobWaitMixin` is the one implementation of the wait (one poll, the outcome of an
 ended job with its item quality gate, the trigger that continues it, ``execute_complete``), mixed
 into :class:`~airflow_provider_aisearch.sensors.AISearchJobSensor` and
-:class:`~airflow_provider_aisearch.create_operator.AISearchCreateJobOperator`; with the parse-time
+:class:`~airflow_provider_aisearch.tasks.create_operator.AISearchCreateJobOperator`; with the parse-time
 checks of their shared parameters (``hook_params``, the end-reason sets). All are re-exported from
 ``sensors``, their public path.
 """
@@ -20,10 +20,10 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 from airflow_provider_aisearch.api import DEFAULT_BASE_URL, _Unset
 from airflow_provider_aisearch.exceptions import AISearchError, AISearchJobFailedError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
-from airflow_provider_aisearch.quality import ItemCheck, ItemGate, ended_well
+from airflow_provider_aisearch.models.jobs import EndReasonPolicy, Job, JobStatus
 from airflow_provider_aisearch.triggers import AISearchJobTrigger, error_from_event, validate_event
-from airflow_provider_aisearch.watch import JobWatch, PollResult, result_dict, validate_on_superseded
+from airflow_provider_aisearch.waiting.quality import ItemCheck, ItemGate, ended_well
+from airflow_provider_aisearch.waiting.watch import JobWatch, PollResult, result_dict, validate_on_superseded
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -70,7 +70,7 @@ class AISearchJobWaitMixin:
 
     The host class sets ``instance_id``, ``namespace``, ``aisearch_conn_id``, ``hook_params``,
     ``policy``, ``on_superseded``, ``success_end_reasons``, ``failure_end_reasons``, ``log_tail``
-    and ``item_gate`` (:mod:`~airflow_provider_aisearch.quality`: the item stats after a successful end).
+    and ``item_gate`` (:mod:`~airflow_provider_aisearch.waiting.quality`: the item stats after a successful end).
     """
 
     instance_id: str

@@ -27,9 +27,14 @@ from airflow_provider_aisearch.api import (
     run_async,
     validate_namespace,
 )
-from airflow_provider_aisearch.client_options import DEFAULT_CONN_NAME, DEFAULT_TIMEOUT, log_backoff, validate_timeout
-from airflow_provider_aisearch.instances import Instance, InstanceStats
-from airflow_provider_aisearch.ratelimit import header, http_date
+from airflow_provider_aisearch.api.ratelimit import header, http_date
+from airflow_provider_aisearch.clients.client_options import (
+    DEFAULT_CONN_NAME,
+    DEFAULT_TIMEOUT,
+    log_backoff,
+    validate_timeout,
+)
+from airflow_provider_aisearch.models.instances import Instance, InstanceStats
 
 __all__ = ["AISearchAsyncClient", "load_connection_info"]
 
@@ -56,7 +61,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 async def _read_connection_info(aisearch_conn_id: str) -> ConnectionInfo:
-    from airflow_provider_aisearch.compat import get_async_connection, get_async_extra_dejson
+    from airflow_provider_aisearch.clients.compat import get_async_connection, get_async_extra_dejson
 
     conn = await get_async_connection(aisearch_conn_id)
     extra = await get_async_extra_dejson(conn)

@@ -1,6 +1,6 @@
 """Lineage of an indexing job: the instance's source flows into the AI Search instance.
 
-Two paths report it, both built on the dataset names of :mod:`~airflow_provider_aisearch.lineage_names`:
+Two paths report it, both built on the dataset names of :mod:`~airflow_provider_aisearch.lineage.names`:
 
 * **Operator lineage** (OpenLineage): :class:`AISearchLineageMixin` gives the create operator, the
   sensor and the list operator ``get_openlineage_facets_on_complete``, which the OpenLineage provider
@@ -15,7 +15,7 @@ Two paths report it, both built on the dataset names of :mod:`~airflow_provider_
 
 Dataset names (the instance, an R2 bucket by the connection extra ``lineage_r2_namespace``, a web
 crawler's site) and the asset converters the provider info names are in
-:mod:`~airflow_provider_aisearch.lineage_names`, re-exported here (``lineage`` is their public path).
+:mod:`~airflow_provider_aisearch.lineage.names`, re-exported here (``lineage`` is their public path).
 
 The OpenLineage provider is optional: everything from it is imported inside the functions, and any
 failure (it is missing, the instance cannot be read, a bad setting) is logged and gives empty
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import UNSET, _Unset
 from airflow_provider_aisearch.exceptions import AISearchIndexQualityError, AISearchJobFailedError
-from airflow_provider_aisearch.lineage_emission import task_lineage_wanted
-from airflow_provider_aisearch.lineage_names import (
+from airflow_provider_aisearch.lineage.emission import task_lineage_wanted
+from airflow_provider_aisearch.lineage.names import (
     DEFAULT_R2_NAMESPACE,
     R2_NAMESPACE_EXTRA,
     R2_NAMESPACES,
@@ -47,7 +47,7 @@ from airflow_provider_aisearch.lineage_names import (
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.hooks import AISearchHook
-    from airflow_provider_aisearch.instances import Instance
+    from airflow_provider_aisearch.models.instances import Instance
 
 __all__ = [
     "DEFAULT_R2_NAMESPACE",
@@ -67,7 +67,7 @@ __all__ = [
     "validate_r2_namespace",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("airflow_provider_aisearch.lineage")  # the public path's name, as before lineage/ (issue 22)
 
 
 # -- hook lineage ------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class AISearchLineageMixin:
     the job, its status and item counts. The instance's source needs one ``GET`` of the instance
     (``AISearchHook.get_instance``), made once per task, when it succeeds and only when OpenLineage will
     ask for the task's lineage (it is enabled, and its listener emits for this task: ``selective_enable``,
-    ``disabled_for_operators``, ``emission_policy``; :mod:`~airflow_provider_aisearch.lineage_emission`),
+    ``disabled_for_operators``, ``emission_policy``; :mod:`~airflow_provider_aisearch.lineage.emission`),
     in the task process, before the OpenLineage listener runs (the listener runs in a forked
     process, which must not talk to Airflow's supervisor, so it only reads what is cached here). A
     task whose job failed or whose items failed the quality gate gets the same datasets and job facet

@@ -22,8 +22,8 @@ from typing import Any
 from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, _Unset
 from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchCreateAmbiguousError
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.job_filter import newest_first_key
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
+from airflow_provider_aisearch.waiting.job_filter import newest_first_key
 
 __all__ = ["CLOCK_SKEW", "COOLDOWN_WAIT", "MIN_COOLDOWN_WAIT", "Busy", "SafeCreate", "newest_running"]
 

@@ -1,6 +1,6 @@
 """The watermark of an event watcher: which ended jobs of an instance were already considered.
 
-:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger` fires once per job that
+:class:`~airflow_provider_aisearch.events.event_trigger.AISearchJobEventTrigger` fires once per job that
 ends after it began watching. What "already considered" means is decided here, from the API's own
 timestamps and listings only (never the triggerer's clock, which may be skewed):
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_aisearch.jobs import Job, MalformedJobError, parse_timestamp
+from airflow_provider_aisearch.models.jobs import Job, MalformedJobError, parse_timestamp
 
 __all__ = ["LATE_WINDOW", "MAX_SEEN", "WATERMARK_VERSION", "Watermark"]
 

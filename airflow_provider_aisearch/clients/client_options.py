@@ -1,7 +1,7 @@
 """What the sync hook and the async client share: their defaults, timeout validation, retry-wait logging.
 
 :class:`~airflow_provider_aisearch.hooks.AISearchHook` (``requests``) and
-:class:`~airflow_provider_aisearch.async_client.AISearchAsyncClient` (``httpx``) take the same
+:class:`~airflow_provider_aisearch.clients.async_client.AISearchAsyncClient` (``httpx``) take the same
 connection id, ``timeout``, ``max_retries`` and ``retry_backoff``, and log a retry wait the same way.
 """
 

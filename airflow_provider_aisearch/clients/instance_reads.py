@@ -4,7 +4,7 @@
 (:class:`~airflow_provider_aisearch.api.instance_operations.InstanceOperations`) with the hook's own
 ``run``, so validation, retries, error mapping, both auth schemes and the path rules are the jobs
 endpoints'. ``get_instance`` also reports the instance's source as hook lineage
-(:func:`~airflow_provider_aisearch.lineage.record_source_input`).
+(:func:`~airflow_provider_aisearch.lineage.job_lineage.record_source_input`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from airflow_provider_aisearch.api import ITEMS_MAX_PER_PAGE, UNSET, JobsAPI, Plan, _Unset
-from airflow_provider_aisearch.compat import mask_secret
-from airflow_provider_aisearch.instances import Instance, InstanceStats, Item, url_secrets
+from airflow_provider_aisearch.clients.compat import mask_secret
+from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, url_secrets
 
 if TYPE_CHECKING:
     from airflow_provider_aisearch.hooks import AISearchHook
@@ -49,7 +49,9 @@ class InstanceReads:
         :param instance_id: AI Search instance id.
         :param namespace: Overrides the hook's namespace (``None`` = legacy path).
         """
-        from airflow_provider_aisearch import lineage  # imported on use: not every hook user needs it
+        from airflow_provider_aisearch.lineage import (
+            job_lineage as lineage,  # imported on use: not every hook user needs it
+        )
 
         instance = self.run(self.api.get_instance(instance_id, namespace=namespace))
         for secret in url_secrets(instance.source):  # a crawled URL's credentials never reach a task log
@@ -86,7 +88,7 @@ class InstanceReads:
 
         :param instance_id: AI Search instance id.
         :param status: Only items with this status (``"error"``, ``"queued"``, ...; see
-            :class:`~airflow_provider_aisearch.instances.ItemStatus`).
+            :class:`~airflow_provider_aisearch.models.instances.ItemStatus`).
         :param source: Only items of this ``source_id`` (e.g. ``"builtin"``).
         :param sort_by: ``"status"`` (Cloudflare's default) or ``"modified_at"``.
         :param per_page: Items per page, 1-100.

@@ -2,7 +2,7 @@
 
 A permanent error (a revoked or narrowed token: 401/403; a deleted instance or namespace: 404; a bad
 connection: 400; a connection that cannot be read) used to end
-:class:`~airflow_provider_aisearch.event_trigger.AISearchJobEventTrigger`. Airflow 3.3's triggerer
+:class:`~airflow_provider_aisearch.events.event_trigger.AISearchJobEventTrigger`. Airflow 3.3's triggerer
 re-creates an asset watcher's trigger that ended (its row stays assigned to the triggerer), so a revoked
 token meant one refused request every few seconds, forever. The watcher now keeps watching:
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aisearch.api import RetryPolicy
-from airflow_provider_aisearch.polling import format_seconds
+from airflow_provider_aisearch.waiting.polling import format_seconds
 
 __all__ = ["FIRST_WAIT", "MAX_WAIT", "STATE_KEY_PREFIX", "WatcherBackoff"]
 

@@ -1,7 +1,7 @@
 """Whether OpenLineage will ask a task for its lineage: the listener's own questions, asked before any request.
 
 The operators' lineage needs one ``GET`` of the instance (its source), sent from the task process
-before the OpenLineage listener runs (:class:`~airflow_provider_aisearch.lineage.AISearchLineageMixin`).
+before the OpenLineage listener runs (:class:`~airflow_provider_aisearch.lineage.job_lineage.AISearchLineageMixin`).
 That request is worth sending only when the listener will call the task's
 ``get_openlineage_facets_on_complete`` / ``_on_failure``: OpenLineage is configured (the mixin asks
 ``conf.is_disabled()`` first), and the task may emit and have its operator metadata extracted.

@@ -14,8 +14,8 @@ from typing import Any
 
 import pendulum
 
-from airflow_provider_aisearch.jobs import EndReasonPolicy, Job, JobStatus
-from airflow_provider_aisearch.watch import SUCCESSOR_TOLERANCE
+from airflow_provider_aisearch.models.jobs import EndReasonPolicy, Job, JobStatus
+from airflow_provider_aisearch.waiting.watch import SUCCESSOR_TOLERANCE
 
 __all__ = ["SOURCES", "JobFilter", "newest_first_key", "parse_bound", "parse_statuses"]
 

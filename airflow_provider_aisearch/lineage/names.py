@@ -1,6 +1,6 @@
 """Lineage dataset names: the AI Search instance and its source (R2 bucket, website), and the asset converters.
 
-The one source of truth for the names both lineage paths of :mod:`~airflow_provider_aisearch.lineage`
+The one source of truth for the names both lineage paths of :mod:`~airflow_provider_aisearch.lineage.job_lineage`
 report (operator lineage through OpenLineage, hook lineage through Airflow's collector), and for the
 asset -> OpenLineage converters the provider info names (re-exported from ``lineage``, their public path).
 
@@ -44,7 +44,7 @@ from airflow_provider_aisearch.assets import SCHEME, _validate_account_id, insta
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseHook
 
-    from airflow_provider_aisearch.instances import Instance
+    from airflow_provider_aisearch.models.instances import Instance
 
 __all__ = [
     "DEFAULT_R2_NAMESPACE",

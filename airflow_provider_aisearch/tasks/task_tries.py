@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aisearch.api import DESCRIPTION_MAX_LENGTH
 from airflow_provider_aisearch.exceptions import AISearchNotFoundError
-from airflow_provider_aisearch.job_filter import newest_first_key
-from airflow_provider_aisearch.jobs import Job
+from airflow_provider_aisearch.models.jobs import Job
+from airflow_provider_aisearch.waiting.job_filter import newest_first_key
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

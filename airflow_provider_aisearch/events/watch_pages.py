@@ -1,11 +1,11 @@
 """The event watcher's paging: reading past the shared listing down to the jobs already considered.
 
-The shared poller (:mod:`~airflow_provider_aisearch.polling`) lists page 1 for an event watcher
+The shared poller (:mod:`~airflow_provider_aisearch.waiting.polling`) lists page 1 for an event watcher
 (more pages only for job triggers waiting on jobs missing from it), as cheap as the sensors need.
 When more jobs ended between two rounds than that listing holds (a failover, a burst of jobs), the
 older ones are only on later pages. :class:`BoundaryScan` reads them, newest first, until a page
 lists a job the watermark already considered
-(:meth:`~airflow_provider_aisearch.watermark.Watermark.known`: the boundary) or the list ends. It
+(:meth:`~airflow_provider_aisearch.events.watermark.Watermark.known`: the boundary) or the list ends. It
 reads at most :data:`MAX_WATCH_PAGES` pages per round and continues in the next round where it
 stopped; no job of an unfinished scan fires, so none is skipped and a round's events stay in the
 order of their ends. A scan lost with its trigger (a cancel, a restart) recorded nothing: the next
@@ -31,8 +31,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_aisearch.api import JOBS_MAX_PER_PAGE, ListOrder, is_last_page
-from airflow_provider_aisearch.jobs import Job
-from airflow_provider_aisearch.polling import Listing, SharedPolls
+from airflow_provider_aisearch.models.jobs import Job
+from airflow_provider_aisearch.waiting.polling import Listing, SharedPolls
 
 __all__ = ["MAX_WATCH_PAGES", "BoundaryScan", "listing_time"]
 
