@@ -2,7 +2,7 @@
 
 ``python scripts/docs_no_loss.py OLD_README`` (e.g. ``git show main~1:README.md > /tmp/old.md``) prints each
 sentence, table row or code line of the old README that appears in none of the current pages, and exits 1
-if there is any. Whitespace and line breaks, link targets (``](...)``) and list markers are ignored, so a
+if there is any. Whitespace and line breaks, links (``[text](target)`` reads as ``text``) and list markers are ignored, so a
 paragraph moved to another page, re-wrapped or with its links re-pointed still counts as kept.
 """
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def normalize(text: str) -> str:
     """Markdown text without link targets, list markers and whitespace differences."""
-    text = re.sub(r"\]\([^)\s]*\)", "]", text)
+    text = re.sub(r"\]\([^)\s]*\)", "]", text).replace("[", "").replace("]", "")
     text = re.sub(r"^\s*[-*]\s+", "", text, flags=re.M)
     return re.sub(r"\s+", " ", text).strip()
 
