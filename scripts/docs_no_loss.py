@@ -2,8 +2,8 @@
 
 ``python scripts/docs_no_loss.py OLD_README`` (e.g. ``git show main~1:README.md > /tmp/old.md``) prints each
 sentence, table row or code line of the old README that appears in none of the current pages, and exits 1
-if there is any. Whitespace and line breaks, links (``[text](target)`` reads as ``text``) and list markers are ignored, so a
-paragraph moved to another page, re-wrapped or with its links re-pointed still counts as kept.
+if there is any. Whitespace and line breaks, links (``[text](target)`` reads as ``text``) and list markers
+are ignored, so a paragraph moved to another page, re-wrapped or with its links re-pointed counts as kept.
 """
 
 from __future__ import annotations
