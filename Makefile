@@ -112,10 +112,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(VENV)/bin/python bench/run.py
 
-# Re-run the reliability suite and write its figures into the README's "Reliability" table.
+# Re-run the reliability suite and write its figures into docs/reliability.md's table.
 reliability: $(VENV)/.installed
 	AISEARCH_RELIABILITY_FIGURES=docs/reliability.json $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/reliability
-	$(VENV)/bin/python scripts/reliability_table.py docs/reliability.json README.md
+	$(VENV)/bin/python scripts/reliability_table.py docs/reliability.json docs/reliability.md
 
 # Debian's Chromium for the browser check (Playwright drives it; never `playwright install`).
 CHROMIUM := /usr/bin/chromium
@@ -137,7 +137,7 @@ deploy-deps:
 	else apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql redis-server; fi
 
 # A real distributed Airflow 3 (PostgreSQL, CeleryExecutor + Redis, api-server, scheduler, dag-processor,
-# two triggerers, two Celery workers) on loopback; runs the scenarios and writes docs/deployment.md (and the README figures).
+# two triggerers, two Celery workers) on loopback; runs the scenarios and writes docs/deployment.md (and the summary in docs/deploying.md).
 deploy-check: deploy-deps $(VENV)/.installed
 	$(VENV)/bin/python scripts/deploy_check.py
 

@@ -13,7 +13,7 @@ The scenarios come from the modules in :data:`MODULES` (each has ``SCENARIOS``: 
 taking a :class:`~deploycheck.harness.Deployment` and returning a :class:`~deploycheck.harness.ScenarioResult`;
 optionally ``CONFIG``, settings every component gets, and ``DAG_IDS``, DAGs of ``tests/deploy_dags/`` to
 wait for). They run one after another against the same deployment. A full passing run writes
-``docs/deployment.md`` and the README's "Proven in a real deployment" figures; a failing scenario
+``docs/deployment.md`` and the summary figures in ``docs/deploying.md``; a failing scenario
 prints the last lines of each component's log and the exit code is non-zero.
 
 Every process is its own process group and is stopped by PID in ``finally`` (SIGTERM, SIGKILL after a
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deploycheck import airflow as af
 from deploycheck.emulator_process import Emulator, start_emulator
 from deploycheck.harness import Deployment, ScenarioResult
-from deploycheck.report import update_readme, write_report
+from deploycheck.report import update_summary, write_report
 from deploycheck.scenario1 import example_dags
 from deploycheck.services import (
     DeployCheckFailed,
@@ -57,7 +57,7 @@ from deploycheck.services import (
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "docs" / "deployment.md"
-README = REPO / "README.md"
+SUMMARY = REPO / "docs" / "deploying.md"
 #: Modules of scenarios, in the order they run.
 MODULES = [
     "scenario1",
@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         "--report",
         type=Path,
         default=None,
-        help=f"where the figures go (default: {REPORT.relative_to(REPO)} and the README, after a full passing run)",
+        help=(
+            f"where the figures go (default: {REPORT.relative_to(REPO)} and the summary in "
+            f"{SUMMARY.relative_to(REPO)}, after a full passing run)"
+        ),
     )
     parser.add_argument("--only", default="", help="comma-separated scenario numbers to run (default: all)")
     args = parser.parse_args(argv)
@@ -220,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         write_report(report, results, timings, requests, total, versions(), workers)
         log(f"wrote {report}")
         if full and not args.report:
-            update_readme(README, results, total)
-            log(f"updated {README}")
+            update_summary(SUMMARY, results, total)
+            log(f"updated {SUMMARY}")
     elif results:
         log("not writing the report: the docs keep the figures of the last full passing run")
     log("=== summary ===")

@@ -1,4 +1,4 @@
-"""Render the reliability figures (written by ``make reliability``) into the README's table."""
+"""Render the reliability figures (written by ``make reliability``) into docs/reliability.md's table."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ END = "<!-- reliability:end -->"
 
 
 def render(figures: dict[str, dict[str, object]]) -> str:
-    """The markdown between the README markers."""
+    """The markdown between the page's markers."""
     chaos = {k: v for k, v in figures.items() if "runs" in v}
     lines = [
         "| chaos runs (30% transient faults) | runs | faults injected | wrong outcomes | max requests per run |",
@@ -35,13 +35,13 @@ def render(figures: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def main(figures_path: str, readme_path: str) -> None:
+def main(figures_path: str, page_path: str) -> None:
     figures = json.loads(Path(figures_path).read_text())
-    readme = Path(readme_path)
-    text = readme.read_text()
+    page = Path(page_path)
+    text = page.read_text()
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
-    readme.write_text(f"{before}{START}\n{render(figures)}\n{END}{after}")
+    page.write_text(f"{before}{START}\n{render(figures)}\n{END}{after}")
 
 
 if __name__ == "__main__":

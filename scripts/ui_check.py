@@ -10,7 +10,7 @@ What it does, in a throwaway ``AIRFLOW_HOME`` (SQLite, simple auth with everyone
 4. runs ``airflow dags test example_aisearch_operators`` on the saved connection, opens the
    ``reindex`` task and checks the "Cloudflare AI Search" extra link and its URL;
 5. writes screenshots (form, test results, task with its link) to ``docs/img/`` -- only when every
-   check passed, so the README always shows a passing run.
+   check passed, so the docs always show a passing run.
 
 Every process it starts runs in its own process group and is stopped by PID in ``finally``; the
 Airflow home is deleted. A failed run leaves one screenshot of the page it failed on,

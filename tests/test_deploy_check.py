@@ -4,7 +4,7 @@ It needs Airflow 3, the ``deploy`` extra (the Celery provider, psycopg2, asyncpg
 into ``.venv``) and Debian's PostgreSQL and Redis (``make deploy-deps``; ``.ci/run`` installs them
 first). Anywhere else it is skipped with the reason: on the Airflow 2.11 venv, and on machines where
 PostgreSQL or Redis could not be installed. The figures go to a temp file: ``make test`` never
-rewrites docs/deployment.md or the README (that is ``make deploy-check``'s job).
+rewrites docs/deployment.md or docs/deploying.md (that is ``make deploy-check``'s job).
 """
 
 from __future__ import annotations

@@ -291,14 +291,14 @@ def test_example_dags_run_with_no_logical_date(
 def _readme_templates() -> list[str]:
     import re
 
-    readme = (EXAMPLE_DAGS.parent / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    pages = [EXAMPLE_DAGS.parent / "README.md", *sorted((EXAMPLE_DAGS.parent / "docs").glob("*.md"))]
+    blocks = [b for page in pages for b in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
     return [t for block in blocks for t in re.findall(r"\"(\{\{.*?\}\})\"", block)]
 
 
 @pytest.mark.parametrize("logical_date", [True, False], ids=["with_logical_date", "no_logical_date"])
 def test_readme_templates_render_with_and_without_a_logical_date(logical_date: bool) -> None:
-    """Every template in the README's examples renders (strictly) in both kinds of run."""
+    """Every template in the examples of the README and docs/ renders (strictly) in both kinds of run."""
     from datetime import datetime, timedelta, timezone
     from types import SimpleNamespace
 

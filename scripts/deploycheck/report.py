@@ -1,6 +1,6 @@
-"""The figures of a passing ``make deploy-check``: ``docs/deployment.md`` and the README's summary.
+"""The figures of a passing ``make deploy-check``: ``docs/deployment.md`` and the summary in ``docs/deploying.md``.
 
-The README keeps its "Proven in a real deployment" figures between two markers
+``docs/deploying.md`` keeps its "Proven in a real deployment" figures between two markers
 (:data:`BEGIN`, :data:`END`); everything between them is rewritten from the scenarios' figures.
 """
 
@@ -69,8 +69,8 @@ def write_report(
     path.write_text("\n".join(lines))
 
 
-def readme_block(results: list[ScenarioResult], total: float) -> list[str]:
-    """The README's summary lines: one per scenario, with its figures."""
+def summary_block(results: list[ScenarioResult], total: float) -> list[str]:
+    """The summary lines (``docs/deploying.md``): one per scenario, with its figures."""
     lines = [f"Last full run: {time.strftime('%Y-%m-%d')}, passed in {total:.0f} s on {_cores()} cores.", ""]
     for r in results:
         figures = "; ".join(f"{k}: {v}" for k, v in r.figures.items())
@@ -78,14 +78,14 @@ def readme_block(results: list[ScenarioResult], total: float) -> list[str]:
     return lines
 
 
-def update_readme(path: Path, results: list[ScenarioResult], total: float) -> None:
-    """Rewrite the README between :data:`BEGIN` and :data:`END` (both must be there)."""
+def update_summary(path: Path, results: list[ScenarioResult], total: float) -> None:
+    """Rewrite the summary page between :data:`BEGIN` and :data:`END` (both must be there)."""
     text = path.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{path}: the deploy-check markers are missing")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(head + BEGIN + "\n" + "\n".join(readme_block(results, total)) + "\n" + END + tail)
+    path.write_text(head + BEGIN + "\n" + "\n".join(summary_block(results, total)) + "\n" + END + tail)
 
 
 def _cores() -> int:
