@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.models.retrieval import Assertion
 from airflow_provider_aisearch.tasks.retrieval_check import BASELINE_XCOM_KEY
-from tests.test_retrieval_check import CORPUS, GOLDEN, HIT_RATE, MRR, RECALL, TI, check
+from tests.test_retrieval_check import CORPUS, GOLDEN, HIT_RATE, MRR, RECALL, TI, check, run
 
 AIRFLOW_2 = __import__("airflow").__version__.startswith("2.")
 
@@ -132,7 +132,7 @@ def test_lineage_carries_the_metrics_and_one_assertion_per_threshold_passed_or_n
     assert op.get_openlineage_facets_on_failure(None) == OperatorLineage()  # it never ran: empty
     store = {"run-1": {BASELINE_XCOM_KEY: {"hit_rate": 1.0, "recall": 0.5, "mrr": 0.3, "run_id": "run-1"}}}
     with pytest.raises(AISearchRetrievalCheckError):
-        op.execute({"ti": TI("run-2", store)})  # type: ignore[arg-type]
+        run(op, TI("run-2", store))
     lineage = op.get_openlineage_facets_on_failure(None)
     assert lineage.outputs == []
     (dataset,) = lineage.inputs
@@ -146,13 +146,13 @@ def test_lineage_carries_the_metrics_and_one_assertion_per_threshold_passed_or_n
         ("max_drop:mrr", True),  # 0.3 -> 1/3: a rise
     ]
     assert facet["assertions"][1]["expected"] == "0.9" and facet["assertions"][1]["actual"] == "0.5"
-    run = json.loads(Serde.to_json(lineage.run_facets["aisearchRetrieval"]))
-    assert (run["hitRate"], run["recall"], run["mrr"]) == pytest.approx((HIT_RATE, RECALL, MRR))
-    assert (run["k"], run["queries"], run["baseline"]["run_id"]) == (2, 3, "run-1")
+    facets = json.loads(Serde.to_json(lineage.run_facets["aisearchRetrieval"]))
+    assert (facets["hitRate"], facets["recall"], facets["mrr"]) == pytest.approx((HIT_RATE, RECALL, MRR))
+    assert (facets["k"], facets["queries"], facets["baseline"]["run_id"]) == (2, 3, "run-1")
     assert op.get_openlineage_facets_on_complete(None) == lineage  # the same on either path
 
     passed = check(min_hit_rate=0.5)
-    passed.execute({"ti": TI()})  # type: ignore[arg-type]
+    run(passed)
     (dataset,) = passed.get_openlineage_facets_on_complete(None).inputs
     assertions = dataset.inputFacets["dataQualityAssertions"].assertions
     assert [(a.assertion, a.success) for a in assertions] == [("min_hit_rate", True)]
