@@ -7,10 +7,11 @@ auth schemes; the SDK is a test dependency only (``pyproject.toml``'s ``test`` e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import cloudflare
 import pytest
+from cloudflare.types.aisearch.namespaces.instance_search_params import AISearchOptions
 
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.hooks import AISearchHook
@@ -98,7 +99,11 @@ def test_the_hook_sends_the_sdk_s_body_field_for_field(
     query = "how often must I rotate my token?"
     with _sdk(emulator, global_key=global_key) as client:
         theirs = client.aisearch.namespaces.instances.search(
-            "kb", account_id=emulator.account_id, name="default", query=query, aisearch_options=sdk_options
+            "kb",
+            account_id=emulator.account_id,
+            name="default",
+            query=query,
+            aisearch_options=cast(AISearchOptions, sdk_options),
         )
     hook = AISearchHook()
     mine = hook.search("kb", query, **ours)
