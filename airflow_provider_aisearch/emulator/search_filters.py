@@ -104,7 +104,8 @@ def _bad(part: Any) -> Predicate:
 
 
 def _is_legacy(spec: Mapping[str, Any]) -> bool:
-    return spec.get("type") in (*_LEGACY, "and", "or") and set(spec) <= {"type", "key", "value", "filters"}
+    """The AutoRAG shape: ``type`` with ``key``/``value`` or ``filters``, and nothing else."""
+    return "type" in spec and ("key" in spec or "filters" in spec) and set(spec) <= {"type", "key", "value", "filters"}
 
 
 def compile_filter(spec: Any) -> Predicate:
