@@ -161,3 +161,54 @@ def test_lineage_carries_the_metrics_and_one_assertion_per_threshold_passed_or_n
 def test_assertions_describe_themselves() -> None:
     assert Assertion("min_mrr", "mrr", 0.5, 0.25, False).describe() == "mrr=0.2500 (min_mrr=0.5)"
     assert Assertion("max_drop:mrr", "mrr", 0.1, 0.2, False).describe() == "mrr fell by 0.2000 (max_drop=0.1)"
+
+
+CHECK_DAG = """
+import datetime as dt
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_aisearch.operators import AISearchRetrievalCheckOperator
+
+GOLDEN = {golden!r}
+with DAG("aisearch_lineage", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
+    AISearchRetrievalCheckOperator(
+        task_id="check_ok", instance_id="kb", golden=GOLDEN, k=2, min_hit_rate=0.6,
+        hook_params={{"retry_backoff": 0.001}},
+    )
+    AISearchRetrievalCheckOperator(
+        task_id="check_bad", instance_id="kb", golden=GOLDEN, k=2, min_recall=0.9,
+        hook_params={{"retry_backoff": 0.001}},
+    )
+"""
+
+
+@pytest.mark.skipif(not _has_openlineage(), reason="the OpenLineage provider is installed in the Airflow 3 venv only")
+@pytest.mark.timeout(600)
+def test_dag_test_emits_the_assertions_on_complete_and_on_fail(
+    make_emulator: Callable[..., AISearchEmulator], tmp_path: Path
+) -> None:
+    from tests.test_lineage import _complete_events, _run_dag
+
+    emu = make_emulator()
+    emu.add_instance("kb", documents=CORPUS)
+    events_file = tmp_path / "openlineage.jsonl"
+    result = _run_dag(
+        emu,
+        tmp_path,
+        hide_openlineage=False,
+        transport={"type": "file", "log_file_path": str(events_file), "append": True},
+        dag_source=CHECK_DAG.format(golden=GOLDEN),
+    )
+    assert result["state"] in ("failed", "DagRunState.FAILED"), result["output"][-5000:]
+    assert "AISearchRetrievalCheckError" in result["output"]
+    ok = _complete_events(events_file, ["check_ok"])["check_ok"]
+    bad = _complete_events(events_file, ["check_bad"], event_type="FAIL")["check_bad"]
+    for event, assertion in ((ok, ("min_hit_rate", True)), (bad, ("min_recall", False))):
+        (dataset,) = event["inputs"]
+        assert (dataset["namespace"], dataset["name"]) == (f"cloudflare-aisearch://{emu.account_id}", "default/kb")
+        checked = dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
+        assert [(a["assertion"], a["success"]) for a in checked] == [assertion]
+        facet = event["run"]["facets"]["aisearchRetrieval"]
+        assert (facet["hitRate"], facet["recall"], facet["mrr"]) == pytest.approx((HIT_RATE, RECALL, MRR))
+        assert event["outputs"] == []
+    assert len(emu.requests_to(route="search", method="POST")) == 6  # no request for the lineage
+    assert emu.token not in events_file.read_text()
