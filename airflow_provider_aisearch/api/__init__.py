@@ -20,6 +20,7 @@ in exactly one place:
   instances, items);
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
 * :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
+* :mod:`.item_operations`: the Items API (upload, get, sync, delete, logs, chunks, download), mixed in too;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
 
 The names below are re-exported so that ``from airflow_provider_aisearch.api import ...`` keeps
@@ -51,6 +52,7 @@ from airflow_provider_aisearch.api.parse import (
 )
 from airflow_provider_aisearch.api.paths import (
     DESCRIPTION_MAX_LENGTH,
+    ITEM_KEY_MAX_LENGTH,
     ITEMS_MAX_PER_PAGE,
     JOBS_MAX_PER_PAGE,
     LOGS_MAX_PER_PAGE,
@@ -75,6 +77,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_NAMESPACE",
     "DESCRIPTION_MAX_LENGTH",
+    "ITEM_KEY_MAX_LENGTH",
     "ITEMS_MAX_PER_PAGE",
     "JOBS_MAX_PER_PAGE",
     "LOGS_MAX_PER_PAGE",
