@@ -21,6 +21,7 @@ in exactly one place:
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
 * :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
 * :mod:`.item_operations`: the Items API (upload, get, sync, delete, logs, chunks, download), mixed in too;
+* :mod:`.search_operations`: the search endpoint and its body (:func:`search_body`), mixed into :class:`JobsAPI`;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
 
 The names below are re-exported so that ``from airflow_provider_aisearch.api import ...`` keeps
@@ -48,6 +49,7 @@ from airflow_provider_aisearch.api.parse import (
     parse_job,
     parse_job_page,
     parse_log_page,
+    parse_search_result,
     result_of,
 )
 from airflow_provider_aisearch.api.paths import (
@@ -71,6 +73,7 @@ from airflow_provider_aisearch.api.paths import (
 )
 from airflow_provider_aisearch.api.plans import Answer, Backoff, Call, Plan, run_async, run_sync
 from airflow_provider_aisearch.api.retry import RetryPolicy, with_retries
+from airflow_provider_aisearch.api.search_operations import SEARCH_MAX_NUM_RESULTS, search_body
 
 __all__ = [
     "CONN_TYPE",
@@ -82,6 +85,7 @@ __all__ = [
     "JOBS_MAX_PER_PAGE",
     "LOGS_MAX_PER_PAGE",
     "ORDER_EVIDENCE",
+    "SEARCH_MAX_NUM_RESULTS",
     "UNSET",
     "USER_AGENT",
     "Answer",
@@ -110,10 +114,12 @@ __all__ = [
     "parse_job_page",
     "parse_log_page",
     "parse_retry_after",
+    "parse_search_result",
     "path_segment",
     "result_of",
     "run_async",
     "run_sync",
+    "search_body",
     "validate_choice",
     "validate_description",
     "validate_instance_id",

@@ -3,7 +3,8 @@
 :func:`parse_job`, :func:`parse_job_page` and :func:`parse_log_page` build
 :class:`~airflow_provider_aisearch.models.jobs.Job`, :class:`~airflow_provider_aisearch.models.jobs.JobPage` and
 :class:`~airflow_provider_aisearch.models.jobs.JobLog`; :func:`parse_instance`, :func:`parse_instance_stats`
-and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.models.instances` models; a payload
+and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.models.instances` models,
+:func:`parse_search_result` a :class:`~airflow_provider_aisearch.models.search.SearchResult`; a payload
 that does not hold what it should becomes
 :class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request. A timestamp
 that is present but not readable is no error: the model keeps it as sent, and it is logged once
@@ -19,6 +20,7 @@ from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, MalformedStatsError
 from airflow_provider_aisearch.models.items import ItemChunk, ItemLog
 from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage, MalformedJobError
+from airflow_provider_aisearch.models.search import SearchResult
 from airflow_provider_aisearch.models.timestamps import warn_unparsed
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "parse_job",
     "parse_job_page",
     "parse_log_page",
+    "parse_search_result",
     "result_of",
 ]
 
@@ -173,3 +176,8 @@ def parse_item_chunks(payload: Mapping[str, Any], *, method: str, path: str) -> 
     """Read an item-chunks envelope: the chunks of one page."""
     chunks, _ = _parse_list(payload, ItemChunk.from_api, "a malformed item chunk", method=method, path=path)
     return chunks
+
+
+def parse_search_result(payload: Mapping[str, Any], *, method: str, path: str) -> SearchResult:
+    """Build a :class:`SearchResult` from a search envelope."""
+    return _parse_one(payload, SearchResult.from_api, "a malformed search result", method=method, path=path)

@@ -5,6 +5,7 @@ Routes: ``jobs`` (``/accounts/{account}/ai-search/namespaces/{namespace}/instanc
 (``.../instances/{id}[/stats]``, with ``legacy_instance`` and ``legacy_instance_stats``), ``items``
 (``.../namespaces/{namespace}/instances/{id}/items``, namespaced only, as Cloudflare serves it), ``item``,
 ``item_logs``, ``item_chunks`` and ``item_download`` (``.../items/{item_id}[/logs|/chunks|/download]``),
+``search`` (``.../namespaces/{namespace}/instances/{id}/search``, namespaced only),
 ``account_verify``, ``user_verify`` and ``user``. Segments are matched on the raw (percent-encoded)
 path and decoded afterwards.
 """
@@ -35,6 +36,7 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("item_logs", re.compile(_NS + _INSTANCE + "/items/" + _SEG + "/logs")),
     ("item_chunks", re.compile(_NS + _INSTANCE + "/items/" + _SEG + "/chunks")),
     ("item_download", re.compile(_NS + _INSTANCE + "/items/" + _SEG + "/download")),
+    ("search", re.compile(_NS + _INSTANCE + "/search")),
     ("account_verify", re.compile(r"/accounts/" + _SEG + r"/tokens/verify")),
     ("user_verify", re.compile(r"/user/tokens/verify")),
     ("user", re.compile(r"/user")),

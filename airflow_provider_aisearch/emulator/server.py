@@ -4,7 +4,8 @@
 is recorded (:class:`RequestRecord`, never a header value), counted by the rate limit, given a
 scripted or random fault if one applies, routed, authenticated (:mod:`.auth`) and answered by
 the jobs endpoints (:mod:`.endpoints`), the instance endpoints (:mod:`.instance_endpoints`,
-:mod:`.items`) or the Items API (:mod:`.item_endpoints`, :mod:`.uploads`) on the emulated state (:mod:`.state`).
+:mod:`.items`), the Items API (:mod:`.item_endpoints`, :mod:`.uploads`) or the search
+(:mod:`.search_endpoints`) on the emulated state (:mod:`.state`, :mod:`.documents`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_aisearch.emulator.auth import Credentials, auth_kind
 from airflow_provider_aisearch.emulator.control import CONTROL_PREFIX, ControlEndpoints
+from airflow_provider_aisearch.emulator.documents import DocumentStore
 from airflow_provider_aisearch.emulator.endpoints import JobEndpoints
 from airflow_provider_aisearch.emulator.envelopes import NO_ROUTE, RATE_LIMITED, Reply, error
 from airflow_provider_aisearch.emulator.faults import FaultInjection
@@ -32,6 +34,7 @@ from airflow_provider_aisearch.emulator.item_endpoints import ITEM_ROUTES, ItemE
 from airflow_provider_aisearch.emulator.multipart import FormPart, MultipartError, parse_form
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.routes import API_PREFIX, match_route
+from airflow_provider_aisearch.emulator.search_endpoints import SearchEndpoints
 from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_TOKEN", "AISearchEmulator", "RequestRecord"]
@@ -121,7 +124,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, ItemEndpoints, InstanceEndpoints, ControlEndpoints):
+class AISearchEmulator(
+    Credentials, FaultInjection, JobEndpoints, ItemEndpoints, InstanceEndpoints, SearchEndpoints, ControlEndpoints
+):
     """
     The emulated API, served on loopback in a background thread.
 
@@ -221,6 +226,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, ItemEndpoints,
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._namespaces = {"default": {}}
+        self._documents = DocumentStore()  # the instances' documents (see .documents)
         self._faults = []
         self._planned = []
         self._uploads, self._hidden, self._upload_counts, self._forced = {}, {}, {}, {}
@@ -425,4 +431,6 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, ItemEndpoints,
             return self._item_endpoint(h.command, record.route, record.segments, query, record.body, record.form)
         if record.route in INSTANCE_ROUTES:
             return self._instance_endpoint(h.command, record.route, record.segments, query)
+        if record.route == "search":
+            return self._search_endpoint(h.command, record.segments, record.body)
         return self._jobs_endpoint(h.command, record.route, record.segments, raw_path, query, record.body)

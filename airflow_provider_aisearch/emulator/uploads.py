@@ -6,9 +6,16 @@ key, which keeps its id and ``created_at``); the item is ``queued`` for the firs
 then ``completed``, ``error`` or ``skipped``, computed lazily from the clock like the jobs' items. A
 sync (``PATCH``) or a ``PUT`` by key starts the same cycle again for the stored file.
 
+One source of truth for content: an upload's text joins the instance's documents
+(:class:`~.documents.DocumentStore`), so the search (:mod:`.search_endpoints`) reads it once the item
+is ``completed``, and its chunks are the search's (:func:`~.search_index.chunk_text`). An instance
+that holds documents lists them as its items, so a first upload replaces the generated
+``docs/file-0001.md`` items of a built-in-storage instance (create those with ``items=0``).
+
 Outcomes: an empty file is ``skipped``; a ``.pdf`` that does not start with ``%PDF`` fails with the
-PDF parse error; of the other uploads to an instance, the shares of :meth:`ItemState.set_item_errors`
-and :meth:`ItemState.set_item_skipped` fail / are skipped, exactly (the n-th upload fails when
+PDF parse error, any other file that is not UTF-8 text with ``Unsupported file type``; of the other
+uploads to an instance, the shares of :meth:`ItemState.set_item_errors` and
+:meth:`ItemState.set_item_skipped` fail / are skipped, exactly (the n-th upload fails when
 ``floor(n * share)`` grows), with the realistic error strings of :mod:`.items`;
 :meth:`UploadState.set_upload_outcome` forces one key's outcome.
 
@@ -26,31 +33,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aisearch.emulator.items import EMBED_ERRORS, PDF_ERROR, ItemState, ItemView
+from airflow_provider_aisearch.emulator.search_index import chunk_text
 from airflow_provider_aisearch.emulator.state import Instance
 
-__all__ = ["UPLOAD_MAX_BYTES", "Upload", "UploadState", "UploadView", "chunk_text"]
+__all__ = ["UPLOAD_MAX_BYTES", "Upload", "UploadState", "UploadView", "chunk_spans", "item_id"]
 
 #: Cloudflare's upload limit ("max 4MB", its API reference).
 UPLOAD_MAX_BYTES = 4 * 1024 * 1024
-#: Characters per chunk of the emulator's chunker.
-CHUNK_CHARS = 1000
 
 
-def chunk_text(text: str) -> list[tuple[str, int, int]]:
-    """The chunks of ``text``: ``(text, start_byte, end_byte)`` each, split on paragraph breaks."""
-    chunks: list[tuple[str, int, int]] = []
-    start, current = 0, ""
-    for paragraph in text.split("\n\n"):
-        piece = paragraph if not current else "\n\n" + paragraph
-        if current and len(current) + len(piece) > CHUNK_CHARS:
-            end = start + len(current.encode())
-            chunks.append((current, start, end))
-            start, current = end + 2, paragraph
-        else:
-            current += piece
-    if current.strip():
-        chunks.append((current, start, start + len(current.encode())))
-    return chunks
+def chunk_spans(text: str) -> list[tuple[str, int, int]]:
+    """
+    ``text`` cut by the search's chunker (:func:`~.search_index.chunk_text`, so what the chunks
+    endpoint lists is what the search reads), with each chunk's UTF-8 byte span.
+    """
+    spans: list[tuple[str, int, int]] = []
+    position = 0
+    for piece in chunk_text(text):
+        at = text.find(piece, position)
+        start = len(text[:at].encode())
+        spans.append((piece, start, start + len(piece.encode())))
+        position = at + 1
+    return spans
 
 
 @dataclass
@@ -89,8 +93,11 @@ class Upload:
         return self.stored_at + self.duration
 
     def chunks(self) -> list[tuple[str, int, int]]:
-        """The file's chunks (its text through :func:`chunk_text`)."""
-        return chunk_text(self.content.decode("utf-8", "replace"))
+        """The file's chunks (its text through :func:`chunk_spans`; none for a file that is not UTF-8 text)."""
+        try:
+            return chunk_spans(self.content.decode("utf-8"))
+        except UnicodeDecodeError:
+            return []
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ class UploadState(ItemState):
         now = self.clock()
         uploads = self.uploads_of(inst)
         old = uploads.get(key)
-        status, error = self._upload_outcome(inst, key, content)
+        status, error = self._upload_outcome(inst, key, content, content_type)
         upload = Upload(
             id=item_id(inst.namespace, inst.id, key),
             key=key,
@@ -180,6 +187,12 @@ class UploadState(ItemState):
         )
         uploads[key] = upload
         self._hidden_keys(inst).discard(key)
+        try:  # the text joins the instance's documents: searchable once the item is completed
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            self._documents.remove(inst.namespace, inst.id, key)
+        else:
+            self._documents.put(inst.namespace, inst.id, key, text, metadata=metadata, timestamp=now)
         return upload
 
     def restart_upload(self, upload: Upload) -> None:
@@ -191,15 +204,21 @@ class UploadState(ItemState):
     def remove_item(self, inst: Instance, key: str) -> None:
         """Delete the item ``key``: an upload is dropped, a source's item hidden (callers hold the lock)."""
         self.uploads_of(inst).pop(key, None)
+        self._documents.remove(inst.namespace, inst.id, key)
         self._hidden_keys(inst).add(key)
 
-    def _upload_outcome(self, inst: Instance, key: str, content: bytes) -> tuple[str, str | None]:
+    def _upload_outcome(self, inst: Instance, key: str, content: bytes, content_type: str) -> tuple[str, str | None]:
         if (inst.namespace, inst.id, key) in self._forced:
             return self._forced[(inst.namespace, inst.id, key)]
         if not content:
             return "skipped", None
         if key.lower().endswith(".pdf") and not content.startswith(b"%PDF"):
             return "error", PDF_ERROR
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            if not content.startswith(b"%PDF"):
+                return "error", f"Unsupported file type: {content_type}"
         count = self._upload_counts.setdefault((inst.namespace, inst.id), [0, 0])
         count[0] += 1
         n = count[0]
