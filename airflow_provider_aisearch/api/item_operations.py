@@ -54,7 +54,7 @@ def validate_metadata(metadata: object) -> str | None:
                 f"got {type(value).__name__}"
             )
     try:
-        return json.dumps(dict(metadata), allow_nan=False, separators=(",", ":"))
+        return json.dumps(dict(metadata), allow_nan=False)  # as json.dumps writes it for the SDK
     except ValueError as exc:
         raise ValueError(f"metadata is not JSON-serialisable: {exc}") from None
 
