@@ -27,8 +27,10 @@ from airflow_provider_aisearch.exceptions import AISearchCreateAmbiguousError
 from airflow_provider_aisearch.models.instances import Item
 from airflow_provider_aisearch.models.items import ItemChunk, ItemLog
 
-__all__ = ["ITEM_PAGE_MAX", "ItemOperations", "multipart_content_type", "validate_metadata"]
+__all__ = ["ITEM_PAGE_MAX", "UPLOAD_MAX_BYTES", "ItemOperations", "multipart_content_type", "validate_metadata"]
 
+#: The largest file an upload takes ("max 4MB", Cloudflare's API reference for the upload).
+UPLOAD_MAX_BYTES = 4 * 1024 * 1024
 #: The largest ``limit`` sent for item logs and chunks (Cloudflare documents none; its lists cap at 100).
 ITEM_PAGE_MAX = 100
 
@@ -120,7 +122,7 @@ class ItemOperations:
         Upload a file (``POST .../items``, ``multipart/form-data``: ``file``, ``metadata``, ``wait_for_completion``).
 
         :param filename: The item's key, at most 128 characters.
-        :param content: The file's bytes.
+        :param content: The file's bytes (at most 4 MB).
         :param metadata: Custom metadata (see :func:`validate_metadata`).
         :param content_type: The file part's type (default: guessed from ``filename``, as the SDK does).
         :param wait_for_completion: Let Cloudflare answer once the item is indexed (up to about 40 s;
@@ -130,6 +132,10 @@ class ItemOperations:
         if not isinstance(content, (bytes, bytearray, memoryview)):
             raise ValueError(f"content must be bytes, got {type(content).__name__}")
         body = bytes(content)
+        if len(body) > UPLOAD_MAX_BYTES:
+            raise ValueError(
+                f"content is {len(body)} bytes; Cloudflare takes uploads of at most 4 MB ({UPLOAD_MAX_BYTES})"
+            )
         encoded = validate_metadata(metadata)
         ctype = multipart_content_type(filename, content_type)
         data: dict[str, str] = {}

@@ -106,7 +106,7 @@ class ItemEndpoints(UploadState):
         if inst.type is not None:
             return error(400, _BUILTIN_ONLY)
         ctype = file.content_type or "application/octet-stream"
-        upload = self.store_upload(inst, file.filename, file.content, ctype, metadata)
+        upload = self.store_upload(inst, file.filename, file.content, ctype, metadata, waited=wait == "true")
         return upload if wait == "true" else ok(self._render(inst, upload))
 
     def _put(self, inst: Instance, body: Any) -> Reply | Upload:
@@ -122,7 +122,7 @@ class ItemEndpoints(UploadState):
             return error(400, invalid("wait_for_completion must be a boolean", "wait_for_completion"))
         upload = self.uploads_of(inst).get(key)
         if upload is not None:
-            self.restart_upload(upload)
+            self.restart_upload(upload, waited=wait)
             return upload if wait else ok(self._render(inst, upload))
         view = next((v for v in self._item_views(inst) if v.key == key), None)
         if view is None:
@@ -159,7 +159,7 @@ class ItemEndpoints(UploadState):
                 return error(400, invalid("wait_for_completion must be a boolean", "wait_for_completion"))
             if upload is None:  # a source's item: queued again (the emulator does not re-read sources)
                 return ok({**self._item_json(inst, view), "status": "queued", "next_action": "INDEX", "error": None})
-            self.restart_upload(upload)
+            self.restart_upload(upload, waited=wait)
             return upload if wait else ok(self._render(inst, upload))
         return error(405, _NOT_ALLOWED)
 

@@ -73,6 +73,8 @@ class Upload:
     error: str | None
     #: Log entries of earlier cycles (as rendered), oldest first.
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: A ``wait_for_completion`` cycle: processed at once (never ``queued``), as Cloudflare answers ``running``.
+    waited: bool = False
 
     @property
     def checksum(self) -> str:
@@ -80,8 +82,8 @@ class Upload:
         return hashlib.sha256(self.content).hexdigest()
 
     def status(self, now: float) -> str:
-        """``queued`` for the first third of the cycle, ``running`` until it ends, then the outcome."""
-        if now < self.stored_at + self.duration / 3:
+        """``queued`` for a third of the cycle (unless waited for), ``running`` until it ends, then the outcome."""
+        if not self.waited and now < self.stored_at + self.duration / 3:
             return "queued"
         if now < self.settles_at:
             return "running"
@@ -165,7 +167,14 @@ class UploadState(ItemState):
     # -- writes ------------------------------------------------------------------------------
 
     def store_upload(
-        self, inst: Instance, key: str, content: bytes, content_type: str, metadata: dict[str, Any]
+        self,
+        inst: Instance,
+        key: str,
+        content: bytes,
+        content_type: str,
+        metadata: dict[str, Any],
+        *,
+        waited: bool = False,
     ) -> Upload:
         """Store (or replace) the file ``key`` and start its processing cycle (callers hold the lock)."""
         now = self.clock()
@@ -184,6 +193,7 @@ class UploadState(ItemState):
             outcome=status,
             error=error,
             history=[] if old is None else [*old.history, *self._cycle_logs(old, now)],
+            waited=waited,
         )
         uploads[key] = upload
         self._hidden_keys(inst).discard(key)
@@ -195,11 +205,11 @@ class UploadState(ItemState):
             self._documents.put(inst.namespace, inst.id, key, text, metadata=metadata, timestamp=now)
         return upload
 
-    def restart_upload(self, upload: Upload) -> None:
+    def restart_upload(self, upload: Upload, *, waited: bool = False) -> None:
         """Index the stored file again (a sync, or a ``PUT`` by key): a new cycle from now (callers hold the lock)."""
         now = self.clock()
         upload.history = [*upload.history, *self._cycle_logs(upload, now)]
-        upload.stored_at, upload.duration = now, self.upload_duration
+        upload.stored_at, upload.duration, upload.waited = now, self.upload_duration, waited
 
     def remove_item(self, inst: Instance, key: str) -> None:
         """Delete the item ``key``: an upload is dropped, a source's item hidden (callers hold the lock)."""
