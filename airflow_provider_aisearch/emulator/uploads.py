@@ -234,7 +234,8 @@ class UploadState(ItemState):
         n = count[0]
         share = self._setting(inst, "item_error_share")
         if math.floor(n * share) > math.floor((n - 1) * share):
-            return "error", EMBED_ERRORS[n % len(EMBED_ERRORS)]
+            embed = [message for message in EMBED_ERRORS if message.startswith("Failed to embed")]
+            return "error", embed[n % len(embed)]
         count[1] += 1
         m = count[1]
         skipped = self._setting(inst, "item_skipped_share")
