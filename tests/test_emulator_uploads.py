@@ -177,6 +177,7 @@ def test_the_multipart_reader_keeps_bytes_and_refuses_broken_bodies() -> None:
 def test_chunk_spans_are_utf8_byte_offsets() -> None:
     text = "é " * 150 + "end"  # 151 words: one chunk of at most 200 words
     [(piece, start, end)] = chunk_spans(text)
+    assert piece == text.strip()
     assert (start, end) == (0, len(text.encode()))
     long = " ".join(["wörd"] * 450)
     spans = chunk_spans(long)
