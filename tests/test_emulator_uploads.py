@@ -4,15 +4,19 @@ and the multipart reader."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
+import requests
 
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.emulator.multipart import MultipartError, parse_form
+from airflow_provider_aisearch.emulator.server import DEFAULT_ACCOUNT_ID
 from airflow_provider_aisearch.emulator.uploads import chunk_spans
 from airflow_provider_aisearch.hooks import AISearchHook
-from tests.conftest import Connect
+from tests.conftest import TOKEN, Connect
 
 
 class Clock:
@@ -183,3 +187,34 @@ def test_chunk_spans_are_utf8_byte_offsets() -> None:
     spans = chunk_spans(long)
     assert len(spans) == 3
     assert all(long.encode()[s:e].decode() == piece for piece, s, e in spans)
+
+
+def test_the_control_channel_sets_the_upload_duration() -> None:
+    with AISearchEmulator(control=True) as emulator:
+        url = f"http://{emulator.host}:{emulator.port}/_emulator/settings"
+        headers = {"Authorization": f"Bearer {emulator.token}"}
+        assert requests.put(url, json={"upload_duration": 7}, headers=headers, timeout=10).status_code == 200
+        assert emulator.upload_duration == 7.0
+        assert requests.put(url, json={"upload_duration": -1}, headers=headers, timeout=10).status_code == 400
+        assert emulator.upload_duration == 7.0
+
+
+def test_the_command_line_serves_a_built_in_storage_instance() -> None:
+    args = ["--port", "0", "--token", TOKEN, "--builtin", "kb", "--upload-duration", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_aisearch.emulator", *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+        items = f"{url}/accounts/{DEFAULT_ACCOUNT_ID}/ai-search/namespaces/default/instances/kb/items"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        answer = requests.post(items, files={"file": ("a.md", b"alpha")}, headers=headers, timeout=30)
+        assert answer.status_code == 200 and answer.json()["result"]["source_id"] == "builtin"
+        listed = requests.get(items, headers=headers, timeout=30).json()["result"]
+        assert [(i["key"], i["status"]) for i in listed] == [("a.md", "completed")]
+        jobs = requests.post(items.replace("/items", "/jobs"), json={}, headers=headers, timeout=30)
+        assert jobs.status_code == 400 and jobs.json()["errors"][0]["code"] == 7024
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
