@@ -56,6 +56,7 @@ def test_every_item_call_in_both_auth_schemes(builtin: AISearchEmulator, connect
         assert (got.id, got.status, got.chunks_count) == (item.id, "completed", 1)
         assert hook.find_item("kb", "guides/tokens.md") == got
         assert hook.find_item("kb", "nothing.md") is None
+        assert hook.find_item("kb", "guides/tokens.md", source="r2:bucket") is None
         assert hook.create_or_update_item("kb", "guides/tokens.md").id == item.id
         assert hook.sync_item("kb", item.id).id == item.id
         logs = list(hook.iter_item_logs("kb", item.id))
@@ -146,7 +147,7 @@ def test_an_upload_whose_answer_is_lost_is_looked_up_not_sent_again(
     item = hook.upload_item("kb", "guides/tokens.md", TEXT, metadata={"team": "ops"})
     assert len(_posts(builtin)) == 1  # never a second upload
     lookup = builtin.requests_to("items", "GET")
-    assert [r.query.get("key") for r in lookup] == ["guides/tokens.md"]
+    assert [(r.query.get("key"), r.query.get("source")) for r in lookup] == [("guides/tokens.md", "builtin")]
     stored = builtin.items("kb")
     assert [i["key"] for i in stored] == ["guides/tokens.md"]  # exactly one item
     assert item.id == stored[0]["id"] and item.file_size == len(TEXT)
