@@ -53,6 +53,7 @@ from airflow_provider_aisearch.clients.client_options import (
 )
 from airflow_provider_aisearch.clients.compat import mask_secret
 from airflow_provider_aisearch.clients.instance_reads import InstanceReads
+from airflow_provider_aisearch.clients.item_calls import ItemCalls
 from airflow_provider_aisearch.clients.requests_transport import CloudflareAuth, classify_requests_error
 from airflow_provider_aisearch.clients.search import SearchReads
 from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
@@ -65,7 +66,7 @@ __all__ = ["AISearchAsyncClient", "AISearchHook"]
 T = TypeVar("T")
 
 
-class AISearchHook(InstanceReads, SearchReads, BaseHook):
+class AISearchHook(InstanceReads, ItemCalls, SearchReads, BaseHook):
     """
     Interact with the Cloudflare AI Search jobs API.
 
@@ -175,6 +176,8 @@ class AISearchHook(InstanceReads, SearchReads, BaseHook):
                 self.conn_info.base_url + call.path,
                 params=call.params,
                 json=call.json_body,
+                data=call.data,
+                files=call.files,  # with data: multipart/form-data (an item upload)
                 timeout=self.timeout,
                 allow_redirects=False,  # never carry credentials to another host
             )

@@ -1,6 +1,7 @@
 """Public path (the instance and item models: tests/test_public_paths.py).
 
-A re-export only: the code lives in :mod:`airflow_provider_aisearch.models.instances`.
+A re-export only: the code lives in :mod:`airflow_provider_aisearch.models.instances` (and the item
+logs and chunks in :mod:`airflow_provider_aisearch.models.items`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from airflow_provider_aisearch.models.instances import (
     redact_url,
     url_secrets,
 )
+from airflow_provider_aisearch.models.items import ItemChunk, ItemLog
 
 __all__ = [
     "ITEM_SORT_KEYS",
@@ -24,6 +26,8 @@ __all__ = [
     "Instance",
     "InstanceStats",
     "Item",
+    "ItemChunk",
+    "ItemLog",
     "ItemStatus",
     "MalformedInstanceError",
     "MalformedStatsError",

@@ -242,10 +242,38 @@ def test_item_reads_the_sdk_shape() -> None:
         "source_id": "r2:docs-bucket",
         "last_seen_at": "2026-07-16T19:29:59+00:00",
         "next_action": None,
+        "checksum": "abc",
+        "chunks_count": None,
+        "file_size": 2048,  # an integral number is read as an int (the SDK types it as a float)
+        "created_at": "2026-07-16T19:00:00+00:00",
+        "metadata": {"folder": "docs/"},
     }
+    assert isinstance(data["file_size"], int)
     json.dumps(data)
     # A status this provider does not know yet is kept, not refused.
     assert Item.from_api({**ITEM, "status": "archived"}).status == "archived"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"checksum": 5}, "'checksum'"),
+        ({"chunks_count": -1}, "'chunks_count'"),
+        ({"file_size": "2k"}, "'file_size'"),
+        ({"file_size": -1.5}, "'file_size'"),
+        ({"metadata": ["a"]}, "'metadata'"),
+    ],
+)
+def test_malformed_item_fields_are_named(change: dict[str, object], field: str) -> None:
+    with pytest.raises(MalformedInstanceError, match=field):
+        Item.from_api({**ITEM, **change})
+
+
+def test_item_optional_fields_may_be_absent_or_null() -> None:
+    bare = {k: ITEM[k] for k in ("id", "key", "status")}
+    item = Item.from_api({**bare, "checksum": None, "created_at": None})
+    assert (item.checksum, item.chunks_count, item.file_size, item.created_at, item.metadata) == (None,) * 5
+    assert Item.from_api({**ITEM, "file_size": 10.5}).file_size == 10.5
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ PUBLIC = {
     "airflow_provider_aisearch.sensors": ["AISearchJobSensor"],
     "airflow_provider_aisearch.triggers": ["AISearchJobTrigger"],
     "airflow_provider_aisearch.jobs": ["Job", "JobLog", "JobPage", "JobStatus", "EndReasonPolicy"],
-    "airflow_provider_aisearch.instances": ["Instance", "InstanceStats", "Item", "ItemStatus"],
+    "airflow_provider_aisearch.instances": ["Instance", "InstanceStats", "Item", "ItemChunk", "ItemLog", "ItemStatus"],
     "airflow_provider_aisearch.exceptions": ["AISearchError", "AISearchJobFailedError", "AISearchIndexQualityError"],
     "airflow_provider_aisearch.quality": ["ItemGate", "check_items", "read_item_stats"],
     # The provider info names the converters by these paths (asset-uris "to_openlineage_converter").

@@ -20,6 +20,7 @@ in exactly one place:
   instances, items);
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
 * :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
+* :mod:`.item_operations`: the Items API (upload, get, sync, delete, logs, chunks, download), mixed in too;
 * :mod:`.search_operations`: the search endpoint and its body (:func:`search_body`), mixed into :class:`JobsAPI`;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
 
@@ -53,6 +54,7 @@ from airflow_provider_aisearch.api.parse import (
 )
 from airflow_provider_aisearch.api.paths import (
     DESCRIPTION_MAX_LENGTH,
+    ITEM_KEY_MAX_LENGTH,
     ITEMS_MAX_PER_PAGE,
     JOBS_MAX_PER_PAGE,
     LOGS_MAX_PER_PAGE,
@@ -78,6 +80,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_NAMESPACE",
     "DESCRIPTION_MAX_LENGTH",
+    "ITEM_KEY_MAX_LENGTH",
     "ITEMS_MAX_PER_PAGE",
     "JOBS_MAX_PER_PAGE",
     "LOGS_MAX_PER_PAGE",

@@ -141,6 +141,8 @@ def evaluate(
     failure_detail: str = "",
     create: bool = False,
     description: str | None = None,
+    raw: bool = False,
+    resource: str = "job",
 ) -> Verdict:
     """
     Classify one attempt: the parsed envelope on success, or the error and whether to retry it.
@@ -155,6 +157,9 @@ def evaluate(
     :param failure_detail: Short text describing the transport failure (exception type).
     :param create: The request is a job create (POST), which must never run twice.
     :param description: The description sent with a create, carried by the ambiguity error.
+    :param raw: A 2xx answer is content, not an envelope (a download): its payload is
+        ``{"result": body, "content_type": ...}``.
+    :param resource: What a create creates (``"job"``, ``"item"``), named in the ambiguity error.
     """
     where = f"{method} {path} (connection {conn_id!r})"
     headers = headers or {}
@@ -166,9 +171,11 @@ def evaluate(
             )
         text = f"{where} got no answer: {failure_detail or failure.value}"
         if create and failure is TransportFailure.LOST:
-            return Verdict(error=_ambiguous(text, description, None, [], method, path))
+            return Verdict(error=_ambiguous(text, description, None, [], method, path, resource))
         return Verdict(error=AISearchError(text, method=method, path=path), retryable=True)
 
+    if raw and 200 <= status < 300:
+        return Verdict(payload={"result": body, "content_type": _header(headers, "content-type")})
     parsed = _decode_json(body)
     errors = _errors_of(parsed)
     codes = {e.get("code") for e in errors}
@@ -198,7 +205,7 @@ def evaluate(
             assert isinstance(parsed, dict)
             return Verdict(payload=parsed)
         if create:
-            return Verdict(error=_ambiguous(f"{where} {problem}", description, status, errors, method, path))
+            return Verdict(error=_ambiguous(f"{where} {problem}", description, status, errors, method, path, resource))
         return Verdict(
             error=AISearchResponseError(
                 f"{where} {problem}", status_code=status, errors=errors, method=method, path=path
@@ -216,7 +223,7 @@ def evaluate(
     text = f"{where} failed with HTTP {status}: {detail}"
     kwargs: dict[str, Any] = {"status_code": status, "errors": errors, "method": method, "path": path}
     retry_after = parse_retry_after(_header(headers, "retry-after"), headers)
-    verdict = _error_verdict(text, kwargs, status, conn_id, retry_after, codes, detail, create, description)
+    verdict = _error_verdict(text, kwargs, status, conn_id, retry_after, codes, detail, create, description, resource)
     if verdict.error is not None:
         verdict.error.retry_after = retry_after
     return verdict
@@ -232,6 +239,7 @@ def _error_verdict(
     detail: str,
     create: bool,
     description: str | None,
+    resource: str = "job",
 ) -> Verdict:
     method, path = kwargs["method"], kwargs["path"]
     errors = kwargs["errors"]
@@ -255,7 +263,7 @@ def _error_verdict(
         return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
     if status >= 500 or status == 408:
         if create:
-            return Verdict(error=_ambiguous(text, description, status, errors, method, path))
+            return Verdict(error=_ambiguous(text, description, status, errors, method, path, resource))
         return Verdict(error=AISearchError(text, **kwargs), retryable=True, retry_after=retry_after)
     return Verdict(error=AISearchError(text, **kwargs))
 
@@ -281,11 +289,12 @@ def _ambiguous(
     errors: Sequence[Mapping[str, Any]],
     method: str,
     path: str,
+    resource: str = "job",
 ) -> AISearchCreateAmbiguousError:
+    done = "started" if resource == "job" else "stored"
     return AISearchCreateAmbiguousError(
-        text
-        + "; a job may or may not have been started, so the request was not re-sent"
-        + (f" (find it by description {description!r})" if description else ""),
+        text + f"; {'an' if resource[:1] in 'aeiou' else 'a'} {resource} may or may not have been {done}, so the "
+        "request was not re-sent" + (f" (find it by description {description!r})" if description else ""),
         description=description,
         status_code=status,
         errors=errors,

@@ -18,6 +18,7 @@ from airflow_provider_aisearch.api.paths import (
     _Unset,
     path_segment,
     validate_choice,
+    validate_item_key,
     validate_page,
     validate_per_page,
 )
@@ -73,6 +74,8 @@ class InstanceOperations:
         status: str | None = None,
         source: str | None = None,
         sort_by: str | None = None,
+        key: str | None = None,
+        item_id: str | None = None,
         namespace: str | _Unset | None = UNSET,
     ) -> Plan[tuple[list[Item], bool]]:
         """
@@ -85,6 +88,8 @@ class InstanceOperations:
         :param status: Only items with this status (an :class:`~airflow_provider_aisearch.instances.ItemStatus`).
         :param source: Only items of this ``source_id`` (``"builtin"``, ``"r2:<bucket>"``, ``"web-crawler:<url>"``).
         :param sort_by: ``"status"`` (Cloudflare's default) or ``"modified_at"``.
+        :param key: Only the item with this exact key (per source).
+        :param item_id: Only the item with this id.
         """
         validate_page(page)
         validate_per_page(per_page, ITEMS_MAX_PER_PAGE)
@@ -98,6 +103,11 @@ class InstanceOperations:
             params["source"] = source
         if sort_by is not None:
             params["sort_by"] = validate_choice("sort_by", sort_by, ITEM_SORT_KEYS)
+        if key is not None:
+            params["key"] = validate_item_key("key", key)
+        if item_id is not None:
+            path_segment("item_id", item_id)  # a non-empty string of sane length (sent as a query parameter)
+            params["item_id"] = item_id
         path = self.instance_path(instance_id, "items", namespace=namespace)
         return self._items_page(path, params, page, per_page)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow_provider_aisearch.api.connection import ConnectionInfo
 from airflow_provider_aisearch.api.instance_operations import InstanceOperations
+from airflow_provider_aisearch.api.item_operations import ItemOperations
 from airflow_provider_aisearch.api.paging import ListOrder, UniqueJobs, is_last_page
 from airflow_provider_aisearch.api.parse import parse_job, parse_job_page, parse_log_page
 from airflow_provider_aisearch.api.paths import (
@@ -40,10 +41,11 @@ from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
 __all__ = ["JobsAPI"]
 
 
-class JobsAPI(InstanceOperations, SearchOperations):
+class JobsAPI(InstanceOperations, ItemOperations, SearchOperations):
     """
-    The jobs endpoints (and, from :class:`InstanceOperations` and :class:`SearchOperations`, the
-    instance's own and its search) as plans, for one connection. No I/O happens here.
+    The jobs endpoints (and, from :class:`InstanceOperations`, :class:`ItemOperations` and
+    :class:`SearchOperations`, the instance's own, its items' and its search) as plans, for one
+    connection. No I/O happens here.
 
     Every method validates its arguments when called (before any request) and returns a
     :data:`Plan` to drive with :func:`run_sync` or :func:`run_async`.

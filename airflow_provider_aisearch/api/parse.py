@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, MalformedStatsError
+from airflow_provider_aisearch.models.items import ItemChunk, ItemLog
 from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage, MalformedJobError
 from airflow_provider_aisearch.models.search import SearchResult
 from airflow_provider_aisearch.models.timestamps import warn_unparsed
@@ -25,6 +26,9 @@ from airflow_provider_aisearch.models.timestamps import warn_unparsed
 __all__ = [
     "parse_instance",
     "parse_instance_stats",
+    "parse_item",
+    "parse_item_chunks",
+    "parse_item_logs",
     "parse_item_page",
     "parse_job",
     "parse_job_page",
@@ -134,9 +138,44 @@ def parse_item_page(payload: Mapping[str, Any], *, method: str, path: str) -> tu
     """Read an items-list envelope: the items and ``result_info.total_count`` (if reported)."""
     items, total = _parse_list(payload, Item.from_api, "a malformed item", method=method, path=path)
     for item in items:
-        if item.unparsed_timestamps:
-            warn_unparsed("item", item.id, item.unparsed_timestamps, where=f"{method} {path}")
+        _warn_item(item, f"{method} {path}")
     return items, total
+
+
+def _warn_item(item: Item, where: str) -> None:
+    if item.unparsed_timestamps:
+        warn_unparsed("item", item.id, item.unparsed_timestamps, where=where)
+
+
+def parse_item(payload: Mapping[str, Any], *, method: str, path: str) -> Item:
+    """Build an :class:`Item` from a single-item envelope (upload, create or update, get, sync)."""
+    item = _parse_one(payload, Item.from_api, "a malformed item", method=method, path=path)
+    _warn_item(item, f"{method} {path}")
+    return item
+
+
+def parse_item_logs(payload: Mapping[str, Any], *, method: str, path: str) -> tuple[list[ItemLog], str | None]:
+    """
+    Read an item-logs envelope: the entries, and the cursor of the next page (``None``: the last page).
+
+    The SDK types the result as a bare list and documents a ``cursor`` parameter but not where the next
+    one comes from; it is read from ``result_info.cursor`` (or ``next_cursor``) when that is a string.
+    """
+    entries, _ = _parse_list(payload, ItemLog.from_api, "a malformed item log entry", method=method, path=path)
+    for entry in entries:
+        if entry.unparsed_timestamps:
+            warn_unparsed("item log entry", entry.action, entry.unparsed_timestamps, where=f"{method} {path}")
+    info = payload.get("result_info")
+    cursor = None
+    if isinstance(info, Mapping):
+        cursor = next((c for c in (info.get("cursor"), info.get("next_cursor")) if isinstance(c, str) and c), None)
+    return entries, cursor
+
+
+def parse_item_chunks(payload: Mapping[str, Any], *, method: str, path: str) -> list[ItemChunk]:
+    """Read an item-chunks envelope: the chunks of one page."""
+    chunks, _ = _parse_list(payload, ItemChunk.from_api, "a malformed item chunk", method=method, path=path)
+    return chunks
 
 
 def parse_search_result(payload: Mapping[str, Any], *, method: str, path: str) -> SearchResult:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 __all__ = [
     "DESCRIPTION_MAX_LENGTH",
+    "ITEM_KEY_MAX_LENGTH",
     "INSTANCE_ENDPOINTS",
     "ITEMS_MAX_PER_PAGE",
     "JOBS_MAX_PER_PAGE",
@@ -37,6 +38,10 @@ JOBS_MAX_PER_PAGE = 50
 ITEMS_MAX_PER_PAGE = 100
 LOGS_MAX_PER_PAGE = 500
 DESCRIPTION_MAX_LENGTH = 255
+#: An item's key / an uploaded file's name: "Must not exceed 128 characters" (SDK 5.9 items params).
+ITEM_KEY_MAX_LENGTH = 128
+#: The item endpoints below ``items/{item_id}``.
+ITEM_ENDPOINTS = frozenset({"logs", "chunks", "download"})
 SEGMENT_MAX_LENGTH = 256
 
 #: Cloudflare's instance id pattern (OpenAPI 2026-08): no leading, trailing or doubled ``-``.
@@ -219,6 +224,40 @@ def jobs_path(
     elif logs:
         raise ValueError("job_id is required for the logs path")
     return path
+
+
+def validate_item_key(name: str, key: object) -> str:
+    """
+    Check an item key or an uploaded file's name: a non-blank string of at most 128 characters, no NUL.
+
+    :param name: Parameter name, for the error message (``key``, ``filename``).
+    :raises ValueError: naming ``name``.
+    """
+    if not isinstance(key, str):
+        raise ValueError(f"{name} must be a string, got {type(key).__name__}")
+    if not key.strip():
+        raise ValueError(f"{name} must not be empty or whitespace, got {key!r}")
+    if len(key) > ITEM_KEY_MAX_LENGTH:
+        raise ValueError(
+            f"{name} is {len(key)} characters long; Cloudflare allows at most {ITEM_KEY_MAX_LENGTH}: {_preview(key)}"
+        )
+    if "\x00" in key:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return key
+
+
+def item_path(items_path: str, item_id: object, endpoint: str | None = None) -> str:
+    """
+    The path of one item (``{items_path}/{item_id}[/{endpoint}]``), ``item_id`` checked and encoded as one segment.
+
+    :param items_path: The instance's items path (:func:`instance_path` with ``"items"``).
+    :param endpoint: ``None``, ``"logs"``, ``"chunks"`` or ``"download"``.
+    :raises ValueError: naming ``item_id`` (empty, a dot segment, too long, NUL) or ``endpoint``.
+    """
+    if endpoint is not None and endpoint not in ITEM_ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {sorted(ITEM_ENDPOINTS)} or None, got {endpoint!r}")
+    path = f"{items_path}/{path_segment('item_id', item_id)}"
+    return path if endpoint is None else f"{path}/{endpoint}"
 
 
 def _preview(value: object, limit: int = 80) -> str:

@@ -30,6 +30,14 @@ class Call:
     :param description: The create's description (carried by the ambiguity error).
     :param retry_cooldown: Retry a create's ``sync_in_cooldown`` answer here (``False``: raise it at
         once, for a caller that looks at the instance again before each retry).
+    :param files: A multipart body's file parts, ``(field, (filename, content, content_type))`` each
+        (with ``data``, sent as ``multipart/form-data``; never with ``json_body``).
+    :param data: A multipart body's plain form fields, in order.
+    :param raw: The answer is the content itself (a download), not a JSON envelope: a 2xx answer's
+        payload is ``{"result": body_bytes, "content_type": ...}``.
+    :param resource: What a ``create`` call creates (``"job"``, ``"item"``), named in the ambiguity error.
+    :param gone_after_retry: A delete: a 404 answering a retry after an attempt whose answer was lost
+        (or a 5xx) means that attempt deleted it, so the plan gets ``{"result": None, "gone": True}``.
     """
 
     method: str
@@ -39,6 +47,15 @@ class Call:
     create: bool = False
     description: str | None = None
     retry_cooldown: bool = True
+    files: tuple[tuple[str, tuple[str, bytes, str]], ...] | None = field(default=None, repr=False)
+    data: Mapping[str, str] | None = None
+    raw: bool = False
+    resource: str = "job"
+    gone_after_retry: bool = False
+
+    def __post_init__(self) -> None:
+        if self.files is not None and self.json_body is not None:
+            raise ValueError("a call carries a JSON body or a multipart one (files/data), not both")
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_aisearch.api.errors import evaluate
+from airflow_provider_aisearch.api.errors import TransportFailure, evaluate
 from airflow_provider_aisearch.api.plans import Backoff, Call, Plan
 from airflow_provider_aisearch.api.ratelimit import RateBudget
-from airflow_provider_aisearch.exceptions import AISearchCooldownError, AISearchRateLimitError
+from airflow_provider_aisearch.exceptions import (
+    AISearchCooldownError,
+    AISearchError,
+    AISearchNotFoundError,
+    AISearchRateLimitError,
+)
 
 __all__ = ["RetryPolicy", "with_retries"]
 
@@ -91,6 +96,7 @@ def with_retries(
     """
     retries = policy.max_retries if max_retries is None else max_retries
     attempt = 0
+    maybe_acted = False  # an attempt may have reached the API without its answer reaching us
     announced = False  # a held request says so once, at WARNING; later holds of it log at DEBUG
     while True:
         if budget is not None:
@@ -115,11 +121,19 @@ def with_retries(
             failure_detail=answer.failure_detail,
             create=call.create,
             description=call.description,
+            raw=call.raw,
+            resource=call.resource,
         )
         if verdict.payload is not None:
             return verdict.payload
         error = verdict.error
         assert error is not None
+        if call.gone_after_retry and maybe_acted and _is_absent(error):
+            return {"success": True, "result": None, "gone": True}  # an earlier attempt deleted it
+        if answer.status is None:
+            maybe_acted = maybe_acted or answer.failure is not TransportFailure.NOT_SENT
+        else:
+            maybe_acted = maybe_acted or answer.status >= 500
         error.transient = verdict.retryable  # the policy's verdict, for waits: poll again, or end the wait
         cooldown_is_callers = not call.retry_cooldown and isinstance(error, AISearchCooldownError)
         if not verdict.retryable or attempt >= retries or cooldown_is_callers:
@@ -134,6 +148,15 @@ def with_retries(
             raise error
         yield Backoff(delay, f"{error.message}; retrying in {delay:.1f} s (retry {attempt + 1} of {retries})")
         attempt += 1
+
+
+#: Cloudflare's "ai_search_not_found": the instance is absent, which no earlier attempt of a delete caused.
+_INSTANCE_NOT_FOUND = 7002
+
+
+def _is_absent(error: AISearchError) -> bool:
+    """A 404 for the thing addressed (not for its instance)."""
+    return isinstance(error, AISearchNotFoundError) and all(e.get("code") != _INSTANCE_NOT_FOUND for e in error.errors)
 
 
 def _await_budget(

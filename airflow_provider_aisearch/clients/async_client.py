@@ -225,6 +225,8 @@ class AISearchAsyncClient:
                 self.api.info.base_url + call.path,
                 params=call.params,
                 json=call.json_body,
+                data=call.data,
+                files=call.files,  # with data: multipart/form-data (an item upload)
             )
         except Exception as exc:  # httpx raises many types; classify them, never leak them
             failure, detail = _classify_httpx_error(exc)

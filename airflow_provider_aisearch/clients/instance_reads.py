@@ -78,6 +78,8 @@ class InstanceReads:
         source: str | None = None,
         sort_by: str | None = None,
         per_page: int = ITEMS_MAX_PER_PAGE,
+        key: str | None = None,
+        item_id: str | None = None,
         namespace: str | _Unset | None = UNSET,
     ) -> Iterator[Item]:
         """
@@ -92,6 +94,8 @@ class InstanceReads:
         :param source: Only items of this ``source_id`` (e.g. ``"builtin"``).
         :param sort_by: ``"status"`` (Cloudflare's default) or ``"modified_at"``.
         :param per_page: Items per page, 1-100.
+        :param key: Only the item with this exact key.
+        :param item_id: Only the item with this id.
         :param namespace: Overrides the hook's namespace.
         """
         options: dict[str, Any] = {
@@ -99,6 +103,8 @@ class InstanceReads:
             "status": status,
             "source": source,
             "sort_by": sort_by,
+            "key": key,
+            "item_id": item_id,
             "namespace": namespace,
         }
         first = self.api.items_page(instance_id, page=1, **options)  # validates now

@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SHARE",
         help="share (0-1) of each job's files that end 'error' with realistic error strings (default 0)",
     )
+    parser.add_argument(
+        "--builtin",
+        action="append",
+        default=[],
+        help="a built-in-storage instance (no source, no items, no sync jobs: files are uploaded; repeatable)",
+    )
+    parser.add_argument("--upload-duration", type=float, default=3.0, help="seconds an upload takes to settle")
     parser.add_argument("--job-duration", type=float, default=10.0)
     parser.add_argument(
         "--timestamp-format",
@@ -118,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     for namespace, instance_id in instances:
         emu.add_instance(instance_id, namespace=namespace, items=args.items, documents=documents)
         emu.seed_jobs(instance_id, args.seed_jobs, namespace=namespace)
+    emu.set_upload_duration(args.upload_duration)
+    for instance_id in args.builtin:
+        emu.add_instance(instance_id, namespace=namespaces[0], type=None, items=0)
     emu.start()
     print(f"AI Search emulator on {emu.url}", flush=True)
     conn = emu.connection_json(namespace=namespaces[0], global_key=args.email is not None)

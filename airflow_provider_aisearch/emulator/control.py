@@ -21,7 +21,8 @@ check reads back is only what the clients under test sent.
   may lie in the future; default: now).
 - ``GET /_emulator/jobs?namespace=&instance=``: every job of the instance, newest first.
 - ``PUT /_emulator/rate-limit`` ``{"limit", "window"}``: set the rate limit (``limit`` null: off).
-- ``PUT /_emulator/settings`` ``{"job_duration", "cooldown", "timestamp_format", "log_time_unit"}``: for jobs
+- ``PUT /_emulator/settings`` ``{"job_duration", "cooldown", "upload_duration", "timestamp_format",
+  "log_time_unit"}``: for jobs and uploads
   created through the API, and how every answer renders timestamps (each optional).
 - ``PUT /_emulator/token`` ``{"revoked"}``: revoke the API token (every API request with it gets 401)
   or restore it; the control channel keeps taking it.
@@ -35,9 +36,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from airflow_provider_aisearch.emulator.envelopes import Reply, error, invalid, ok
-from airflow_provider_aisearch.emulator.items import ItemState
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
+from airflow_provider_aisearch.emulator.uploads import UploadState
 
 __all__ = ["CONTROL_PREFIX", "ControlEndpoints"]
 
@@ -47,7 +48,7 @@ _NOT_FOUND = {"code": 7003, "message": "No control route for the URI."}
 _DENIED = {"code": 10000, "message": "Authentication error"}
 
 
-class ControlEndpoints(ItemState):
+class ControlEndpoints(UploadState):
     """The ``/_emulator/`` routes, for :class:`~airflow_provider_aisearch.emulator.AISearchEmulator`."""
 
     token: str
@@ -115,6 +116,8 @@ class ControlEndpoints(ItemState):
                         self.job_duration = float(data["job_duration"])
                     if data.get("cooldown") is not None:
                         self.cooldown = float(data["cooldown"])
+                    if data.get("upload_duration") is not None:
+                        self.set_upload_duration(float(data["upload_duration"]))
                 return ok({})
         except KeyError as exc:
             return error(404, {"code": 7002, "message": f"not found: {exc}"})

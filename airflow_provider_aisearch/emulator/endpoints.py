@@ -15,6 +15,7 @@ from airflow_provider_aisearch.emulator.envelopes import (
     AUTH_ERROR,
     CANNOT_CANCEL,
     COOLDOWN,
+    NO_SYNC_JOBS,
     NOT_FOUND_INSTANCE,
     NOT_FOUND_JOB,
     Reply,
@@ -61,6 +62,8 @@ class JobEndpoints(JobState):
                 if method == "GET":
                     return self._list(inst, query, max_per_page=50)
                 if method == "POST":
+                    if inst.type is None:  # built-in storage: "There are no sync jobs" (the answer is our choice)
+                        return error(400, NO_SYNC_JOBS)
                     return self._create(inst, body)
                 return error(405, {"code": 10405, "message": "Method not allowed"})
             job = next((j for j in inst.jobs if j.id == job_id), None)

@@ -3,7 +3,8 @@
 Every answer is ``{"success", "errors", "messages", "result"}``; an error entry is ``{"code",
 "message"}``, and every entry of a 400 answer carries a ``path`` (the offending field's, empty when
 there is none), as Cloudflare's schema requires of its "Input Validation Error". Codes the emulator
-invents where Cloudflare documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
+invents where Cloudflare documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009,
+``item_not_found`` is 7006, a sync job asked of a built-in-storage instance is 7024.
 :func:`present` leaves out the optional fields an object does not have, as Cloudflare's schema has
 them (optional, not nullable).
 """
@@ -19,7 +20,9 @@ __all__ = [
     "COOLDOWN",
     "INVALID_TOKEN",
     "NOT_FOUND_INSTANCE",
+    "NOT_FOUND_ITEM",
     "NOT_FOUND_JOB",
+    "NO_SYNC_JOBS",
     "NO_ROUTE",
     "RATE_LIMITED",
     "UNAVAILABLE",
@@ -30,14 +33,20 @@ __all__ = [
     "present",
 ]
 
-#: An answer before it is sent: status, JSON body, extra headers.
-Reply = tuple[int, dict[str, Any], dict[str, str]]
+#: An answer before it is sent: status, JSON body (bytes: sent as they are, e.g. a download), extra headers.
+Reply = tuple[int, dict[str, Any] | bytes, dict[str, str]]
 
 AUTH_ERROR = {"code": 10000, "message": "Authentication error"}
 INVALID_TOKEN = {"code": 1000, "message": "Invalid API Token"}
 NO_ROUTE = {"code": 7003, "message": "No route for the URI."}
 NOT_FOUND_INSTANCE = {"code": 7002, "message": "ai_search_not_found"}
 NOT_FOUND_JOB = {"code": 7005, "message": "job_not_found"}
+NOT_FOUND_ITEM = {"code": 7006, "message": "item_not_found"}
+#: ``POST jobs`` on a built-in-storage instance: Cloudflare's answer is undocumented ("There are no sync jobs").
+NO_SYNC_JOBS = {
+    "code": 7024,
+    "message": "Instances with built-in storage have no sync jobs: uploaded files are indexed as they are uploaded",
+}
 COOLDOWN = {"code": 7020, "message": "sync_in_cooldown"}
 RATE_LIMITED = {"code": 971, "message": "Please wait and consider throttling your request speed"}
 CANNOT_CANCEL = {"code": 7009, "message": "Job cannot be cancelled."}

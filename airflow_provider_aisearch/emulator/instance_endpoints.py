@@ -105,8 +105,14 @@ class InstanceEndpoints(ItemState):
         if status is not None:
             views = [view for view in views if view.status == status]
         source = query.get("source")
-        if source is not None and source != self._source_id(inst):
-            views = []
+        if source is not None:
+            views = [view for view in views if self._view_source(inst, view) == source]
+        key = query.get("key")
+        if key is not None:
+            views = [view for view in views if view.key == key]
+        wanted = query.get("item_id")
+        if wanted is not None:
+            views = [view for view in views if self._view_id(inst, view) == wanted]
         if sort_by == "status":
             # Status priority, then last_seen_at (oldest first), then key: a stable order across pages.
             views.sort(key=lambda view: (ITEM_STATUSES.index(view.status), view.last_seen_at, view.key))

@@ -255,11 +255,20 @@ class ItemState(DocumentState):
     def _source_id(self, inst: Instance) -> str:
         return "builtin" if inst.type is None or not inst.source else f"{inst.type}:{inst.source}"
 
+    def _view_source(self, inst: Instance, view: ItemView) -> str:
+        """The ``source_id`` of an item (the instance's source; :mod:`.uploads`: ``builtin`` for an upload)."""
+        return self._source_id(inst)
+
+    def _view_id(self, inst: Instance, view: ItemView) -> str:
+        """The id of an item: a UUID-shaped hash of namespace, instance and key (stable across uploads)."""
+        digest = hashlib.sha256(f"{inst.namespace}/{inst.id}/{view.key}".encode()).hexdigest()
+        return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
     def _item_json(self, inst: Instance, view: ItemView) -> dict[str, Any]:
         digest = hashlib.sha256(f"{inst.namespace}/{inst.id}/{view.key}".encode()).hexdigest()
         settled = view.status not in ("queued", "running")
         return {
-            "id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
+            "id": self._view_id(inst, view),
             "checksum": digest[32:],
             "chunks_count": (3 + view.index % 7) if view.status == "completed" else None,
             "created_at": self._ts(view.created_at),
@@ -269,15 +278,19 @@ class ItemState(DocumentState):
             "metadata": {"folder": view.key.rsplit("/", 1)[0] + "/"},
             "namespace": inst.namespace,
             "next_action": None if settled else "INDEX",
-            "source_id": self._source_id(inst),
+            "source_id": self._view_source(inst, view),
             "status": view.status,
             "error": view.error,
         }
 
+    def _has_activity(self, inst: Instance) -> bool:
+        """Whether anything was ever indexed on the instance (a job ran; :mod:`.uploads` adds uploads)."""
+        return bool(inst.jobs)
+
     def _stats_json(self, inst: Instance) -> dict[str, Any]:
         views = self._item_views(inst)
         last = max((v.last_seen_at for v in views if v.status not in ("queued", "running")), default=None)
-        if not inst.jobs:
+        if not self._has_activity(inst):
             last = None
         shape = self._setting(inst, "stats_fields") or StatsFields()
         if self._setting(inst, "degraded"):

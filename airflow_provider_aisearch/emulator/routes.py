@@ -3,7 +3,8 @@
 Routes: ``jobs`` (``/accounts/{account}/ai-search/namespaces/{namespace}/instances/{id}/jobs[/{job}[/logs]]``),
 ``legacy_jobs`` (the same without ``namespaces/{namespace}``), ``instance`` and ``instance_stats``
 (``.../instances/{id}[/stats]``, with ``legacy_instance`` and ``legacy_instance_stats``), ``items``
-(``.../namespaces/{namespace}/instances/{id}/items``, namespaced only, as Cloudflare serves it),
+(``.../namespaces/{namespace}/instances/{id}/items``, namespaced only, as Cloudflare serves it), ``item``,
+``item_logs``, ``item_chunks`` and ``item_download`` (``.../items/{item_id}[/logs|/chunks|/download]``),
 ``search`` (``.../namespaces/{namespace}/instances/{id}/search``, namespaced only),
 ``account_verify``, ``user_verify`` and ``user``. Segments are matched on the raw (percent-encoded)
 path and decoded afterwards.
@@ -31,6 +32,10 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("instance_stats", re.compile(_NS + _INSTANCE + "/stats")),
     ("legacy_instance_stats", re.compile(_LEGACY + _INSTANCE + "/stats")),
     ("items", re.compile(_NS + _INSTANCE + "/items")),
+    ("item", re.compile(_NS + _INSTANCE + "/items/" + _SEG)),
+    ("item_logs", re.compile(_NS + _INSTANCE + "/items/" + _SEG + "/logs")),
+    ("item_chunks", re.compile(_NS + _INSTANCE + "/items/" + _SEG + "/chunks")),
+    ("item_download", re.compile(_NS + _INSTANCE + "/items/" + _SEG + "/download")),
     ("search", re.compile(_NS + _INSTANCE + "/search")),
     ("account_verify", re.compile(r"/accounts/" + _SEG + r"/tokens/verify")),
     ("user_verify", re.compile(r"/user/tokens/verify")),

@@ -4,8 +4,8 @@
 is recorded (:class:`RequestRecord`, never a header value), counted by the rate limit, given a
 scripted or random fault if one applies, routed, authenticated (:mod:`.auth`) and answered by
 the jobs endpoints (:mod:`.endpoints`), the instance endpoints (:mod:`.instance_endpoints`,
-:mod:`.items`) or the search (:mod:`.search_endpoints`) on the emulated state (:mod:`.state`,
-:mod:`.documents`).
+:mod:`.items`), the Items API (:mod:`.item_endpoints`, :mod:`.uploads`) or the search
+(:mod:`.search_endpoints`) on the emulated state (:mod:`.state`, :mod:`.documents`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from airflow_provider_aisearch.emulator.endpoints import JobEndpoints
 from airflow_provider_aisearch.emulator.envelopes import NO_ROUTE, RATE_LIMITED, Reply, error
 from airflow_provider_aisearch.emulator.faults import FaultInjection
 from airflow_provider_aisearch.emulator.instance_endpoints import INSTANCE_ROUTES, InstanceEndpoints
+from airflow_provider_aisearch.emulator.item_endpoints import ITEM_ROUTES, ItemEndpoints
+from airflow_provider_aisearch.emulator.multipart import FormPart, MultipartError, parse_form
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.routes import API_PREFIX, match_route
 from airflow_provider_aisearch.emulator.search_endpoints import SearchEndpoints
@@ -56,6 +58,8 @@ class RequestRecord:
     :param peer_port: The client's TCP source port (tells apart client processes on one host).
     :param user_agent: The ``User-Agent`` header (the only header value kept).
     :param body: Parsed JSON body, if any.
+    :param content_type: The request's ``Content-Type`` (a header value kept: it is no secret).
+    :param form: A ``multipart/form-data`` body's parts (:class:`~.multipart.FormPart`), in order.
     :param status: Status answered (``None`` when the connection was dropped).
     :param fault: Kind of injected fault, if one applied.
     """
@@ -70,6 +74,8 @@ class RequestRecord:
     peer_port: int = 0
     user_agent: str = ""
     body: Any = None
+    content_type: str = ""
+    form: list[FormPart] | None = None
     status: int | None = None
     fault: str | None = None
     at: float = 0.0
@@ -118,7 +124,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoints, SearchEndpoints, ControlEndpoints):
+class AISearchEmulator(
+    Credentials, FaultInjection, JobEndpoints, ItemEndpoints, InstanceEndpoints, SearchEndpoints, ControlEndpoints
+):
     """
     The emulated API, served on loopback in a background thread.
 
@@ -221,6 +229,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         self._documents = DocumentStore()  # the instances' documents (see .documents)
         self._faults = []
         self._planned = []
+        self._uploads, self._hidden, self._upload_counts, self._forced = {}, {}, {}, {}
         self._open: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -350,7 +359,13 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
             if fault.kind == "before" and fault.action is not None:
                 fault.action()
         raw_body = h.rfile.read(length) if length else b""
-        if raw_body:
+        record.content_type = h.headers.get("Content-Type", "")
+        if raw_body and record.content_type.lower().startswith("multipart/form-data"):
+            try:
+                record.form = parse_form(record.content_type, raw_body)
+            except MultipartError as exc:
+                record.body = f"unreadable multipart body: {exc}"
+        elif raw_body:
             try:
                 record.body = json.loads(raw_body)
             except ValueError:
@@ -370,7 +385,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         if fault is not None and fault.kind == "reset_after":
             self._drop(h)
             return
-        data = json.dumps(body)
+        data = body if isinstance(body, bytes) else json.dumps(body)
         if fault is not None and fault.kind == "truncate":
             data = data[: len(data) // 2]
         self._send(h, record, status, data, headers)
@@ -412,6 +427,8 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         answer = self._authenticate(h.headers, record.auth, record.route, record.segments)
         if answer is not None:
             return answer
+        if record.route in ITEM_ROUTES or (record.route == "items" and h.command != "GET"):
+            return self._item_endpoint(h.command, record.route, record.segments, query, record.body, record.form)
         if record.route in INSTANCE_ROUTES:
             return self._instance_endpoint(h.command, record.route, record.segments, query)
         if record.route == "search":

@@ -158,6 +158,16 @@ def _optional_count(
     return value
 
 
+def _optional_size(raw: Mapping[str, Any], key: str, what: str) -> int | float | None:
+    """A non-negative number or ``None``; an integral one as an ``int`` (the SDK types sizes as numbers)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise MalformedInstanceError(f"{what} field {key!r} must be a non-negative number or null, got {value!r}")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _optional_mapping(
     raw: Mapping[str, Any], key: str, what: str, error: type[MalformedInstanceError] = MalformedInstanceError
 ) -> dict[str, Any] | None:
@@ -337,8 +347,15 @@ class Item:
     :param source_id: ``"builtin"``, ``"{type}:{source}"``, or ``None`` for legacy items.
     :param last_seen_at: When the source was last seen holding the item.
     :param next_action: ``"INDEX"``, ``"DELETE"`` or ``None``.
+    :param checksum: Cloudflare's checksum of the content (its algorithm is undocumented: compare, never compute).
+    :param chunks_count: Chunks indexed (``None`` until indexed).
+    :param file_size: Size in bytes (a number in the SDK; an integral one is read as an ``int``).
+    :param created_at: When the item was first stored.
+    :param metadata: Built-in, filterable and custom metadata (string, number or boolean values).
 
-    The repr redacts URL user info and query values in ``key`` and ``source_id`` (:func:`redact_url`).
+    Every field after ``key`` and ``status`` is optional here, although the SDK marks ``checksum`` and
+    ``created_at`` required: an answer without them is still an item. The repr redacts URL user info
+    and query values in ``key`` and ``source_id`` (:func:`redact_url`).
     """
 
     id: str
@@ -348,7 +365,12 @@ class Item:
     source_id: str | None = None
     last_seen_at: datetime | None = None
     next_action: str | None = None
-    #: ``{"last_seen_at": value}`` when it was present but not a timestamp (kept as sent).
+    checksum: str | None = None
+    chunks_count: int | None = None
+    file_size: int | float | None = None
+    created_at: datetime | None = None
+    metadata: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: ``{"last_seen_at": value}`` (or ``created_at``) when present but not a timestamp (kept as sent).
     unparsed_timestamps: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
@@ -361,7 +383,7 @@ class Item:
         """
         what = "an item"
         data = _object(raw, what)
-        times, unparsed = read_timestamps(data, ("last_seen_at",))
+        times, unparsed = read_timestamps(data, ("last_seen_at", "created_at"))
         return cls(
             id=_required_str(data, "id", what),
             key=_required_str(data, "key", what),
@@ -370,6 +392,11 @@ class Item:
             source_id=_optional_str(data, "source_id", what),
             last_seen_at=times["last_seen_at"],
             next_action=_optional_str(data, "next_action", what),
+            checksum=_optional_str(data, "checksum", what),
+            chunks_count=_optional_count(data, "chunks_count", what),
+            file_size=_optional_size(data, "file_size", what),
+            created_at=times["created_at"],
+            metadata=_optional_mapping(data, "metadata", what),
             unparsed_timestamps=unparsed,
         )
 
@@ -383,6 +410,11 @@ class Item:
             "source_id": self.source_id,
             "last_seen_at": format_timestamp(self.last_seen_at, self.unparsed_timestamps, "last_seen_at"),
             "next_action": self.next_action,
+            "checksum": self.checksum,
+            "chunks_count": self.chunks_count,
+            "file_size": self.file_size,
+            "created_at": format_timestamp(self.created_at, self.unparsed_timestamps, "created_at"),
+            "metadata": None if self.metadata is None else dict(self.metadata),
         }
 
     def __repr__(self) -> str:
