@@ -4,7 +4,8 @@ Paths, validation, the retry policy and error mapping come from :mod:`airflow_pr
 which the async trigger shares; this module adds the connection lookup, the session and the
 synchronous retry loop (its ``requests`` details are :mod:`~airflow_provider_aisearch.clients.requests_transport`,
 the Test button :mod:`~airflow_provider_aisearch.clients.connection_check`, the instance reads
-:mod:`~airflow_provider_aisearch.clients.instance_reads`). The async client for triggers is
+:mod:`~airflow_provider_aisearch.clients.instance_reads`, the search :mod:`~airflow_provider_aisearch.clients.search`).
+The async client for triggers is
 :class:`~airflow_provider_aisearch.clients.async_client.AISearchAsyncClient`, re-exported here.
 """
 
@@ -53,6 +54,7 @@ from airflow_provider_aisearch.clients.client_options import (
 from airflow_provider_aisearch.clients.compat import mask_secret
 from airflow_provider_aisearch.clients.instance_reads import InstanceReads
 from airflow_provider_aisearch.clients.requests_transport import CloudflareAuth, classify_requests_error
+from airflow_provider_aisearch.clients.search import SearchReads
 from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ __all__ = ["AISearchAsyncClient", "AISearchHook"]
 T = TypeVar("T")
 
 
-class AISearchHook(InstanceReads, BaseHook):
+class AISearchHook(InstanceReads, SearchReads, BaseHook):
     """
     Interact with the Cloudflare AI Search jobs API.
 

@@ -26,6 +26,7 @@ CORE_MAY_IMPORT = {
     f"{PACKAGE}.models.jobs",
     f"{PACKAGE}.models.timestamps",
     f"{PACKAGE}.models.instances",
+    f"{PACKAGE}.models.search",
     f"{PACKAGE}.exceptions",
 }
 

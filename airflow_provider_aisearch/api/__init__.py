@@ -20,6 +20,7 @@ in exactly one place:
   instances, items);
 * :mod:`.paging`: the end of a paged list, its order (:class:`ListOrder`), each job once;
 * :mod:`.instance_operations`: the instance, stats and items endpoints, mixed into :class:`JobsAPI`;
+* :mod:`.search_operations`: the search endpoint and its body (:func:`search_body`), mixed into :class:`JobsAPI`;
 * :mod:`.operations`: :class:`JobsAPI`, every endpoint as a plan.
 
 The names below are re-exported so that ``from airflow_provider_aisearch.api import ...`` keeps
@@ -47,6 +48,7 @@ from airflow_provider_aisearch.api.parse import (
     parse_job,
     parse_job_page,
     parse_log_page,
+    parse_search_result,
     result_of,
 )
 from airflow_provider_aisearch.api.paths import (
@@ -69,6 +71,7 @@ from airflow_provider_aisearch.api.paths import (
 )
 from airflow_provider_aisearch.api.plans import Answer, Backoff, Call, Plan, run_async, run_sync
 from airflow_provider_aisearch.api.retry import RetryPolicy, with_retries
+from airflow_provider_aisearch.api.search_operations import SEARCH_MAX_NUM_RESULTS, search_body
 
 __all__ = [
     "CONN_TYPE",
@@ -79,6 +82,7 @@ __all__ = [
     "JOBS_MAX_PER_PAGE",
     "LOGS_MAX_PER_PAGE",
     "ORDER_EVIDENCE",
+    "SEARCH_MAX_NUM_RESULTS",
     "UNSET",
     "USER_AGENT",
     "Answer",
@@ -107,10 +111,12 @@ __all__ = [
     "parse_job_page",
     "parse_log_page",
     "parse_retry_after",
+    "parse_search_result",
     "path_segment",
     "result_of",
     "run_async",
     "run_sync",
+    "search_body",
     "validate_choice",
     "validate_description",
     "validate_instance_id",

@@ -33,16 +33,17 @@ from airflow_provider_aisearch.api.paths import (
 from airflow_provider_aisearch.api.plans import Call, Plan
 from airflow_provider_aisearch.api.ratelimit import RateBudget, budget_for
 from airflow_provider_aisearch.api.retry import RetryPolicy, with_retries
+from airflow_provider_aisearch.api.search_operations import SearchOperations
 from airflow_provider_aisearch.exceptions import AISearchCreateAmbiguousError, AISearchResponseError
 from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage
 
 __all__ = ["JobsAPI"]
 
 
-class JobsAPI(InstanceOperations):
+class JobsAPI(InstanceOperations, SearchOperations):
     """
-    The jobs endpoints (and, from :class:`InstanceOperations`, the instance's own) as plans, for
-    one connection. No I/O happens here.
+    The jobs endpoints (and, from :class:`InstanceOperations` and :class:`SearchOperations`, the
+    instance's own and its search) as plans, for one connection. No I/O happens here.
 
     Every method validates its arguments when called (before any request) and returns a
     :data:`Plan` to drive with :func:`run_sync` or :func:`run_async`.

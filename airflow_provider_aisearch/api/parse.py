@@ -3,7 +3,8 @@
 :func:`parse_job`, :func:`parse_job_page` and :func:`parse_log_page` build
 :class:`~airflow_provider_aisearch.models.jobs.Job`, :class:`~airflow_provider_aisearch.models.jobs.JobPage` and
 :class:`~airflow_provider_aisearch.models.jobs.JobLog`; :func:`parse_instance`, :func:`parse_instance_stats`
-and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.models.instances` models; a payload
+and :func:`parse_item_page` build the :mod:`~airflow_provider_aisearch.models.instances` models,
+:func:`parse_search_result` a :class:`~airflow_provider_aisearch.models.search.SearchResult`; a payload
 that does not hold what it should becomes
 :class:`~airflow_provider_aisearch.exceptions.AISearchResponseError` naming the request. A timestamp
 that is present but not readable is no error: the model keeps it as sent, and it is logged once
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from airflow_provider_aisearch.exceptions import AISearchResponseError
 from airflow_provider_aisearch.models.instances import Instance, InstanceStats, Item, MalformedStatsError
 from airflow_provider_aisearch.models.jobs import Job, JobLog, JobPage, MalformedJobError
+from airflow_provider_aisearch.models.search import SearchResult
 from airflow_provider_aisearch.models.timestamps import warn_unparsed
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "parse_job",
     "parse_job_page",
     "parse_log_page",
+    "parse_search_result",
     "result_of",
 ]
 
@@ -134,3 +137,8 @@ def parse_item_page(payload: Mapping[str, Any], *, method: str, path: str) -> tu
         if item.unparsed_timestamps:
             warn_unparsed("item", item.id, item.unparsed_timestamps, where=f"{method} {path}")
     return items, total
+
+
+def parse_search_result(payload: Mapping[str, Any], *, method: str, path: str) -> SearchResult:
+    """Build a :class:`SearchResult` from a search envelope."""
+    return _parse_one(payload, SearchResult.from_api, "a malformed search result", method=method, path=path)

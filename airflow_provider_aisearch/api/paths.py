@@ -150,7 +150,13 @@ def validate_choice(name: str, value: object, allowed: Iterable[str]) -> str:
 
 
 #: What may follow ``/instances/{id}`` in :func:`instance_path`, and whether the legacy form has it.
-INSTANCE_ENDPOINTS: dict[str | None, bool] = {None: True, "stats": True, "jobs": True, "items": False}
+INSTANCE_ENDPOINTS: dict[str | None, bool] = {
+    None: True,
+    "stats": True,
+    "jobs": True,
+    "items": False,
+    "search": False,
+}
 
 
 def check_path_form(namespace: str | None, endpoint: str | None) -> None:
@@ -176,9 +182,9 @@ def instance_path(account_id: str, namespace: str | None, instance_id: str, endp
 
     With a namespace: ``/accounts/{a}/ai-search/namespaces/{ns}/instances/{i}[/{endpoint}]``; with
     ``namespace=None`` the legacy ``/accounts/{a}/ai-search/instances/{i}[/{endpoint}]``, which
-    Cloudflare serves for the instance, its stats and its jobs, but not for its items.
+    Cloudflare serves for the instance, its stats and its jobs, but not for its items or search.
 
-    :param endpoint: ``None`` (the instance), ``"stats"``, ``"jobs"`` or ``"items"``.
+    :param endpoint: ``None`` (the instance), ``"stats"``, ``"jobs"``, ``"items"`` or ``"search"``.
     :raises ValueError: naming the first invalid parameter (``namespace`` for items on the legacy form).
     """
     check_path_form(namespace, endpoint)

@@ -35,6 +35,7 @@ from airflow_provider_aisearch.clients.client_options import (
     validate_timeout,
 )
 from airflow_provider_aisearch.models.instances import Instance, InstanceStats
+from airflow_provider_aisearch.models.search import SearchResult
 
 __all__ = ["AISearchAsyncClient", "load_connection_info"]
 
@@ -206,6 +207,16 @@ class AISearchAsyncClient:
         :param namespace: Overrides the client's namespace (``None`` = legacy path).
         """
         return await self.run(self.api.get_instance_stats(instance_id, namespace=namespace))
+
+    async def search(self, instance_id: str, query: str, **options: Any) -> SearchResult:
+        """
+        Search the instance (as :meth:`AISearchHook.search <airflow_provider_aisearch.hooks.AISearchHook.search>`,
+        which documents ``options``; the same plan, validated before any request).
+
+        :param instance_id: AI Search instance id.
+        :param query: The text to search for.
+        """
+        return await self.run(self.api.search(instance_id, query, **options))
 
     async def _send(self, call: Call) -> Answer:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from airflow_provider_aisearch.emulator.documents import load_documents
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.server import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, AISearchEmulator
 from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed-jobs", type=int, default=3, help="ended jobs to create per instance")
     parser.add_argument("--items", type=int, default=20, help="files each instance's source holds")
+    parser.add_argument(
+        "--documents",
+        metavar="DIR",
+        default=None,
+        help="load every .md/.txt file under DIR into each instance (key: its path relative to DIR, with '/'): "
+        "the instance's items are these documents, and its search (BM25) reads them (--items is ignored)",
+    )
     parser.add_argument(
         "--item-error-share",
         type=float,
@@ -77,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--item-error-share must be from 0 to 1")
     if args.items < 0:
         parser.error("--items must be >= 0")
+    try:
+        documents = None if args.documents is None else load_documents(args.documents)
+    except ValueError as exc:
+        parser.error(f"--documents: {exc}")
     namespaces = args.namespace or ["default"]
     instances: list[tuple[str, str]] = []
     for item in args.instance or ["docs"]:
@@ -104,12 +116,14 @@ def main(argv: list[str] | None = None) -> None:
         emu.rate_limit = RateLimit(limit=args.rate_limit, window=args.rate_window, lockout=args.rate_window)
     emu.set_item_errors(args.item_error_share)
     for namespace, instance_id in instances:
-        emu.add_instance(instance_id, namespace=namespace, items=args.items)
+        emu.add_instance(instance_id, namespace=namespace, items=args.items, documents=documents)
         emu.seed_jobs(instance_id, args.seed_jobs, namespace=namespace)
     emu.start()
     print(f"AI Search emulator on {emu.url}", flush=True)
     conn = emu.connection_json(namespace=namespaces[0], global_key=args.email is not None)
     print(f"export AIRFLOW_CONN_AISEARCH_DEFAULT='{conn}'", flush=True)
+    if documents is not None:  # after the two lines scripts read
+        print(f"# {len(documents)} documents from {args.documents} in each instance", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -1,11 +1,12 @@
 """Items: the files (or pages) of each emulated instance, and how a job moves them through their statuses.
 
 An instance holds ``item_count`` items (keys ``docs/file-0001.md``, every fifth a ``.pdf``; a web
-crawler's are page URLs). The instance's latest job moves them ``queued -> running -> completed``
-(or ``error`` / ``skipped``), one after another over its duration, so that every item has settled
-when the job ends; :meth:`ItemState.set_item_lag` makes them settle that many seconds later
-instead. Before any job, every item has settled. Like the jobs, items are computed lazily from the
-clock whenever they are looked at.
+crawler's are page URLs), or, when it was given documents (:mod:`.documents`), its documents. The
+instance's latest job moves them ``queued -> running -> completed`` (or ``error`` / ``skipped``), one
+after another over its duration, so that every item has settled when the job ends;
+:meth:`ItemState.set_item_lag` makes them settle that many seconds later instead. Before any job,
+every item has settled. Like the jobs, items are computed lazily from the clock whenever they are
+looked at.
 
 Which items fail: exactly ``round(share * item_count)`` of them (:meth:`ItemState.set_item_errors`),
 picked by a hash of the job id, with realistic error strings; likewise for skipped items. The
@@ -27,7 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_aisearch.emulator.state import EmulatedJob, Instance, JobState
+from airflow_provider_aisearch.emulator.documents import DocumentState
+from airflow_provider_aisearch.emulator.state import EmulatedJob, Instance
 
 __all__ = ["EMBED_ERRORS", "ITEM_STATUSES", "STATS_FIELDS", "ItemState", "ItemView", "StatsFields"]
 
@@ -75,7 +77,7 @@ class ItemView:
     created_at: float
 
 
-class ItemState(JobState):
+class ItemState(DocumentState):
     """
     The items of the emulated instances (a mixin of :class:`~airflow_provider_aisearch.emulator.AISearchEmulator`).
 
@@ -199,9 +201,15 @@ class ItemState(JobState):
         extension = "pdf" if (index + 1) % 5 == 0 else "md"
         return f"docs/file-{index + 1:04d}.{extension}"
 
-    def _outcomes(self, inst: Instance, job: EmulatedJob | None) -> list[tuple[str, str | None]]:
+    def _item_keys(self, inst: Instance) -> list[str]:
+        """The instance's item keys in order: its documents' (:mod:`.documents`), else the generated ones."""
+        if self._documents.holds(inst.namespace, inst.id):
+            return self._documents.keys(inst.namespace, inst.id)
+        return [self._item_key(inst, index) for index in range(inst.item_count)]
+
+    def _outcomes(self, inst: Instance, job: EmulatedJob | None, keys: list[str]) -> list[tuple[str, str | None]]:
         """The final status and error of each item for ``job``: exact shares, picked by a hash of the job id."""
-        count = inst.item_count
+        count = len(keys)
         seed = job.id if job is not None else ""
         ranking = sorted(range(count), key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).digest())
         errors = min(count, round(self._setting(inst, "item_error_share") * count))
@@ -209,7 +217,7 @@ class ItemState(JobState):
         outcomes: list[tuple[str, str | None]] = [("completed", None)] * count
         for rank, index in enumerate(ranking):
             if rank < errors:
-                key = self._item_key(inst, index)
+                key = keys[index]
                 message = PDF_ERROR if key.endswith(".pdf") else EMBED_ERRORS[index % len(EMBED_ERRORS)]
                 outcomes[index] = ("error", message)
             elif rank < errors + skipped:
@@ -220,9 +228,10 @@ class ItemState(JobState):
         """Each item's status now: the latest job processes them in key order, settling the last when it ends."""
         now = self.clock()
         job = self._latest_job(inst)
-        outcomes = self._outcomes(inst, job)
+        keys = self._item_keys(inst)
+        outcomes = self._outcomes(inst, job, keys)
         created = min([inst.created_at, *(j.started_at for j in inst.jobs)])
-        count = inst.item_count
+        count = len(keys)
         views = []
         for index in range(count):
             final, error = outcomes[index]
@@ -238,7 +247,7 @@ class ItemState(JobState):
                     status, message, seen = "queued", None, job.started_at
                 elif now < settles:
                     status, message = "running", None
-            views.append(ItemView(index, self._item_key(inst, index), status, message, seen, created))
+            views.append(ItemView(index, keys[index], status, message, seen, created))
         return views
 
     # -- rendering -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Routes: ``jobs`` (``/accounts/{account}/ai-search/namespaces/{namespace}/instanc
 ``legacy_jobs`` (the same without ``namespaces/{namespace}``), ``instance`` and ``instance_stats``
 (``.../instances/{id}[/stats]``, with ``legacy_instance`` and ``legacy_instance_stats``), ``items``
 (``.../namespaces/{namespace}/instances/{id}/items``, namespaced only, as Cloudflare serves it),
+``search`` (``.../namespaces/{namespace}/instances/{id}/search``, namespaced only),
 ``account_verify``, ``user_verify`` and ``user``. Segments are matched on the raw (percent-encoded)
 path and decoded afterwards.
 """
@@ -30,6 +31,7 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("instance_stats", re.compile(_NS + _INSTANCE + "/stats")),
     ("legacy_instance_stats", re.compile(_LEGACY + _INSTANCE + "/stats")),
     ("items", re.compile(_NS + _INSTANCE + "/items")),
+    ("search", re.compile(_NS + _INSTANCE + "/search")),
     ("account_verify", re.compile(r"/accounts/" + _SEG + r"/tokens/verify")),
     ("user_verify", re.compile(r"/user/tokens/verify")),
     ("user", re.compile(r"/user")),

@@ -3,8 +3,9 @@
 :class:`AISearchEmulator` serves in a background thread (one thread per connection). Each request
 is recorded (:class:`RequestRecord`, never a header value), counted by the rate limit, given a
 scripted or random fault if one applies, routed, authenticated (:mod:`.auth`) and answered by
-the jobs endpoints (:mod:`.endpoints`) or the instance endpoints (:mod:`.instance_endpoints`,
-:mod:`.items`) on the emulated state (:mod:`.state`).
+the jobs endpoints (:mod:`.endpoints`), the instance endpoints (:mod:`.instance_endpoints`,
+:mod:`.items`) or the search (:mod:`.search_endpoints`) on the emulated state (:mod:`.state`,
+:mod:`.documents`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_aisearch.emulator.auth import Credentials, auth_kind
 from airflow_provider_aisearch.emulator.control import CONTROL_PREFIX, ControlEndpoints
+from airflow_provider_aisearch.emulator.documents import DocumentStore
 from airflow_provider_aisearch.emulator.endpoints import JobEndpoints
 from airflow_provider_aisearch.emulator.envelopes import NO_ROUTE, RATE_LIMITED, Reply, error
 from airflow_provider_aisearch.emulator.faults import FaultInjection
 from airflow_provider_aisearch.emulator.instance_endpoints import INSTANCE_ROUTES, InstanceEndpoints
 from airflow_provider_aisearch.emulator.ratelimit import RateLimit
 from airflow_provider_aisearch.emulator.routes import API_PREFIX, match_route
+from airflow_provider_aisearch.emulator.search_endpoints import SearchEndpoints
 from airflow_provider_aisearch.emulator.state import LOG_TIME_UNITS, TIMESTAMP_FORMATS
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_TOKEN", "AISearchEmulator", "RequestRecord"]
@@ -115,7 +118,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoints, ControlEndpoints):
+class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoints, SearchEndpoints, ControlEndpoints):
     """
     The emulated API, served on loopback in a background thread.
 
@@ -215,6 +218,7 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._namespaces = {"default": {}}
+        self._documents = DocumentStore()  # the instances' documents (see .documents)
         self._faults = []
         self._planned = []
         self._open: set[socket.socket] = set()
@@ -410,4 +414,6 @@ class AISearchEmulator(Credentials, FaultInjection, JobEndpoints, InstanceEndpoi
             return answer
         if record.route in INSTANCE_ROUTES:
             return self._instance_endpoint(h.command, record.route, record.segments, query)
+        if record.route == "search":
+            return self._search_endpoint(h.command, record.segments, record.body)
         return self._jobs_endpoint(h.command, record.route, record.segments, raw_path, query, record.body)
