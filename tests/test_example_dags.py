@@ -428,6 +428,29 @@ def test_example_dags_run_with_no_logical_date(
         assert listed  # the templated list tasks ran
 
 
+@needs_airflow3
+def test_example_retrieval_check_dag_finds_its_baseline_in_a_run_with_no_logical_date(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    """A scheduled run, then one triggered as the deploy check and the REST API do (no logical date): its baseline.
+
+    (Two dag.test() runs without a logical date cannot show it: dag.test() deletes the DAG's run with the same
+    logical date first, and `logical_date == None` matches every run that has none.)
+    """
+    emu = _corpus_emulator(make_emulator, job_duration=0.5)
+    connect(emu)
+    dag = _dagbag().get_dag(RETRIEVAL_DAG)
+    runs, metrics = [], []
+    for logical_date in ({}, {"logical_date": None}):
+        run = dag.test(**logical_date)
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+        runs.append(run)
+        metrics.append(_xcom_value(RETRIEVAL_DAG, "retrieval_check", "return_value"))
+    assert runs[1].logical_date is None
+    assert metrics[1]["baseline"]["run_id"] == runs[0].run_id
+    assert metrics[1]["baseline"]["hit_rate"] == metrics[0]["hit_rate"] == 1.0
+
+
 def _readme_templates() -> list[str]:
     import re
 
