@@ -72,12 +72,20 @@ def url_secrets(text: str | None) -> list[str]:
 
 
 def _redacted_repr(obj: Any, *url_fields: str) -> str:
-    """The dataclass repr, with ``url_fields`` through :func:`redact_url`."""
-    shown = (
-        f"{f.name}={(redact_url(getattr(obj, f.name)) if f.name in url_fields else getattr(obj, f.name))!r}"
-        for f in fields(obj)
-    )
-    return f"{type(obj).__name__}({', '.join(shown)})"
+    """
+    The dataclass repr, with ``url_fields`` through :func:`redact_url` (for a mapping field, each string value:
+    an item's ``metadata`` holds its folder, which for a crawled page is part of its URL).
+    """
+
+    def shown(name: str) -> Any:
+        value = getattr(obj, name)
+        if name not in url_fields:
+            return value
+        if isinstance(value, Mapping):
+            return {k: redact_url(v) if isinstance(v, str) else v for k, v in value.items()}
+        return redact_url(value)
+
+    return f"{type(obj).__name__}({', '.join(f'{f.name}={shown(f.name)!r}' for f in fields(obj))})"
 
 
 class MalformedInstanceError(MalformedJobError):
@@ -355,7 +363,7 @@ class Item:
 
     Every field after ``key`` and ``status`` is optional here, although the SDK marks ``checksum`` and
     ``created_at`` required: an answer without them is still an item. The repr redacts URL user info
-    and query values in ``key`` and ``source_id`` (:func:`redact_url`).
+    and query values in ``key``, ``source_id`` and ``metadata``'s strings (:func:`redact_url`).
     """
 
     id: str
@@ -418,4 +426,4 @@ class Item:
         }
 
     def __repr__(self) -> str:
-        return _redacted_repr(self, "key", "source_id")
+        return _redacted_repr(self, "key", "source_id", "metadata")
