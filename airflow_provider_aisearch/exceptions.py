@@ -221,3 +221,12 @@ def _rebuild_quality(
     message: str, stats: InstanceStats | None, max_item_errors: int | float | None
 ) -> AISearchIndexQualityError:
     return AISearchIndexQualityError(message, stats=stats, max_item_errors=max_item_errors)
+
+
+class AISearchSyncTimeoutError(AISearchError):
+    """
+    A folder sync's uploaded items were still queued or running when its ``timeout`` passed.
+
+    Airflow's ``retries`` apply: a retry sends nothing the first try stored (their hashes match)
+    and waits for them again.
+    """
