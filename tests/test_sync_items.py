@@ -19,6 +19,8 @@ from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQua
 from airflow_provider_aisearch.operators import AISearchSyncItemsOperator
 from airflow_provider_aisearch.tasks.sync_plan import HASH_METADATA_KEY, compile_pattern, content_hash
 from airflow_provider_aisearch.triggers import AISearchItemsTrigger
+from airflow_provider_aisearch.waiting.item_polling import SharedItemsPoller
+from airflow_provider_aisearch.waiting.polling import active_pollers
 from tests.conftest import Connect
 
 FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
@@ -331,3 +333,42 @@ def test_the_pattern_matches_relative_paths(pattern: str, matched: list[str]) ->
     regex = compile_pattern(pattern)
     paths = ["a.md", "b.txt", "sub/c.md", "sub/deep/d.md"]
     assert [p for p in paths if regex.match(p)] == matched
+
+
+def test_syncs_waiting_on_one_instance_share_each_round(emu: AISearchEmulator, tmp_path: pathlib.Path) -> None:
+    """Two deferred syncs (e.g. mapped over two folders) on one instance: one poller, one listing a round."""
+    emu.set_upload_duration(1.0)
+    deferred = []
+    for part in ("x", "y"):
+        docs = write(tmp_path / part, {f"{part}{i:03}.md": f"document {part} {i}".encode() for i in range(100)})
+        with pytest.raises(TaskDeferred) as info:
+            sync_op(docs, deferrable=True, key_prefix=f"{part}/", max_upload_concurrency=8, poll_interval=0.2).execute(
+                {}
+            )
+        deferred.append(info.value)
+    first_wait = len(emu.requests)
+    pollers: set[int] = set()
+
+    async def both() -> list[Any]:
+        async def one(trigger: Any) -> Any:
+            async for event in trigger.run():
+                return event
+
+        async def watch() -> None:
+            while True:
+                pollers.update(id(p) for p in active_pollers() if isinstance(p, SharedItemsPoller))
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return list(await asyncio.gather(*(one(d.trigger) for d in deferred)))
+        finally:
+            watcher.cancel()
+
+    events = asyncio.run(asyncio.wait_for(both(), 30))
+    assert [e.payload["status"] for e in events] == ["done", "done"]
+    assert len(pollers) == 1  # both triggers joined one poller
+    pages = [r.query["page"] for r in emu.requests[first_wait:] if r.route == "items"]
+    # Every round is one listing for both syncs' 200 keys: two pages of 100, never a listing per trigger.
+    assert len(pages) >= 4 and pages == ["1", "2"] * (len(pages) // 2)
+    assert not [r for r in emu.requests[first_wait:] if r.route == "item"]

@@ -6,10 +6,11 @@ async client, like :func:`~airflow_provider_aisearch.waiting.item_stats.read_ite
 - :func:`list_items_by_key`: one round, the instance's items list read page by page (100 a page)
   until every wanted key was seen or the list ended: never one GET per item, so 200 pending items
   cost two requests a round, not 200;
-- :func:`wait_items_settled`: a round every ``interval`` (stretched when the rate-limit budget runs
-  low), asking only for the keys not settled yet, until none is left or ``deadline`` passes. A
-  transient failure after the API's retries is logged and the round comes again at the next
-  interval; any other error raises.
+- :func:`wait_items_settled` (the worker's wait; the trigger's rounds are the shared poller's,
+  :mod:`~airflow_provider_aisearch.waiting.item_polling`): a round every ``interval`` (stretched when
+  the rate-limit budget runs low), asking only for the keys not settled yet, until none is left or
+  ``deadline`` passes. A transient failure after the API's retries is logged and the round comes
+  again at the next interval; any other error raises.
 
 :func:`outcome_dict` / :func:`outcome_from_dict` are the JSON shape of an item's outcome in a
 trigger event.
@@ -32,6 +33,7 @@ __all__ = [
     "list_items_by_key",
     "outcome_dict",
     "outcome_from_dict",
+    "still_pending",
     "wait_items_settled",
 ]
 
@@ -103,7 +105,7 @@ def wait_items_settled(
             log.warning("Could not list the items of instance %r (will try again): %s", instance_id, exc)
         else:
             latest.update(seen)
-            pending = {key for key in pending if key not in seen or seen[key].status not in SETTLED}
+            pending = still_pending(pending, seen)
             if not pending:
                 break
             log.info("Instance %r: %d item(s) of this sync not settled yet", instance_id, len(pending))
@@ -115,6 +117,11 @@ def wait_items_settled(
             pause = min(pause, deadline - now)
         yield Backoff(max(pause, MIN_ROUND_GAP), f"Next items list in {pause:.2g} s", level=logging.DEBUG)
     return latest
+
+
+def still_pending(keys: Iterable[str], seen: Mapping[str, Item]) -> set[str]:
+    """The keys of ``keys`` whose item was not listed in ``seen``, or is not settled yet."""
+    return {key for key in keys if key not in seen or seen[key].status not in SETTLED}
 
 
 def outcome_dict(item: Item) -> dict[str, Any]:
