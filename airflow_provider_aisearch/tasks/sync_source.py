@@ -60,6 +60,11 @@ def open_source(source: object) -> Any:
         folder = pathlib.Path(source)
     else:
         raise ValueError(f"source must be a folder path, a URI or an ObjectStoragePath, got {source!r}")
+    fs = getattr(folder, "fs", None)
+    if fs is not None and hasattr(fs, "invalidate_cache"):
+        # fsspec caches listings and ETags per filesystem, for the process's life: a second sync in the
+        # same process (dag.test, a long-lived worker) would see removed files and fail reading changed ones.
+        fs.invalidate_cache()
     try:
         exists, is_dir = folder.exists(), folder.is_dir()
     except OSError as exc:
