@@ -234,6 +234,8 @@ def test_one_items_list_per_round_for_200_pending_items(
     # Each round is one listing, two pages of 100 (every key pending is on them): 1, 2, 1, 2, ...
     assert len(pages) >= 4 and pages == ["1", "2"] * (len(pages) // 2)
     assert {r.query["per_page"] for r in lists} == {"100"}
+    # Uploads only: keys are unique per source, so an R2 or website item of the same key is never taken for ours.
+    assert {r.query.get("source") for r in emu.requests if r.route == "items" and r.method == "GET"} == {"builtin"}
 
 
 def test_bad_input_fails_before_any_request(emu: AISearchEmulator, tmp_path: pathlib.Path) -> None:
@@ -242,6 +244,9 @@ def test_bad_input_fails_before_any_request(emu: AISearchEmulator, tmp_path: pat
     (tmp_path / "plain.md").write_bytes(b"x")
     with pytest.raises(NotADirectoryError, match="source .* is not a folder"):
         run(sync_op(tmp_path / "plain.md"))
+    with pytest.raises(ValueError, match=r"source 'gcs://\*\*\*@bucket/docs': No filesystem registered") as error:
+        run(sync_op("gcs://reader:sekrit@bucket/docs"))  # its provider is not installed; the secret never shown
+    assert "sekrit" not in str(error.value)
     long = write(tmp_path / "long", {"ok.md": b"ok", "x" * 126 + ".md": b"too long a key"})
     with pytest.raises(ValueError, match="1 file.*cannot be uploaded under their keys.*128"):
         run(sync_op(long))

@@ -3,9 +3,9 @@
 The folder sync's wait, as plans (so the worker drives them with the hook and the trigger with the
 async client, like :func:`~airflow_provider_aisearch.waiting.item_stats.read_item_stats`):
 
-- :func:`list_items_by_key`: one round, the instance's items list read page by page (100 a page)
-  until every wanted key was seen or the list ended: never one GET per item, so 200 pending items
-  cost two requests a round, not 200;
+- :func:`list_items_by_key`: one round, the instance's uploaded items (``source=builtin``) read page
+  by page (100 a page) until every wanted key was seen or the list ended: never one GET per item,
+  so 200 pending items cost two requests a round, not 200;
 - :func:`wait_items_settled` (the worker's wait; the trigger's rounds are the shared poller's,
   :mod:`~airflow_provider_aisearch.waiting.item_polling`): a round every ``interval`` (stretched when
   the rate-limit budget runs low), asking only for the keys not settled yet, until none is left or
@@ -30,6 +30,7 @@ from airflow_provider_aisearch.models.instances import Item, ItemStatus
 __all__ = [
     "MAX_SCAN_PAGES",
     "SETTLED",
+    "UPLOAD_SOURCE",
     "list_items_by_key",
     "outcome_dict",
     "outcome_from_dict",
@@ -39,6 +40,8 @@ __all__ = [
 
 #: The statuses that end an item's wait.
 SETTLED = frozenset({ItemStatus.COMPLETED.value, ItemStatus.ERROR.value, ItemStatus.SKIPPED.value})
+#: The ``source_id`` of uploaded items: the sync lists only those (keys are unique per source).
+UPLOAD_SOURCE = "builtin"
 #: Most list pages one round reads looking for its keys (10,000 items); keys not seen stay pending.
 MAX_SCAN_PAGES = 100
 #: Shortest pause between two rounds, whatever the interval.
@@ -62,7 +65,7 @@ def list_items_by_key(
     page = 1
     while wanted - found.keys() and page <= MAX_SCAN_PAGES:
         items, last = yield from api.items_page(
-            instance_id, page=page, per_page=ITEMS_MAX_PER_PAGE, namespace=namespace
+            instance_id, page=page, per_page=ITEMS_MAX_PER_PAGE, source=UPLOAD_SOURCE, namespace=namespace
         )
         found.update((item.key, item) for item in items if item.key in wanted)
         if last:
