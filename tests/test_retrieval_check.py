@@ -352,3 +352,31 @@ def test_render_template_fields_checks_the_rendered_golden(docs: AISearchEmulato
     with pytest.raises(ValueError, match=r"golden: cannot read '.*no-such-golden.json'"):
         op.render_template_fields({"params": {"golden": "no-such-golden.json"}})
     assert docs.requests == []
+
+
+# -- review of issue 23: cases the first tests left open ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        pytest.param({}, id="empty"),
+        pytest.param({"": "b.md"}, id="empty-key"),
+        pytest.param({"filename": float("nan")}, id="not-json"),
+    ],
+)
+def test_a_golden_entry_whose_filters_the_search_refuses_fails_at_parse_time(
+    docs: AISearchEmulator, filters: dict[str, Any]
+) -> None:
+    # Found when the DAG is parsed, not at the entry's turn, after the entries before it were sent.
+    golden: list[dict[str, Any]] = [
+        {"query": "zebra", "expected_keys": ["c.md"]},
+        {"query": "yak", "expected_keys": ["d.md"], "filters": filters},
+    ]
+    with pytest.raises(ValueError, match=r"golden\[1\]: 'filters'"):
+        check(golden=golden)
+    op = check(golden="{{ params.golden }}")
+    op.golden = golden  # what a render could give
+    with pytest.raises(ValueError, match=r"golden\[1\]: 'filters'"):
+        run(op)
+    assert docs.requests == []
