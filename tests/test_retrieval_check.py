@@ -288,6 +288,7 @@ def test_the_failure_log_lists_every_missed_query_first_then_the_metrics(
     assert "recall    0.5000   -        min_recall=0.9 FAILED" in text
     assert "hit_rate  0.6667   -        -" in text
     assert BIG[:40] not in text  # no chunk text in the log
+    assert docs.token not in text  # nor the API token
 
 
 def test_a_passed_check_logs_its_misses_as_warnings(
