@@ -404,6 +404,16 @@ def test_a_metric_that_rose_is_no_drop_however_far_it_rose(docs: AISearchEmulato
     assert store["run-2"][BASELINE_XCOM_KEY]["run_id"] == "run-2"  # it passed
 
 
+def test_a_baseline_missing_one_metric_is_ignored_not_half_used(
+    docs: AISearchEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = {"run-1": {BASELINE_XCOM_KEY: {"hit_rate": 1.0, "recall": "high", "mrr": 1.0, "run_id": "run-1"}}}
+    with caplog.at_level(logging.WARNING):
+        value = run(check(max_drop=0.0), TI("run-2", store))  # hit_rate 1.0 -> 2/3 would fail max_drop=0
+    assert value["baseline"] is None and len(searches(docs)) == 3
+    assert "Ignoring a baseline" in logged(caplog, capsys)
+
+
 class BrokenXComTI(TI):
     def xcom_pull(self, **kwargs: Any) -> Any:
         raise RuntimeError("the metadata database is gone")
