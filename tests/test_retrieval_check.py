@@ -288,6 +288,7 @@ def test_the_failure_log_lists_every_missed_query_first_then_the_metrics(
     assert "recall    0.5000   -        min_recall=0.9 FAILED" in text
     assert "hit_rate  0.6667   -        -" in text
     assert BIG[:40] not in text  # no chunk text in the log
+    assert docs.token not in text  # nor the API token
 
 
 def test_a_passed_check_logs_its_misses_as_warnings(
@@ -352,3 +353,95 @@ def test_render_template_fields_checks_the_rendered_golden(docs: AISearchEmulato
     with pytest.raises(ValueError, match=r"golden: cannot read '.*no-such-golden.json'"):
         op.render_template_fields({"params": {"golden": "no-such-golden.json"}})
     assert docs.requests == []
+
+
+# -- review of issue 23: cases the first tests left open ---------------------------------------------
+
+
+def test_each_entry_is_sent_with_its_own_filters_and_an_entry_without_none(docs: AISearchEmulator) -> None:
+    golden = [
+        {"query": "zebra", "expected_keys": ["big.md"]},
+        {"query": "zebra", "expected_keys": ["b.md"], "filters": {"filename": "b.md"}},
+        {"query": "zebra", "expected_keys": ["big.md"]},
+    ]
+    value = run(check(golden=golden, k=1))
+    assert [q["top_keys"] for q in value["per_query"]] == [["big.md"], ["b.md"], ["big.md"]]
+    sent = [r.body["ai_search_options"]["retrieval"].get("filters") for r in searches(docs)]
+    assert sent == [None, {"filename": "b.md"}, None]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        pytest.param({}, id="empty"),
+        pytest.param({"": "b.md"}, id="empty-key"),
+        pytest.param({"filename": float("nan")}, id="not-json"),
+    ],
+)
+def test_a_golden_entry_whose_filters_the_search_refuses_fails_at_parse_time(
+    docs: AISearchEmulator, filters: dict[str, Any]
+) -> None:
+    # Found when the DAG is parsed, not at the entry's turn, after the entries before it were sent.
+    golden: list[dict[str, Any]] = [
+        {"query": "zebra", "expected_keys": ["c.md"]},
+        {"query": "yak", "expected_keys": ["d.md"], "filters": filters},
+    ]
+    with pytest.raises(ValueError, match=r"golden\[1\]: 'filters'"):
+        check(golden=golden)
+    op = check(golden="{{ params.golden }}")
+    op.golden = golden  # what a render could give
+    with pytest.raises(ValueError, match=r"golden\[1\]: 'filters'"):
+        run(op)
+    assert docs.requests == []
+
+
+def test_a_metric_that_rose_is_no_drop_however_far_it_rose(docs: AISearchEmulator) -> None:
+    # The baseline was worse on every metric: a rise of 2/3 is no fall, even with max_drop=0.
+    store = {"run-1": {BASELINE_XCOM_KEY: {"hit_rate": 0.0, "recall": 0.0, "mrr": 0.0, "run_id": "run-1"}}}
+    value = run(check(max_drop=0.0), TI("run-2", store))
+    assert value["baseline"] == {"hit_rate": 0.0, "recall": 0.0, "mrr": 0.0, "run_id": "run-1"}
+    assert value["hit_rate"] == pytest.approx(HIT_RATE)
+    assert store["run-2"][BASELINE_XCOM_KEY]["run_id"] == "run-2"  # it passed
+
+
+def test_a_baseline_missing_one_metric_is_ignored_not_half_used(
+    docs: AISearchEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = {"run-1": {BASELINE_XCOM_KEY: {"hit_rate": 1.0, "recall": "high", "mrr": 1.0, "run_id": "run-1"}}}
+    with caplog.at_level(logging.WARNING):
+        value = run(check(max_drop=0.0), TI("run-2", store))  # hit_rate 1.0 -> 2/3 would fail max_drop=0
+    assert value["baseline"] is None and len(searches(docs)) == 3
+    assert "Ignoring a baseline" in logged(caplog, capsys)
+
+
+class BrokenXComTI(TI):
+    def xcom_pull(self, **kwargs: Any) -> Any:
+        raise RuntimeError("the metadata database is gone")
+
+
+def test_a_baseline_that_cannot_be_read_fails_a_max_drop_check_before_any_search(
+    docs: AISearchEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With max_drop, a check that cannot read its baseline cannot judge a fall: it fails, never passes blind.
+    with pytest.raises(RuntimeError, match="metadata database is gone"):
+        run(check(max_drop=0.1), BrokenXComTI())
+    assert searches(docs) == []
+    # Without max_drop the baseline is only reported: a warning, and the check runs.
+    with caplog.at_level(logging.WARNING):
+        value = run(check(), BrokenXComTI())
+    assert value["baseline"] is None and len(searches(docs)) == 3
+    assert "Could not read the baseline of an earlier run: the metadata database is gone" in logged(caplog, capsys)
+
+
+def test_the_failure_log_gives_each_key_the_score_of_its_best_chunk(
+    docs: AISearchEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    best, second = [c for c in AISearchHook().search("kb", "zebra").chunks if c.item_key == "big.md"]
+    assert (best.scoring_details["keyword_rank"], second.scoring_details["keyword_rank"]) == (1, 2)
+    with caplog.at_level(logging.INFO), pytest.raises(AISearchRetrievalCheckError):
+        run(check(golden=GOLDEN[1:2], min_recall=1.0))
+    lines = [line for line in logged(caplog, capsys).splitlines() if "1. big.md" in line]
+    assert lines and all(
+        f"score={best.score:.4f} " in line and '"keyword_rank": 1,' in line and '"keyword_rank": 2' not in line
+        for line in lines
+    ), lines

@@ -53,6 +53,11 @@ CASES = [
         id="reranking-on",
     ),
     pytest.param(
+        {"reranking": False},
+        {"retrieval": {"max_num_results": 10}, "reranking": {"enabled": False}, **OFF},
+        id="reranking-off",
+    ),
+    pytest.param(
         {"reranking": {"enabled": True, "model": "@cf/baai/bge-reranker-base", "match_threshold": 0.4}},
         {
             "retrieval": {"max_num_results": 10},

@@ -28,6 +28,7 @@ __all__ = [
     "SEARCH_MAX_NUM_RESULTS",
     "SearchOperations",
     "search_body",
+    "validate_filters",
 ]
 
 #: Cloudflare's limit on ``max_num_results`` ("The maximum allowed value is 50", retrieval configuration docs).
@@ -51,8 +52,12 @@ def _validate_flag(name: str, value: object) -> bool:
     return value
 
 
-def _validate_filters(filters: object) -> dict[str, Any]:
-    """:raises ValueError: naming ``filters`` unless it is a non-empty JSON object with string keys."""
+def validate_filters(filters: object) -> dict[str, Any]:
+    """
+    ``filters`` as the search sends it (a JSON copy); the golden set of a retrieval check checks its entries with it.
+
+    :raises ValueError: naming ``filters`` unless it is a non-empty JSON object with string keys.
+    """
     if not isinstance(filters, Mapping) or not filters:
         raise ValueError(f"filters must be a non-empty dict (e.g. {{'folder': 'docs/'}}) or None, got {filters!r}")
     if not all(isinstance(key, str) and key for key in filters):
@@ -121,7 +126,7 @@ def search_body(
     if match_threshold is not None:
         retrieval["match_threshold"] = _validate_unit("match_threshold", match_threshold)  # NaN fails the range
     if filters is not None:
-        retrieval["filters"] = _validate_filters(filters)
+        retrieval["filters"] = validate_filters(filters)
     options: dict[str, Any] = {
         "retrieval": retrieval,
         "query_rewrite": {"enabled": _validate_flag("rewrite_query", rewrite_query)},

@@ -7,7 +7,8 @@ never while the DAG file is parsed. YAML needs PyYAML, which Airflow depends on;
 
 Every entry is checked and a bad one is a ``ValueError`` naming ``golden``, the entry's position and
 the field: a missing or empty ``query``, ``expected_keys`` that is not a non-empty list of distinct
-non-empty strings, ``filters`` that is not a mapping, or a key that is none of these three (a typo
+non-empty strings, ``filters`` that the search would refuse (not a non-empty JSON object with
+non-empty string keys: the search's own check, ``validate_filters``), or a key that is none of these three (a typo
 such as ``expected_key`` would otherwise be ignored).
 """
 
@@ -20,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
+
+from airflow_provider_aisearch.api.search_operations import validate_filters
 
 __all__ = ["GOLDEN_SUFFIXES", "GoldenQuery", "check_golden_path", "golden_is_path", "load_golden", "parse_golden"]
 
@@ -85,9 +88,14 @@ def _entry(entry: object, where: str) -> GoldenQuery:
     if duplicates:
         raise ValueError(f"{where}: 'expected_keys' names {duplicates} more than once")
     filters = entry.get("filters")
-    if filters is not None and not isinstance(filters, Mapping):
+    if filters is None:
+        return GoldenQuery(query, tuple(keys))
+    if not isinstance(filters, Mapping):
         raise ValueError(f"{where}: 'filters' must be a mapping or absent, got {type(filters).__name__}")
-    return GoldenQuery(query, tuple(keys), None if filters is None else dict(filters))
+    try:  # the search's own check, so that a bad entry fails here, not at its turn after the others were sent
+        return GoldenQuery(query, tuple(keys), validate_filters(filters))
+    except ValueError as exc:
+        raise ValueError(f"{where}: 'filters': {exc}") from None
 
 
 def load_golden(golden: object, *, folder: str | os.PathLike[str] | None = None) -> list[GoldenQuery]:
