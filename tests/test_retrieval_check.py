@@ -180,6 +180,7 @@ def test_the_baseline_is_the_last_passed_run_and_max_drop_fails_a_fall(docs: AIS
         "recall": pytest.approx(RECALL),
         "mrr": pytest.approx(MRR),
         "run_id": "run-1",
+        "fingerprint": store["run-1"][BASELINE_XCOM_KEY]["fingerprint"],
         "baseline": None,
     }
     # The same index: no fall.
@@ -190,11 +191,27 @@ def test_the_baseline_is_the_last_passed_run_and_max_drop_fails_a_fall(docs: AIS
         "mrr": pytest.approx(MRR),
         "run_id": "run-1",
     }
-    # k=1 drops c.md out of the top: hit_rate 2/3 -> 0, recall 1/2 -> 0, mrr 1/3 -> 0.
-    with pytest.raises(AISearchRetrievalCheckError, match=r"hit_rate fell by 0.6667 \(max_drop=0.1\)"):
-        run(check(k=1, max_drop=0.1), TI("run-3", store))
+    # The index loses c.md's "zebra": query 1 misses (hit_rate 2/3 -> 1/3), query 2 keeps b.md at rank 2.
+    docs.add_documents("kb", {"c.md": "okapi one two three four five six seven eight nine"})
+    with pytest.raises(AISearchRetrievalCheckError, match=r"hit_rate fell by 0.3333 \(max_drop=0.1\)"):
+        run(check(max_drop=0.1), TI("run-3", store))
     assert "run-3" not in store
-    assert run(check(k=1, max_drop=0.7), TI("run-4", store))["baseline"]["run_id"] == "run-2"
+    assert run(check(max_drop=0.4), TI("run-4", store))["baseline"]["run_id"] == "run-2"
+
+
+def test_a_run_that_measured_something_else_is_no_baseline(
+    docs: AISearchEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # k=1 drops c.md out of the top (hit_rate 2/3 -> 0): a change of the check, not of the index.
+    store: dict[str, dict[str, Any]] = {}
+    run(check(max_drop=0.0), TI("run-1", store))
+    value = run(check(k=1, max_drop=0.0), TI("run-2", store))
+    assert value["baseline"] is None and value["hit_rate"] == 0.0
+    assert "measured another golden set or other settings" in logged(caplog, capsys)
+    # A larger golden set is another measure too; the same settings again compare with the last passed run.
+    run(check(k=1, max_drop=0.0, golden=[*GOLDEN, {"query": "yak", "expected_keys": ["d.md"]}]), TI("run-3", store))
+    assert run(check(k=1, max_drop=0.0), TI("run-4", store))["baseline"] is None  # run-3 measured 4 queries
+    assert run(check(k=1, max_drop=0.0), TI("run-5", store))["baseline"]["run_id"] == "run-4"
 
 
 def test_a_runs_own_value_is_never_its_baseline(docs: AISearchEmulator) -> None:

@@ -14,6 +14,7 @@ such as ``expected_key`` would otherwise be ignored).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -24,7 +25,15 @@ from typing import Any, TypeGuard
 
 from airflow_provider_aisearch.api.search_operations import validate_filters
 
-__all__ = ["GOLDEN_SUFFIXES", "GoldenQuery", "check_golden_path", "golden_is_path", "load_golden", "parse_golden"]
+__all__ = [
+    "GOLDEN_SUFFIXES",
+    "GoldenQuery",
+    "check_golden_path",
+    "golden_fingerprint",
+    "golden_is_path",
+    "load_golden",
+    "parse_golden",
+]
 
 #: The file types ``golden`` may name.
 GOLDEN_SUFFIXES = (".json", ".yaml", ".yml")
@@ -44,6 +53,23 @@ class GoldenQuery:
     query: str
     expected_keys: tuple[str, ...]
     filters: dict[str, Any] | None = None
+
+
+def golden_fingerprint(queries: Sequence[GoldenQuery], **settings: Any) -> str:
+    """
+    A short digest of what a check measures: its golden set and the settings that change the ranks.
+
+    Two runs compare (``max_drop``) only when their fingerprints are equal: a larger golden set, another
+    ``k`` or another ``retrieval_type`` measures something else, and its fall is no regression of the index.
+
+    :param queries: The golden set, in order.
+    :param settings: The measuring settings (``k``, ``retrieval_type``, ``max_num_results``), JSON values.
+    """
+    measured = {
+        "golden": [[q.query, list(q.expected_keys), q.filters] for q in queries],
+        "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def golden_is_path(golden: object) -> TypeGuard[str | os.PathLike[str]]:

@@ -36,6 +36,7 @@ from airflow_provider_aisearch.models.search import SearchResult
 from airflow_provider_aisearch.tasks.golden import (
     GoldenQuery,
     check_golden_path,
+    golden_fingerprint,
     golden_is_path,
     load_golden,
     parse_golden,
@@ -92,8 +93,9 @@ class AISearchRetrievalCheckOperator(BaseOperator):
 
     Returns (XCom ``return_value``) ``{"k", "queries", "hit_rate", "recall", "mrr", "per_query":
     [{"query", "rank", "recall", "top_keys"}], "baseline": {"hit_rate", "recall", "mrr", "run_id"} or
-    None}``. A passed check also pushes its metrics and run id under :data:`BASELINE_XCOM_KEY`, which
-    the next run pulls with ``include_prior_dates=True`` as its baseline.
+    None}``. A passed check also pushes its metrics, run id and the fingerprint of what it measured
+    (golden set, ``k``, ``retrieval_type``, ``max_num_results``) under :data:`BASELINE_XCOM_KEY`, which
+    the next run pulls with ``include_prior_dates=True`` as its baseline if it measures the same.
 
     :param instance_id: AI Search instance id (templated).
     :param golden: A list of ``{"query": str, "expected_keys": [str, ...], "filters": {...}}`` (``filters``
@@ -205,7 +207,13 @@ class AISearchRetrievalCheckOperator(BaseOperator):
         """Ask every golden query, score the answers, compare with the baseline and the thresholds."""
         queries = self._checked_golden()
         ti = context["ti"]
-        baseline = self._baseline(ti)
+        fingerprint = golden_fingerprint(
+            queries,
+            k=self.k,
+            retrieval_type=self.retrieval_type,
+            max_num_results=self.max_num_results or SEARCH_MAX_NUM_RESULTS,
+        )
+        baseline = self._baseline(ti, fingerprint)
         scores, results = self._ask(queries)
         metrics = RetrievalMetrics(self.k, tuple(scores))
         assertions = self.thresholds.assertions(metrics, baseline)
@@ -223,7 +231,7 @@ class AISearchRetrievalCheckOperator(BaseOperator):
             )
         ti.xcom_push(
             key=BASELINE_XCOM_KEY,
-            value={**metrics.values(), "run_id": ti.run_id, "baseline": baseline},
+            value={**metrics.values(), "run_id": ti.run_id, "fingerprint": fingerprint, "baseline": baseline},
         )
         return value
 
@@ -262,13 +270,16 @@ class AISearchRetrievalCheckOperator(BaseOperator):
             time.sleep(min(self.poll_interval, remaining))
         return [s for s in scores if s is not None], [r for r in results if r is not None]
 
-    def _baseline(self, ti: Any) -> dict[str, Any] | None:
+    def _baseline(self, ti: Any, fingerprint: str) -> dict[str, Any] | None:
         """
         The last successful run's metrics and run id (``None`` on a first run).
 
         Pulled with ``include_prior_dates=True`` (runs whose logical date, or on Airflow 3 without one
         its ``run_after``, is not later than this run's, newest first). A value this run pushed itself
         (a passed try whose XCom Airflow kept) is not its own baseline: the baseline it had is used.
+        A run that measured something else (another golden set, ``k``, ``retrieval_type`` or
+        ``max_num_results``: another ``fingerprint``) is no baseline either: the change is logged and
+        ``max_drop`` is not checked until a run with these settings has passed.
         """
         try:
             pulled = ti.xcom_pull(
@@ -291,6 +302,13 @@ class AISearchRetrievalCheckOperator(BaseOperator):
             isinstance(pulled.get(m), (int, float)) and not isinstance(pulled.get(m), bool) for m in METRICS
         ):
             self.log.warning("Ignoring a baseline that is not this operator's: %r", pulled)
+            return None
+        if pulled.get("fingerprint") not in (None, fingerprint):
+            self.log.warning(
+                "The last passed run (%s) measured another golden set or other settings (k, retrieval_type, "
+                "max_num_results): no baseline, max_drop is not checked; this run's metrics become the next baseline",
+                pulled.get("run_id"),
+            )
             return None
         return {**{m: float(pulled[m]) for m in METRICS}, "run_id": pulled.get("run_id")}
 
