@@ -411,3 +411,28 @@ def test_lost_upload_answers_and_a_fatal_error_mid_sync(emu: AISearchEmulator, t
     retry = run(sync_op(docs, max_upload_concurrency=1))
     assert (retry["unchanged"], retry["uploaded"]) == (["f0.md", "f1.md"], ["f2.md", "f3.md", "f4.md"])
     assert sorted(stored(emu)) == [f"f{i}.md" for i in range(5)] and len(uploads(emu)) == 6
+
+
+def test_items_stored_without_our_hash_are_unchanged_by_checksum_else_resent_with_a_warning(
+    emu: AISearchEmulator,
+    tmp_path: pathlib.Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Items uploaded by hand (or on an instance whose custom_metadata schema drops airflow_sha256): no hash of
+    # ours. The emulator's checksum is the content's SHA-256, one of the standard digests the sync compares.
+    from airflow_provider_aisearch.hooks import AISearchHook
+
+    caplog.set_level(logging.INFO)
+    with AISearchHook(retry_backoff=0.001) as hook:
+        hook.upload_item("kb", "same.md", b"same text")
+        hook.upload_item("kb", "old.md", b"old text")
+    assert all(HASH_METADATA_KEY not in (item.metadata or {}) for item in stored(emu).values())
+    emu.clear_log()
+    docs = write(tmp_path / "docs", {"same.md": b"same text", "old.md": b"new text"})
+    result = run(sync_op(docs))
+    assert result["unchanged"] == ["same.md"] and result["uploaded"] == ["old.md"]
+    assert [[p.filename for p in r.form if p.name == "file"] for r in uploads(emu)] == [["old.md"]]
+    out = caplog.text + capsys.readouterr().out
+    assert "1 stored item(s) have no 'airflow_sha256' in their metadata (e.g. 'old.md')" in out
+    assert "custom_metadata schema" in out

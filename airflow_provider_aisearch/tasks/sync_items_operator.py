@@ -48,6 +48,7 @@ from airflow_provider_aisearch.tasks.sync_plan import (
     DEFAULT_PATTERN,
     HASH_METADATA_KEY,
     compile_pattern,
+    content_digests,
     content_hash,
     plan_sync,
     validate_key_prefix,
@@ -184,17 +185,34 @@ class AISearchSyncItemsOperator(BaseOperator):
         listed = hook.iter_items(self.instance_id, source=UPLOAD_SOURCE, namespace=self.namespace)
         stored = {item.key: item for item in listed}  # uploads only: keys are unique per source
         digests: dict[str, str | None] = {}
+        checksums: dict[str, frozenset[str]] = {}
         failed: list[dict[str, str]] = []
         for key, file in files.items():
             try:
-                digests[key] = content_hash(read_file(file))
+                content = read_file(file)
+                digests[key], checksums[key] = content_hash(content), content_digests(content)
             except UnreadableFileError as exc:
                 digests[key] = None
                 failed.append({"key": key, "error": str(exc)})
                 self.log.error("File %r: %s", file.relative, exc)
         plan = plan_sync(
-            digests, stored.values(), key_prefix=key_prefix, matches=matches, delete_removed=self.delete_removed
+            digests,
+            stored.values(),
+            key_prefix=key_prefix,
+            matches=matches,
+            delete_removed=self.delete_removed,
+            checksums=checksums,
         )
+        if plan.unhashed:
+            self.log.warning(
+                "%d stored item(s) have no %r in their metadata (e.g. %r) and are sent again: Cloudflare keeps "
+                "only the custom metadata fields the instance's custom_metadata schema declares; declare %r "
+                "(text) there, or every sync re-sends these files",
+                len(plan.unhashed),
+                HASH_METADATA_KEY,
+                plan.unhashed[0],
+                HASH_METADATA_KEY,
+            )
         self.log.info(
             "Sync of %s into instance %r: %d file(s) match %r; %d to upload, %d unchanged, %d to delete, %d unreadable",
             redact_url(str(self.source)),

@@ -4,16 +4,21 @@
 what the instance stores (its items by key); it sends nothing and reads nothing, so every rule of the
 sync is here, testable on its own:
 
-- a file whose stored item carries the same content hash in its metadata (:data:`HASH_METADATA_KEY`)
-  is **unchanged**, whatever the item's status (a retried task never re-sends what its first try
-  stored; an item in ``error`` stays failed until its file changes);
-- any other readable file is **uploaded** (new, changed, or stored without our hash);
+- a file whose stored item carries the same content hash in its metadata (:data:`HASH_METADATA_KEY`),
+  or whose stored ``checksum`` equals one of the file's standard digests (:func:`content_digests`:
+  MD5, SHA-1 or SHA-256, hex), is **unchanged**, whatever the item's status (a retried task never
+  re-sends what its first try stored; an item in ``error`` stays failed until its file changes);
+- any other readable file is **uploaded** (new, changed, or stored without either proof); those
+  stored without our hash are also listed in ``SyncPlan.unhashed`` (Cloudflare keeps only the custom
+  metadata fields the instance's ``custom_metadata`` schema declares, so the operator warns);
 - with ``delete_removed``, a stored item under ``key_prefix`` whose key matches ``pattern`` and that no
   file of the source has any more is **deleted**; a file that could not be read keeps its item.
 
-Cloudflare's own ``checksum`` is not used: its algorithm is undocumented (see docs/items.md), so a
-local file cannot be compared with it. The sync stores the SHA-256 of the content it uploaded in the
-item's metadata instead, and compares with that.
+Cloudflare's own ``checksum`` has no documented algorithm (see docs/items.md), so a local file cannot
+be proven *changed* by it. The sync stores the SHA-256 of the content it uploaded in the item's
+metadata and compares with that; a stored ``checksum`` equal to a standard digest of the file is
+still proof enough that the content is the same (an equal digest of another content is not a
+practical risk), which keeps an instance whose schema drops our field from re-sending every file.
 
 The glob ``pattern`` is matched against each file's path relative to the source, ``/``-separated:
 ``*`` and ``?`` never cross a ``/``, ``[...]`` is a character class, and ``**`` as a whole path
@@ -36,6 +41,7 @@ __all__ = [
     "HASH_METADATA_KEY",
     "SyncPlan",
     "compile_pattern",
+    "content_digests",
     "content_hash",
     "item_key",
     "plan_sync",
@@ -51,6 +57,16 @@ DEFAULT_PATTERN = "**/*"
 def content_hash(content: bytes) -> str:
     """The content hash the sync stores and compares: SHA-256, hex."""
     return hashlib.sha256(content).hexdigest()
+
+
+def content_digests(content: bytes) -> frozenset[str]:
+    """The standard digests Cloudflare's ``checksum`` might be (MD5, SHA-1, SHA-256; hex, lower case)."""
+    return frozenset(hashlib.new(name, content).hexdigest() for name in ("md5", "sha1", "sha256"))
+
+
+def _checksum_matches(item: Item, digests: frozenset[str]) -> bool:
+    checksum = (item.checksum or "").strip().strip('"').lower()  # an ETag-style value comes quoted
+    return bool(checksum) and checksum in digests
 
 
 def _translate_component(part: str, pattern: str) -> str:
@@ -137,11 +153,14 @@ class SyncPlan:
     :param upload: Keys to upload (new or changed), in source order.
     :param unchanged: Keys whose stored item carries the file's hash.
     :param delete: ``(key, item_id)`` of stored items to delete.
+    :param unhashed: Keys to upload whose stored item has no hash of ours in its metadata (and no
+        matching ``checksum``): re-sent on every sync while the instance drops the field.
     """
 
     upload: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     delete: list[tuple[str, str]] = field(default_factory=list)
+    unhashed: list[str] = field(default_factory=list)
 
 
 def plan_sync(
@@ -151,6 +170,7 @@ def plan_sync(
     key_prefix: str,
     matches: re.Pattern[str],
     delete_removed: bool,
+    checksums: Mapping[str, frozenset[str]] | None = None,
 ) -> SyncPlan:
     """
     Plan a sync.
@@ -161,6 +181,7 @@ def plan_sync(
     :param key_prefix: The sync's key prefix (only items under it are deleted).
     :param matches: The compiled ``pattern`` (only items whose key, less the prefix, matches are deleted).
     :param delete_removed: Delete stored items that have no file any more.
+    :param checksums: Each readable file's :func:`content_digests` (compared with a stored ``checksum``).
     """
     by_key = {item.key: item for item in stored}
     plan = SyncPlan()
@@ -168,10 +189,15 @@ def plan_sync(
         if digest is None:
             continue
         item = by_key.get(key)
-        if item is not None and (item.metadata or {}).get(HASH_METADATA_KEY) == digest:
+        stored_hash = None if item is None else (item.metadata or {}).get(HASH_METADATA_KEY)
+        if item is not None and (
+            stored_hash == digest or _checksum_matches(item, (checksums or {}).get(key, frozenset()))
+        ):
             plan.unchanged.append(key)
         else:
             plan.upload.append(key)
+            if item is not None and stored_hash is None:
+                plan.unhashed.append(key)
     if delete_removed:
         for key, item in by_key.items():
             if key in files or not key.startswith(key_prefix):
