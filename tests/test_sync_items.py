@@ -432,7 +432,7 @@ def test_items_stored_without_our_hash_are_unchanged_by_checksum_else_resent_wit
     docs = write(tmp_path / "docs", {"same.md": b"same text", "old.md": b"new text"})
     result = run(sync_op(docs))
     assert result["unchanged"] == ["same.md"] and result["uploaded"] == ["old.md"]
-    assert [[p.filename for p in r.form if p.name == "file"] for r in uploads(emu)] == [["old.md"]]
+    assert [[p.filename for p in (r.form or []) if p.name == "file"] for r in uploads(emu)] == [["old.md"]]
     out = caplog.text + capsys.readouterr().out
     assert "1 stored item(s) have no 'airflow_sha256' in their metadata (e.g. 'old.md')" in out
     assert "custom_metadata schema" in out
