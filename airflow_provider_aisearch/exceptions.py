@@ -221,3 +221,36 @@ def _rebuild_quality(
     message: str, stats: InstanceStats | None, max_item_errors: int | float | None
 ) -> AISearchIndexQualityError:
     return AISearchIndexQualityError(message, stats=stats, max_item_errors=max_item_errors)
+
+
+class AISearchRetrievalCheckError(AISearchError):
+    """
+    A retrieval check failed: a metric under its ``min_*`` threshold, or fallen by more than ``max_drop``.
+
+    Raised by ``AISearchRetrievalCheckOperator`` after the task log listed every missed query and the
+    metrics. An :class:`~airflow.exceptions.AirflowException`, so the task's ``retries`` apply (a retry
+    asks every query again).
+
+    :param result: The check's value as the XCom would have held it (``k``, ``queries``, the metrics,
+        ``per_query``, ``baseline``).
+    :param failed: The assertions that failed, in words (e.g. ``"recall=0.5000 (min_recall=0.8)"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        result: dict[str, Any] | None = None,
+        failed: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.result = result
+        self.failed = list(failed)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_retrieval, (self.message, self.result, self.failed))
+
+
+def _rebuild_retrieval(message: str, result: dict[str, Any] | None, failed: list[str]) -> AISearchRetrievalCheckError:
+    return AISearchRetrievalCheckError(message, result=result, failed=failed)

@@ -32,6 +32,7 @@ def test_example_dags_split_into_triggered_and_asset_scheduled() -> None:
         "example_aisearch_operators",
         "example_aisearch_sensor",
         "example_aisearch_quality_gate",
+        "example_aisearch_retrieval_check",
         "example_aisearch_asset_producer",
     }
     assert manual[-1] == "example_aisearch_asset_producer"  # its consumer's run is awaited last

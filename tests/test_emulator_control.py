@@ -118,3 +118,16 @@ def test_revoking_the_token_answers_401_until_restored() -> None:
         assert _control(emu, "PUT", "token", {"revoked": False}).status_code == 200
         assert _list(emu).status_code == 200
         assert [r.status for r in emu.requests] == [200, 401, 401, 200, 200]
+
+
+def test_control_adds_an_instance_holding_documents() -> None:
+    """The deploy check gives the retrieval check example its corpus this way: the documents are the items, searchable."""
+    with AISearchEmulator(control=True) as emu:
+        documents = {"guides/tokens.md": "Create an API token in the dashboard.", "faq.md": "Billing questions."}
+        body = {"instance": "corpus", "documents": documents}
+        assert _control(emu, "POST", "instances", body).status_code == 200
+        items = _control(emu, "GET", "items", instance="corpus").json()["result"]
+        assert sorted(item["key"] for item in items) == sorted(documents)
+        url = f"{emu.url}/accounts/{emu.account_id}/ai-search/namespaces/default/instances/corpus/search"
+        answer = requests.post(url, json={"query": "api token"}, headers={"Authorization": f"Bearer {emu.token}"})
+        assert [chunk["item"]["key"] for chunk in answer.json()["result"]["chunks"]] == ["guides/tokens.md"]

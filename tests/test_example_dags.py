@@ -155,9 +155,13 @@ def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path)
     assert result.returncode == 0, summary or result.stdout[-3000:] + result.stderr[-3000:]
     dag_ids = set(_dagbag().dag_ids)
     event_driven = "example_aisearch_event_driven"
-    assert len(dag_ids) == (6 if AIRFLOW_2 else 7)  # the event-driven example needs Airflow 3
+    assert len(dag_ids) == (7 if AIRFLOW_2 else 8)  # the event-driven example needs Airflow 3
     for dag_id in dag_ids - {event_driven}:  # every example DAG ran, and passed
         assert f"ok     {dag_id}:" in summary
+    # the retrieval check ran twice: the second run had the first's metrics as its baseline
+    assert f"ok     {RETRIEVAL_DAG} (run 2, against run 1's baseline):" in summary
+    assert "12 golden queries at k=5: hit rate 1.00, recall 1.00" in result.stdout
+    assert "(baseline: {'hit_rate': 1.0, 'recall': 1.0" in result.stdout
     if not AIRFLOW_2:  # its trigger saw the user's job and the scheduled sync end; the DAG ran for each
         assert f"ok     {event_driven} trigger:" in summary
         assert f"ok     {event_driven} (user job):" in summary
@@ -248,6 +252,142 @@ def test_example_quality_gate_dag_gates_on_the_item_errors(
         assert states["report_items"].endswith("upstream_failed")
         (listing,) = emu.requests_to(route="items")  # the failed items, for the task log
         assert listing.query["status"] == "error"
+
+
+# ---------------------------------------------------------------------------------------------
+# The retrieval check example (issue 23): create, wait, gate, then the golden questions over the demo corpus
+# ---------------------------------------------------------------------------------------------
+
+DATA = EXAMPLE_DAGS / "data"
+CORPUS_INSTANCE = "kestrel-docs"
+RETRIEVAL_DAG = "example_aisearch_retrieval_check"
+
+
+def _corpus() -> dict[str, str]:
+    from airflow_provider_aisearch.emulator.documents import load_documents
+
+    return load_documents(DATA / "corpus")
+
+
+def _golden() -> list[dict[str, Any]]:
+    from airflow_provider_aisearch.tasks.golden import load_golden
+
+    return [{"query": g.query, "expected_keys": list(g.expected_keys)} for g in load_golden(DATA / "golden.yaml")]
+
+
+def _corpus_emulator(make_emulator: Callable[..., AISearchEmulator], **kwargs: Any) -> AISearchEmulator:
+    emu = make_emulator(instances=[], **kwargs)
+    emu.add_instance(CORPUS_INSTANCE, documents=_corpus())
+    return emu
+
+
+def _answer_keys(emu: AISearchEmulator, body: dict[str, Any]) -> list[str]:
+    """The distinct item keys of the emulator's answer to a search body (plain HTTP), each at its best chunk's rank."""
+    import requests
+
+    url = f"{emu.url}/accounts/{emu.account_id}/ai-search/namespaces/default/instances/{CORPUS_INSTANCE}/search"
+    answer = requests.post(url, json=body, headers={"Authorization": f"Bearer {emu.token}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    keys: list[str] = []
+    for chunk in answer.json()["result"]["chunks"]:
+        if chunk["item"]["key"] not in keys:
+            keys.append(chunk["item"]["key"])
+    return keys
+
+
+def test_demo_corpus_finds_every_golden_document_in_the_top_5(make_emulator: Callable[..., AISearchEmulator]) -> None:
+    """The corpus and the golden set fit: each expected document ranks in the top 5, some only through their text."""
+    from airflow_provider_aisearch.emulator.search_index import tokenize
+
+    corpus, golden = _corpus(), _golden()
+    assert 20 <= len(corpus) <= 40
+    assert {key: len(text.split()) for key, text in corpus.items() if not 80 <= len(text.split()) <= 250} == {}
+    assert 10 <= len(golden) <= 12
+    assert [k for entry in golden for k in entry["expected_keys"] if k not in corpus] == []
+    emu = _corpus_emulator(make_emulator)
+    ranks = {}
+    for entry in golden:
+        keys = _answer_keys(emu, {"query": entry["query"], "ai_search_options": {"retrieval": {"max_num_results": 50}}})
+        ranks[entry["query"]] = [keys.index(k) + 1 if k in keys else None for k in entry["expected_keys"]]
+    assert {q: r for q, r in ranks.items() if not all(rank is not None and rank <= 5 for rank in r)} == {}
+    # Found through the text: no word of the question is in its document's title (heading and file name).
+    title_free = [
+        entry["query"]
+        for entry in golden
+        for key in entry["expected_keys"][:1]
+        if not set(tokenize(entry["query"])) & set(tokenize(corpus[key].splitlines()[0] + " " + key))
+    ]
+    assert len(title_free) >= 2, title_free
+
+
+def _expected_metrics(emu: AISearchEmulator, searches: list[Any], k: int) -> dict[str, Any]:
+    """The metrics, recomputed here from the emulator's answers to the very requests the check sent."""
+    expected = {entry["query"]: entry["expected_keys"] for entry in _golden()}
+    per_query = []
+    for search in searches:
+        query = search.body["query"]
+        top = _answer_keys(emu, search.body)[:k]
+        found = [top.index(key) + 1 for key in expected[query] if key in top]
+        rank = min(found) if found else None
+        per_query.append({"query": query, "rank": rank, "recall": len(found) / len(expected[query]), "top_keys": top})
+    n = len(per_query)
+    return {
+        "k": k,
+        "queries": n,
+        "hit_rate": sum(q["rank"] is not None for q in per_query) / n,
+        "recall": sum(q["recall"] for q in per_query) / n,
+        "mrr": sum(1 / q["rank"] for q in per_query if q["rank"]) / n,
+        "per_query": per_query,
+    }
+
+
+def test_example_retrieval_check_dag_scores_the_golden_questions_and_keeps_a_baseline(
+    airflow_db: None,
+    make_emulator: Callable[..., AISearchEmulator],
+    connect: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = _corpus_emulator(make_emulator, job_duration=1.0)
+    connect(emu)
+    dag = _dagbag().get_dag(RETRIEVAL_DAG)
+    golden_queries = sorted(entry["query"] for entry in _golden())
+    runs, metrics = [], []
+    for _ in range(2):  # the second run checks against the first one's metrics
+        before = len(emu.requests)
+        run = dag.test()
+        assert str(run.state) in ("success", "DagRunState.SUCCESS")
+        runs.append(run)
+        metrics.append(_xcom_value(RETRIEVAL_DAG, "retrieval_check", "return_value"))
+        new = emu.requests[before:]
+        assert len([r for r in new if r.method == "POST" and r.route == "jobs"]) == 1  # re-indexed once
+        searches = [r for r in new if r.route == "search"]
+        # every golden question asked once (the documents completed with the job: no consistency retry), with
+        # neither a cached answer nor a rewritten query
+        assert sorted(r.body["query"] for r in searches) == golden_queries
+        for search in searches:
+            options = search.body["ai_search_options"]
+            assert (options["cache"]["enabled"], options["query_rewrite"]["enabled"]) == (False, False)
+        expected = _expected_metrics(emu, searches, k=5)
+        got = metrics[-1]
+        assert {key: got[key] for key in ("k", "queries")} == {"k": 5, "queries": len(golden_queries)}
+        assert [got["hit_rate"], got["recall"], got["mrr"]] == pytest.approx(
+            [expected["hit_rate"], expected["recall"], expected["mrr"]]
+        )
+        by_query = {q["query"]: q for q in got["per_query"]}
+        for want in expected["per_query"]:
+            have = by_query[want["query"]]
+            assert (have["rank"], have["top_keys"][:5]) == (want["rank"], want["top_keys"])
+            assert have["recall"] == pytest.approx(want["recall"])
+    # hand-checked on the corpus: every expected document is in the top 5 (the test above), so
+    assert (metrics[0]["hit_rate"], metrics[0]["recall"]) == (1.0, 1.0)
+    assert metrics[0]["baseline"] is None  # the first run has none
+    baseline = metrics[1]["baseline"]
+    assert baseline["run_id"] == runs[0].run_id
+    assert [baseline["hit_rate"], baseline["recall"], baseline["mrr"]] == pytest.approx(
+        [metrics[0]["hit_rate"], metrics[0]["recall"], metrics[0]["mrr"]]
+    )
+    out = capsys.readouterr().out
+    assert f"{len(golden_queries)} golden queries at k=5: hit rate 1.00, recall 1.00" in out  # the report task
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The README's first DAG (create, wait, gate) runs as printed, end to end against the emulator."""
+"""The README's first DAG (create, wait, gate, check) runs as printed, end to end against the emulator."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def airflow_db() -> None:
     db.resetdb()
 
 
-def test_the_readme_dag_creates_waits_and_gates(
+def test_the_readme_dag_creates_waits_gates_and_checks_retrieval(
     airflow_db: None,
     make_emulator: Callable[..., AISearchEmulator],
     connect: Callable[..., None],
@@ -46,14 +46,23 @@ def test_the_readme_dag_creates_waits_and_gates(
     # dag.test() (Airflow 3) serializes the DAG by parsing the dags folder
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
     monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(tmp_path))
-    emu = make_emulator(job_duration=0.0)  # the job has ended by the time the sensor first looks
+    from tests.test_example_dags import _corpus, _xcom_value
+
+    emu = make_emulator(instances=[], job_duration=0.0)  # the job has ended by the time the sensor first looks
+    emu.add_instance("docs", documents=_corpus())  # the demo corpus, which the README's golden questions ask about
     connect(emu)
     bag: Any = DagBag(dag_folder=str(tmp_path))
     assert bag.import_errors == {}
     (dag_id,) = bag.dag_ids
     run = bag.get_dag(dag_id).test()
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
-    assert len(emu.requests_to(method="POST")) == 1  # create: one job
+    assert len(emu.requests_to(route="jobs", method="POST")) == 1  # create: one job
     assert [r.route for r in emu.requests if r.route in ("instance_stats", "legacy_instance_stats")] == [
         "instance_stats"
     ]  # gate: the item counts read once, after the job ended
+    # check: each golden question asked once, after the gate, and both found in the top 5 (at rank 1)
+    searches = [i for i, r in enumerate(emu.requests) if r.route == "search"]
+    assert len(searches) == 2
+    assert searches[0] > next(i for i, r in enumerate(emu.requests) if r.route == "instance_stats")
+    metrics = _xcom_value(dag_id, "can_it_answer", "return_value")
+    assert (metrics["queries"], metrics["hit_rate"], metrics["mrr"]) == (2, 1.0, 1.0)

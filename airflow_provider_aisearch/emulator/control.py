@@ -8,7 +8,8 @@ check reads back is only what the clients under test sent.
 - ``GET /_emulator/requests?after=N``: the request log from sequence number ``N`` on (header values
   never included): ``{"requests": [...], "next": M}``.
 - ``POST /_emulator/instances`` ``{"namespace", "instance", "type", "source", "paused", "sync_interval",
-  "items"}``: add an instance (all but ``instance`` optional, as for :meth:`add_instance`).
+  "items", "documents"}``: add an instance (all but ``instance`` optional, as for :meth:`add_instance`;
+  ``documents``: ``{key: text}``, the instance's items are these documents, searchable).
 - ``PUT /_emulator/items`` ``{"namespace", "instance", "error_share", "skipped_share", "degraded", "lag",
   "stats_omit", "stats_replace"}``: item settings (each optional; ``instance`` null or absent: every
   instance without its own, see :mod:`.items`; ``stats_omit``/``stats_replace``: :meth:`set_stats_fields`).
@@ -136,7 +137,7 @@ class ControlEndpoints(UploadState):
 
     def _control_add_instance(self, data: dict[str, Any]) -> None:
         options: dict[str, Any] = {"namespace": str(data.get("namespace", "default"))}
-        for key in ("type", "source", "paused", "sync_interval", "items"):
+        for key in ("type", "source", "paused", "sync_interval", "items", "documents"):
             if key in data:
                 options[key] = data[key]
         self.add_instance(str(data["instance"]), **options)

@@ -83,9 +83,12 @@ class Emulator:
         result = self.control("GET", "requests", query={"after": seq})
         return list(result["requests"]), int(result["next"])
 
-    def add_instance(self, instance: str, namespace: str = "default") -> None:
-        """Create an instance (and its namespace)."""
-        self.control("POST", "instances", {"instance": instance, "namespace": namespace})
+    def add_instance(self, instance: str, namespace: str = "default", documents: dict[str, str] | None = None) -> None:
+        """Create an instance (and its namespace); with ``documents`` (``{key: text}``), its items are those."""
+        body: dict[str, Any] = {"instance": instance, "namespace": namespace}
+        if documents is not None:
+            body["documents"] = documents
+        self.control("POST", "instances", body)
 
     def add_jobs(self, count: int, **job: Unpack[JobSpec]) -> list[dict[str, Any]]:
         """

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_aisearch.emulator.documents import load_documents
 from deploycheck.airflow import Api
 from deploycheck.emulator_process import Emulator
 from deploycheck.harness import Deployment, ScenarioResult
@@ -20,6 +21,8 @@ from deploycheck.services import DeployCheckFailed, log, tail
 
 TERMINAL = {"success", "failed"}
 RUN_TIMEOUT = 300.0
+#: example_aisearch_retrieval_check's instance: it holds the demo corpus (as ``make demo`` serves it).
+CORPUS_INSTANCE = "kestrel-docs"
 
 
 @dataclass
@@ -138,6 +141,7 @@ def run_scenario(
     """Run scenario 1, appending one :class:`DagResult` per DAG run to ``results``."""
     manual, asset_scheduled = example_dags(repo)
     secrets = (emulator.token,)
+    emulator.add_instance(CORPUS_INSTANCE, documents=load_documents(repo / "example_dags" / "data" / "corpus"))
     # Consumers first, so a producer's event finds them listening; then let the scheduler's own runs end.
     for dag_id in asset_scheduled + manual:
         api.unpause(dag_id)
