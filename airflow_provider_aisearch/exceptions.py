@@ -254,3 +254,12 @@ class AISearchRetrievalCheckError(AISearchError):
 
 def _rebuild_retrieval(message: str, result: dict[str, Any] | None, failed: list[str]) -> AISearchRetrievalCheckError:
     return AISearchRetrievalCheckError(message, result=result, failed=failed)
+
+
+class AISearchSyncTimeoutError(AISearchError):
+    """
+    A folder sync's uploaded items were still queued or running when its ``timeout`` passed.
+
+    Airflow's ``retries`` apply: a retry sends nothing the first try stored (their hashes match)
+    and waits for them again.
+    """

@@ -14,6 +14,7 @@ from airflow_provider_aisearch.api import is_already_ended
 from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient, load_connection_info
 from airflow_provider_aisearch.clients.client_options import validate_timeout
 from airflow_provider_aisearch.events.event_trigger import AISearchJobEventTrigger
+from airflow_provider_aisearch.events.items_trigger import AISearchItemsTrigger, validate_items_event
 from airflow_provider_aisearch.exceptions import AISearchError
 from airflow_provider_aisearch.models.jobs import EndReasonPolicy
 from airflow_provider_aisearch.waiting.item_stats import items_pending, items_timeout_message, read_item_stats
@@ -21,7 +22,14 @@ from airflow_provider_aisearch.waiting.polling import MIN_ROUND_GAP, OwnPolls, S
 from airflow_provider_aisearch.waiting.quality import ended_well
 from airflow_provider_aisearch.waiting.watch import JobWatch, PollResult, validate_interval, validate_on_superseded
 
-__all__ = ["EVENT_STATUSES", "AISearchJobEventTrigger", "AISearchJobTrigger", "validate_event"]
+__all__ = [
+    "EVENT_STATUSES",
+    "AISearchItemsTrigger",
+    "AISearchJobEventTrigger",
+    "AISearchJobTrigger",
+    "validate_event",
+    "validate_items_event",
+]
 
 #: The ``status`` values an event can carry. Exactly one event is yielded per run.
 EVENT_STATUSES = frozenset({"done", "timeout", "error"})

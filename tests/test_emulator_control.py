@@ -121,7 +121,7 @@ def test_revoking_the_token_answers_401_until_restored() -> None:
 
 
 def test_control_adds_an_instance_holding_documents() -> None:
-    """The deploy check gives the retrieval check example its corpus this way: the documents are the items, searchable."""
+    """The deploy check gives the retrieval check example its corpus this way: the documents are the items."""
     with AISearchEmulator(control=True) as emu:
         documents = {"guides/tokens.md": "Create an API token in the dashboard.", "faq.md": "Billing questions."}
         body = {"instance": "corpus", "documents": documents}

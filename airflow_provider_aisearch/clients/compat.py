@@ -16,6 +16,10 @@ and otherwise from where Airflow itself keeps them (the same places common-compa
   ``get_async_connection`` still calls ``aget_connection`` there. The fallback reads both in a worker thread
   unless Airflow has the asynchronous masking (``Connection.aextra_dejson``, Airflow 3.3.2+).
 
+- ``object_storage_path_class``: Airflow's ``ObjectStoragePath`` (``airflow.sdk`` on Airflow 3,
+  ``airflow.io.path`` on 2.11; common-compat's ``sdk`` maps it in later releases), imported on first use
+  (the folder sync's ``source``).
+
 Every use in the provider imports these from here, so raising the floor one day deletes this module's
 fallbacks and nothing else.
 """
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection, mask_secret
 
-__all__ = ["get_async_connection", "get_async_extra_dejson", "mask_secret"]
+__all__ = ["get_async_connection", "get_async_extra_dejson", "mask_secret", "object_storage_path_class"]
 
 
 def _first_found(name: str, *modules: str) -> Any:
@@ -87,3 +91,11 @@ async def get_async_extra_dejson(conn: Connection) -> dict[str, Any]:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(lambda: conn.extra_dejson)()
+
+
+def object_storage_path_class() -> type[Any]:
+    """Airflow's ``ObjectStoragePath`` class (Airflow 3: ``airflow.sdk``; 2.11: ``airflow.io.path``)."""
+    cls: type[Any] = _first_found(
+        "ObjectStoragePath", "airflow.providers.common.compat.sdk", "airflow.sdk", "airflow.io.path"
+    )
+    return cls
