@@ -11,7 +11,9 @@ or from a shell: ``python -m airflow_provider_aisearch.emulator --port 8787``.
 
 It serves every jobs endpoint in the namespaced and the legacy un-namespaced form, the instance
 and its stats (both forms) and its items list (namespaced only; items a job moves through
-``queued -> running -> completed/error/skipped``, see :mod:`.items`), token verify and ``/user``,
+``queued -> running -> completed/error/skipped``, see :mod:`.items`), the search (namespaced only;
+BM25 over the completed documents an instance holds, see :mod:`.documents` and :mod:`.search_endpoints`),
+token verify and ``/user``,
 with Cloudflare's envelopes, auth checks (401/403), pagination with ``result_info``, jobs that
 end as time passes, ``new_job_has_started`` when a job is created while one runs, the create
 cooldown (429, code 7020), and scripted faults (:meth:`AISearchEmulator.inject`).
@@ -22,6 +24,8 @@ documents none: ``job_not_found`` is 7005, ``Job cannot be cancelled.`` is 7009.
 Modules: :mod:`.server` (:class:`AISearchEmulator`: HTTP, the request log), :mod:`.routes` (the
 paths served), :mod:`.auth` (credentials, token verify), :mod:`.endpoints` (the jobs endpoints),
 :mod:`.instance_endpoints` (instance, stats, items), :mod:`.items` (the items' lifecycle and settings),
+:mod:`.documents` (documents and their store), :mod:`.search_endpoints` (the search), :mod:`.search_index`
+(chunking, BM25), :mod:`.search_filters` (metadata filters),
 :mod:`.state` (instances, jobs and their lifecycles), :mod:`.envelopes` (Cloudflare's answer
 envelopes and error entries), :mod:`.faults` (:class:`Fault`, :class:`Chaos`), :mod:`.ratelimit`
 (:class:`RateLimit`), :mod:`.control` (the ``/_emulator/`` control channel, off by default) and

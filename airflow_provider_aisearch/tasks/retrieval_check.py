@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
@@ -116,6 +116,7 @@ class AISearchRetrievalCheckOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("instance_id", "namespace", "golden")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"golden": "json"}
     ui_color = "#f6821f"
 
     def __init__(
