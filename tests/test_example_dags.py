@@ -162,6 +162,12 @@ def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path)
     assert f"ok     {RETRIEVAL_DAG} (run 2, against run 1's baseline):" in summary
     assert "12 golden queries at k=5: hit rate 1.00, recall 1.00" in result.stdout
     assert "(baseline: {'hit_rate': 1.0, 'recall': 1.0" in result.stdout
+    # the sync-folder example ran twice: the corpus uploaded once, then found unchanged (asserted from the XCom)
+    documents = len(_corpus())
+    assert f"ok     {SYNC_DAG} (run 2, nothing changed: nothing uploaded):" in summary
+    assert f"sync: {documents} uploaded, 0 unchanged, 0 deleted, 0 failed" in result.stdout
+    assert f"sync: 0 uploaded, {documents} unchanged, 0 deleted, 0 failed" in result.stdout
+    assert f"nothing to upload: all {documents} documents are unchanged since the last sync" in result.stdout
     if not AIRFLOW_2:  # its trigger saw the user's job and the scheduled sync end; the DAG ran for each
         assert f"ok     {event_driven} trigger:" in summary
         assert f"ok     {event_driven} (user job):" in summary
