@@ -104,3 +104,32 @@ def test_a_repeated_log_cursor_ends_the_paging(hook: AISearchHook, builtin: AISe
     logs = list(hook.iter_item_logs("kb", item.id))
     assert [e.action for e in logs] == ["index", "index"]  # the first page, and the repeat that shows the loop
     assert [r.query.get("cursor") for r in builtin.requests if r.path.endswith("/logs")] == [None, "again"]
+
+
+def test_the_download_asks_for_the_file_as_the_sdk_does(
+    hook: AISearchHook, builtin: AISearchEmulator, connect: Connect
+) -> None:
+    """``Accept: application/octet-stream`` on the download (the SDK's header), ``application/json`` elsewhere."""
+    import asyncio
+
+    import cloudflare
+
+    from airflow_provider_aisearch.hooks import AISearchAsyncClient
+    from tests.conftest import TOKEN
+
+    item = hook.upload_item("kb", "a.md", TEXT)
+    assert hook.download_item("kb", item.id) == TEXT
+
+    async def download_async() -> bytes:
+        async with AISearchAsyncClient() as client:
+            return await client.run(client.api.download_item("kb", item.id))
+
+    assert asyncio.run(download_async()) == TEXT
+    with cloudflare.Cloudflare(api_token=TOKEN, base_url=builtin.url, max_retries=0) as sdk:
+        answer = sdk.aisearch.namespaces.instances.items.download(
+            item.id, account_id=builtin.account_id, name="default", id="kb"
+        )
+        assert answer.read() == TEXT
+    hook_request, async_request, sdk_request = builtin.requests_to("item_download")
+    assert sdk_request.accept == hook_request.accept == async_request.accept == "application/octet-stream"
+    assert [r.accept for r in builtin.requests if r.route != "item_download"] == ["application/json"]  # the upload

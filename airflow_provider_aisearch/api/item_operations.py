@@ -301,7 +301,7 @@ class ItemOperations:
     def download_item(self, instance_id: str, item_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[bytes]:
         """The item's stored file, as bytes (``GET .../items/{item_id}/download``)."""
         path = item_path(self._items_path(instance_id, namespace), item_id, "download")
-        return self._item_download(Call("GET", path, raw=True))
+        return self._item_download(Call("GET", path, raw=True, accept="application/octet-stream"))  # as the SDK
 
     def _item_download(self, call: Call) -> Plan[bytes]:
         payload = yield from self.request(call)
