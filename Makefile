@@ -45,7 +45,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 $(VENV2)/.installed: pyproject.toml Makefile $(AIRFLOW2_CONSTRAINTS) $(VENV)/.installed
 	rm -rf $(VENV2)
 	$(UV) venv -q --python $(PYTHON) $(VENV2)
-	$(UV_INSTALL) --python $(VENV2)/bin/python -c $(AIRFLOW2_CONSTRAINTS) -e ".[test]" "apache-airflow==$(AIRFLOW2_VERSION)"
+	$(UV_INSTALL) --python $(VENV2)/bin/python -c $(AIRFLOW2_CONSTRAINTS) -e ".[test,s3]" "apache-airflow==$(AIRFLOW2_VERSION)"
 	touch $@
 
 # Airflow 3.3 on the oldest Python (common-compat 1.20.0, the newest for 3.10) and on the newest.

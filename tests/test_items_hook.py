@@ -3,6 +3,7 @@ validation before any request, retry safety of the upload and the delete, and ``
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +15,8 @@ from airflow_provider_aisearch.exceptions import (
     AISearchError,
     AISearchNotFoundError,
 )
-from airflow_provider_aisearch.hooks import AISearchHook
+from airflow_provider_aisearch.hooks import AISearchAsyncClient, AISearchHook
+from airflow_provider_aisearch.instances import Item
 from tests.conftest import Connect
 
 
@@ -54,6 +56,7 @@ def test_every_item_call_in_both_auth_schemes(builtin: AISearchEmulator, connect
         assert (got.id, got.status, got.chunks_count) == (item.id, "completed", 1)
         assert hook.find_item("kb", "guides/tokens.md") == got
         assert hook.find_item("kb", "nothing.md") is None
+        assert hook.find_item("kb", "guides/tokens.md", source="r2:bucket") is None
         assert hook.create_or_update_item("kb", "guides/tokens.md").id == item.id
         assert hook.sync_item("kb", item.id).id == item.id
         logs = list(hook.iter_item_logs("kb", item.id))
@@ -144,7 +147,7 @@ def test_an_upload_whose_answer_is_lost_is_looked_up_not_sent_again(
     item = hook.upload_item("kb", "guides/tokens.md", TEXT, metadata={"team": "ops"})
     assert len(_posts(builtin)) == 1  # never a second upload
     lookup = builtin.requests_to("items", "GET")
-    assert [r.query.get("key") for r in lookup] == ["guides/tokens.md"]
+    assert [(r.query.get("key"), r.query.get("source")) for r in lookup] == [("guides/tokens.md", "builtin")]
     stored = builtin.items("kb")
     assert [i["key"] for i in stored] == ["guides/tokens.md"]  # exactly one item
     assert item.id == stored[0]["id"] and item.file_size == len(TEXT)
@@ -239,3 +242,22 @@ def test_errors_of_the_emulator_arrive_as_our_exceptions(hook: AISearchHook, bui
     assert caught.value.status_code == 400 and not isinstance(caught.value, AISearchNotFoundError)
     with pytest.raises(AISearchError, match="built-in storage have no sync jobs"):
         hook.create_job("kb")
+
+
+def test_the_async_client_drives_the_same_item_plans(builtin: AISearchEmulator, connect: Connect) -> None:
+    connect(builtin)
+
+    async def scenario() -> tuple[Item, bytes, Item, str | None]:
+        async with AISearchAsyncClient(retry_backoff=0.001) as client:
+            item = await client.run(client.api.upload_item("kb", "a.md", TEXT, wait_for_completion=True))
+            body = await client.run(client.api.download_item("kb", item.id))
+            got = await client.run(client.api.get_item("kb", item.id))
+            builtin.inject(Fault("reset_after"), method="DELETE")
+            gone = await client.run(client.api.delete_item("kb", item.id))
+            return item, body, got, gone
+
+    item, body, got, gone = asyncio.run(scenario())
+    assert item.status == "completed" and body == TEXT and got.id == item.id
+    assert gone is None  # deleted by the unanswered attempt: the retry's 404 is success
+    assert builtin.items("kb") == []
+    assert [r.status for r in builtin.requests_to("item_download")] == [200]

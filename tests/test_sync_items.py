@@ -15,10 +15,12 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_aisearch.emulator import AISearchEmulator, RequestRecord
-from airflow_provider_aisearch.exceptions import AISearchIndexQualityError
+from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchSyncTimeoutError
 from airflow_provider_aisearch.operators import AISearchSyncItemsOperator
-from airflow_provider_aisearch.tasks.sync_plan import HASH_METADATA_KEY, content_hash
+from airflow_provider_aisearch.tasks.sync_plan import HASH_METADATA_KEY, compile_pattern, content_hash
 from airflow_provider_aisearch.triggers import AISearchItemsTrigger
+from airflow_provider_aisearch.waiting.item_polling import SharedItemsPoller
+from airflow_provider_aisearch.waiting.polling import active_pollers
 from tests.conftest import Connect
 
 FAST = {"retry_backoff": 0.001, "timeout": (2.0, 5.0)}
@@ -118,14 +120,14 @@ def test_delete_removed_off_keeps_items_and_on_stays_under_prefix_and_pattern(
 ) -> None:
     docs = write(tmp_path / "docs", {"a.md": b"alpha", "b.md": b"beta", "notes.txt": b"notes"})
     run(sync_op(docs, key_prefix="kb/", pattern="*.md"))
-    run(sync_op(docs, key_prefix="other/"))  # another prefix: never touched below
+    run(sync_op(docs, key_prefix="xy/"))  # another prefix (as long: "xy/b.md" less 3 chars matches too)
     (docs / "b.md").unlink()
     kept = run(sync_op(docs, key_prefix="kb/", pattern="*.md"))
     assert kept["deleted"] == [] and "kb/b.md" in stored(emu)
     (docs / "notes.txt").unlink()
     result = run(sync_op(docs, key_prefix="kb/", pattern="*.md", delete_removed=True))
     assert result["deleted"] == ["kb/b.md"]
-    assert sorted(stored(emu)) == ["kb/a.md", "other/a.md", "other/b.md", "other/notes.txt"]
+    assert sorted(stored(emu)) == ["kb/a.md", "xy/a.md", "xy/b.md", "xy/notes.txt"]
 
 
 @MODES
@@ -168,6 +170,8 @@ def test_retry_after_a_crash_mid_upload_sends_nothing_twice(
     emu: AISearchEmulator, tmp_path: pathlib.Path, deferrable: bool
 ) -> None:
     docs = write(tmp_path / "docs", {f"f{i}.md": f"file {i}".encode() for i in range(6)})
+    emu.set_upload_duration(0.5)  # try 1's items are still in flight when try 2 lists them
+    emu.set_upload_outcome("f1.md", "error", "Failed to embed: upstream 500", instance_id="kb")
     calls: list[str] = []
 
     def crash_on_fourth(path: Any) -> dict[str, Any]:
@@ -185,8 +189,10 @@ def test_retry_after_a_crash_mid_upload_sends_nothing_twice(
     assert len(uploads(emu)) == 6  # each file sent once over both tries
     items = stored(emu)
     assert sorted(items) == [f"f{i}.md" for i in range(6)]
-    assert {item.status for item in items.values()} == {"completed"}
-    assert retry["items"]["completed"] == 6
+    assert [item.status for key, item in sorted(items.items())] == ["completed", "error"] + ["completed"] * 4
+    # Try 2 waited for what try 1 left in flight, so f1.md's outcome is in its report.
+    assert retry["failed"] == [{"key": "f1.md", "error": "Failed to embed: upstream 500"}]
+    assert (retry["items"]["completed"], retry["items"]["error"], retry["items"]["queued"]) == (5, 1, 0)
 
 
 @MODES
@@ -228,6 +234,8 @@ def test_one_items_list_per_round_for_200_pending_items(
     # Each round is one listing, two pages of 100 (every key pending is on them): 1, 2, 1, 2, ...
     assert len(pages) >= 4 and pages == ["1", "2"] * (len(pages) // 2)
     assert {r.query["per_page"] for r in lists} == {"100"}
+    # Uploads only: keys are unique per source, so an R2 or website item of the same key is never taken for ours.
+    assert {r.query.get("source") for r in emu.requests if r.route == "items" and r.method == "GET"} == {"builtin"}
 
 
 def test_bad_input_fails_before_any_request(emu: AISearchEmulator, tmp_path: pathlib.Path) -> None:
@@ -236,6 +244,9 @@ def test_bad_input_fails_before_any_request(emu: AISearchEmulator, tmp_path: pat
     (tmp_path / "plain.md").write_bytes(b"x")
     with pytest.raises(NotADirectoryError, match="source .* is not a folder"):
         run(sync_op(tmp_path / "plain.md"))
+    with pytest.raises(ValueError, match=r"source 'gcs://\*\*\*@bucket/docs': No filesystem registered") as error:
+        run(sync_op("gcs://reader:sekrit@bucket/docs"))  # its provider is not installed; the secret never shown
+    assert "sekrit" not in str(error.value)
     long = write(tmp_path / "long", {"ok.md": b"ok", "x" * 126 + ".md": b"too long a key"})
     with pytest.raises(ValueError, match="1 file.*cannot be uploaded under their keys.*128"):
         run(sync_op(long))
@@ -291,3 +302,78 @@ def test_no_wait_returns_after_the_uploads(emu: AISearchEmulator, tmp_path: path
     result = run(sync_op(docs, wait_for_completion=False, deferrable=True))
     assert result["uploaded"] == ["a.md"] and result["items"]["queued"] + result["items"]["running"] == 1
     assert not [r for r in emu.requests if r.route == "items" and r.method == "GET" and r.query.get("page") == "2"]
+
+
+@MODES
+def test_the_timeout_bounds_the_wait(emu: AISearchEmulator, tmp_path: pathlib.Path, deferrable: bool) -> None:
+    emu.set_upload_duration(60)
+    docs = write(tmp_path / "docs", {"a.md": b"alpha", "b.md": b"beta"})
+    with pytest.raises(AISearchSyncTimeoutError, match="2 item"):
+        run(sync_op(docs, deferrable=deferrable, timeout=0.3))
+
+
+def test_a_trigger_error_fails_the_task(emu: AISearchEmulator, tmp_path: pathlib.Path) -> None:
+    trigger = AISearchItemsTrigger(instance_id="kb", keys=["a.md"], aisearch_conn_id="no_such_conn", poll_interval=0.05)
+    (event,) = run_trigger(trigger)
+    assert event.payload["status"] == "error" and event.payload["pending"] == ["a.md"]
+    op = sync_op(tmp_path, deferrable=True)
+    with pytest.raises(AISearchError, match="no_such_conn"):
+        op.execute_complete(
+            {}, event.payload, partial={"uploaded": ["a.md"], "unchanged": [], "deleted": [], "failed": []}
+        )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matched"),
+    [
+        ("**/*", ["a.md", "b.txt", "sub/c.md", "sub/deep/d.md"]),
+        ("*.md", ["a.md"]),
+        ("**/*.md", ["a.md", "sub/c.md", "sub/deep/d.md"]),
+        ("sub/**", ["sub/c.md", "sub/deep/d.md"]),
+        ("[ab].*", ["a.md", "b.txt"]),
+        ("sub/?.md", ["sub/c.md"]),
+    ],
+)
+def test_the_pattern_matches_relative_paths(pattern: str, matched: list[str]) -> None:
+    regex = compile_pattern(pattern)
+    paths = ["a.md", "b.txt", "sub/c.md", "sub/deep/d.md"]
+    assert [p for p in paths if regex.match(p)] == matched
+
+
+def test_syncs_waiting_on_one_instance_share_each_round(emu: AISearchEmulator, tmp_path: pathlib.Path) -> None:
+    """Two deferred syncs (e.g. mapped over two folders) on one instance: one poller, one listing a round."""
+    emu.set_upload_duration(1.0)
+    deferred = []
+    for part in ("x", "y"):
+        docs = write(tmp_path / part, {f"{part}{i:03}.md": f"document {part} {i}".encode() for i in range(100)})
+        with pytest.raises(TaskDeferred) as info:
+            sync_op(docs, deferrable=True, key_prefix=f"{part}/", max_upload_concurrency=8, poll_interval=0.2).execute(
+                {}
+            )
+        deferred.append(info.value)
+    first_wait = len(emu.requests)
+    pollers: set[int] = set()
+
+    async def both() -> list[Any]:
+        async def one(trigger: Any) -> Any:
+            async for event in trigger.run():
+                return event
+
+        async def watch() -> None:
+            while True:
+                pollers.update(id(p) for p in active_pollers() if isinstance(p, SharedItemsPoller))
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return list(await asyncio.gather(*(one(d.trigger) for d in deferred)))
+        finally:
+            watcher.cancel()
+
+    events = asyncio.run(asyncio.wait_for(both(), 30))
+    assert [e.payload["status"] for e in events] == ["done", "done"]
+    assert len(pollers) == 1  # both triggers joined one poller
+    pages = [r.query["page"] for r in emu.requests[first_wait:] if r.route == "items"]
+    # Every round is one listing for both syncs' 200 keys: two pages of 100, never a listing per trigger.
+    assert len(pages) >= 4 and pages == ["1", "2"] * (len(pages) // 2)
+    assert not [r for r in emu.requests[first_wait:] if r.route == "item"]

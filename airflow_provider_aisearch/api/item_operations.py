@@ -152,7 +152,7 @@ class ItemOperations:
             payload = yield from self.request(call)
         except AISearchCreateAmbiguousError as exc:
             # The upload may have been stored: look the key up instead of sending it again.
-            found = yield from self._find_by_key(call.path, key)
+            found = yield from self._find_by_key(call.path, key, "builtin")  # uploads are the built-in source
             if found is not None and _is_this_upload(found, size, metadata):
                 return found
             state = "none is listed" if found is None else "the item listed under it is not this upload"
@@ -165,15 +165,26 @@ class ItemOperations:
             ) from None
         return parse_item(payload, method=call.method, path=call.path)
 
-    def _find_by_key(self, items_path: str, key: str) -> Plan[Item | None]:
-        payload = yield from self.request(Call("GET", items_path, params={"key": key, "page": 1, "per_page": 20}))
+    def _find_by_key(self, items_path: str, key: str, source: str | None = None) -> Plan[Item | None]:
+        params: dict[str, Any] = {"key": key, "page": 1, "per_page": 20}
+        if source is not None:
+            params["source"] = source
+        payload = yield from self.request(Call("GET", items_path, params=params))
         items, _ = parse_item_page(payload, method="GET", path=items_path)
         return next((item for item in items if item.key == key), None)
 
-    def find_item(self, instance_id: str, key: str, *, namespace: str | _Unset | None = UNSET) -> Plan[Item | None]:
-        """The item stored under ``key`` (the items list filtered by ``key``), or ``None``."""
+    def find_item(
+        self, instance_id: str, key: str, *, source: str | None = None, namespace: str | _Unset | None = UNSET
+    ) -> Plan[Item | None]:
+        """
+        The item stored under ``key`` (the items list filtered by ``key``), or ``None``.
+
+        :param source: Only of this ``source_id`` (keys are unique per source; ``"builtin"`` for uploads).
+        """
         validate_item_key("key", key)
-        return self._find_by_key(self._items_path(instance_id, namespace), key)
+        if source is not None:
+            validate_item_key("source", source)
+        return self._find_by_key(self._items_path(instance_id, namespace), key, source)
 
     def create_or_update_item(
         self,

@@ -110,15 +110,18 @@ class ItemCalls:
         """
         return self.run(self.api.get_item(instance_id, item_id, namespace=namespace))
 
-    def find_item(self, instance_id: str, key: str, *, namespace: str | _Unset | None = UNSET) -> Item | None:
+    def find_item(
+        self, instance_id: str, key: str, *, source: str | None = None, namespace: str | _Unset | None = UNSET
+    ) -> Item | None:
         """
         The item stored under ``key`` (one items-list request filtered by ``key``), or ``None``.
 
         :param instance_id: AI Search instance id.
         :param key: The item's key.
+        :param source: Only of this ``source_id`` (keys are unique per source; ``"builtin"`` for uploads).
         :param namespace: Overrides the hook's namespace.
         """
-        return self.run(self.api.find_item(instance_id, key, namespace=namespace))
+        return self.run(self.api.find_item(instance_id, key, source=source, namespace=namespace))
 
     def sync_item(
         self,

@@ -1,10 +1,10 @@
 """AISearchItemsTrigger: wait in the triggerer until a folder sync's uploaded items are settled.
 
 The deferred half of :class:`~airflow_provider_aisearch.tasks.sync_items_operator.AISearchSyncItemsOperator`'s
-wait: it drives :func:`~airflow_provider_aisearch.waiting.item_outcomes.wait_items_settled` (one items
-list per poll interval for every pending key of the sync, paged as needed; never one GET per item)
-over one :class:`~airflow_provider_aisearch.clients.async_client.AISearchAsyncClient`, never a blocking
-call, and yields exactly one event.
+wait: it joins the shared items poller of its instance
+(:mod:`~airflow_provider_aisearch.waiting.item_polling`: one items list per poll interval for the
+pending keys of every sync waiting on the instance, paged as needed; never one GET per item), never
+makes a blocking call, and yields exactly one event.
 
 Event payload: ``{"status": "done"|"timeout"|"error", "instance_id", "items": {key: {"id", "key",
 "status", "error"}}, "pending": [keys not settled], "message", "error"}``.
@@ -12,15 +12,18 @@ Event payload: ``{"status": "done"|"timeout"|"error", "instance_id", "items": {k
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient, load_connection_info
+from airflow_provider_aisearch.clients.async_client import load_connection_info
 from airflow_provider_aisearch.clients.client_options import validate_timeout
 from airflow_provider_aisearch.exceptions import AISearchError
-from airflow_provider_aisearch.waiting.item_outcomes import SETTLED, outcome_dict, wait_items_settled
+from airflow_provider_aisearch.waiting.item_outcomes import SETTLED, outcome_dict, still_pending
+from airflow_provider_aisearch.waiting.item_polling import shared_item_polls
+from airflow_provider_aisearch.waiting.polling import MIN_ROUND_GAP, format_seconds
 from airflow_provider_aisearch.waiting.watch import validate_interval
 
 __all__ = ["ITEMS_EVENT_STATUSES", "AISearchItemsTrigger", "validate_items_event"]
@@ -116,40 +119,50 @@ class AISearchItemsTrigger(BaseTrigger):
         items: dict[str, Any] = {}
         try:
             info = await load_connection_info(self.aisearch_conn_id)
-            client = AISearchAsyncClient(
-                self.aisearch_conn_id,
+            async with shared_item_polls(
+                info,
+                instance_id=self.instance_id,
+                keys=self.keys,
                 namespace=self.namespace,
+                interval=self.poll_interval,
+                deadline=self.deadline,
                 timeout=self.timeout,
                 max_retries=self.max_retries,
                 retry_backoff=self.retry_backoff,
-                log=self.log,
-            ).open(info)
-            try:
+                log_to=self.log,
+            ) as (source, poller):
                 self.log.info(
-                    "Waiting for %d item(s) on instance %r: one items list every %s s",
+                    "Waiting for %d item(s) on instance %r: one items list every %s s, shared with the other syncs "
+                    "waiting on this instance",
                     len(self.keys),
                     self.instance_id,
-                    self.poll_interval,
+                    format_seconds(self.poll_interval),
                 )
-                latest = await client.run(
-                    wait_items_settled(
-                        client.api.with_deadline(self.deadline),
-                        self.instance_id,
-                        self.keys,
-                        namespace=self.namespace,
-                        interval=self.poll_interval,
-                        deadline=self.deadline,
-                        log=self.log,
-                    )
-                )
-            finally:
-                await client.aclose()
-            items = {key: outcome_dict(item) for key, item in latest.items()}
-            event = self._event("done", items, f"{len(self.keys)} item(s) settled")
-            if event.payload["pending"]:
-                left = len(event.payload["pending"])
-                event = self._event("timeout", items, f"{left} item(s) were not settled when the timeout passed")
-            yield event
+                pending = set(self.keys)
+                not_before = time.time()  # a listing taken before this trigger asked holds none of its keys
+                while True:
+                    listing = await source.next_listing(not_before, None)
+                    if listing.error is not None:
+                        error = listing.error
+                        if not isinstance(error, AISearchError) or not error.transient:
+                            raise error.with_traceback(None)  # polling again cannot help
+                        self.log.warning("Could not list the items (will try again): %s", error)
+                    else:
+                        seen = {key: listing.items[key] for key in pending if key in listing.items}
+                        items.update((key, outcome_dict(item)) for key, item in seen.items())
+                        pending = still_pending(pending, seen)
+                        if not pending:
+                            yield self._event("done", items, f"{len(self.keys)} item(s) settled")
+                            return
+                        poller.want(source.waiter, pending)
+                        self.log.info("Instance %r: %d item(s) not settled yet", self.instance_id, len(pending))
+                    if self.deadline is not None and time.time() >= self.deadline:
+                        left = len(pending)
+                        yield self._event("timeout", items, f"{left} item(s) were not settled when the timeout passed")
+                        return
+                    not_before = listing.taken_at + max(source.pace(self.poll_interval), MIN_ROUND_GAP)
+                    if self.deadline is not None:
+                        not_before = min(not_before, self.deadline)  # list once more at the deadline
         except Exception as exc:  # never die silently: report it as an event
             self.log.exception("AISearchItemsTrigger failed")
             info_ = {"type": type(exc).__name__, "status_code": getattr(exc, "status_code", None)}

@@ -34,6 +34,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_aisearch.api import UNSET, _Unset, validate_instance_id
 from airflow_provider_aisearch.api.item_operations import validate_metadata
+from airflow_provider_aisearch.clients.compat import mask_secret
 from airflow_provider_aisearch.exceptions import (
     AISearchAuthError,
     AISearchError,
@@ -42,7 +43,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchSyncTimeoutError,
 )
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.models.instances import InstanceStats, Item
+from airflow_provider_aisearch.models.instances import InstanceStats, Item, redact_url, url_secrets
 from airflow_provider_aisearch.tasks.job_wait import validate_hook_params
 from airflow_provider_aisearch.tasks.sync_plan import (
     DEFAULT_PATTERN,
@@ -60,7 +61,7 @@ from airflow_provider_aisearch.tasks.sync_source import (
     read_file,
 )
 from airflow_provider_aisearch.triggers import AISearchItemsTrigger, error_from_event, validate_items_event
-from airflow_provider_aisearch.waiting.item_outcomes import SETTLED, outcome_dict, wait_items_settled
+from airflow_provider_aisearch.waiting.item_outcomes import SETTLED, UPLOAD_SOURCE, outcome_dict, wait_items_settled
 from airflow_provider_aisearch.waiting.item_stats import items_deadline
 from airflow_provider_aisearch.waiting.quality import FAILED_ITEMS_LOGGED, ItemGate
 from airflow_provider_aisearch.waiting.watch import validate_interval
@@ -180,10 +181,13 @@ class AISearchSyncItemsOperator(BaseOperator):
         matches = compile_pattern(self.pattern)
         key_prefix = validate_key_prefix(self.key_prefix)
         validate_instance_id(self.instance_id)
+        for secret in url_secrets(str(self.source)):  # a URI's credentials never reach the task log
+            mask_secret(secret)
         folder = open_source(self.source)
         files = {f.key: f for f in list_files(folder, matches, key_prefix)}
         hook = self.hook
-        stored = {item.key: item for item in hook.iter_items(self.instance_id, namespace=self.namespace)}
+        listed = hook.iter_items(self.instance_id, source=UPLOAD_SOURCE, namespace=self.namespace)
+        stored = {item.key: item for item in listed}  # uploads only: keys are unique per source
         digests: dict[str, str | None] = {}
         failed: list[dict[str, str]] = []
         for key, file in files.items():
@@ -198,7 +202,7 @@ class AISearchSyncItemsOperator(BaseOperator):
         )
         self.log.info(
             "Sync of %s into instance %r: %d file(s) match %r; %d to upload, %d unchanged, %d to delete, %d unreadable",
-            self.source,
+            redact_url(str(self.source)),
             self.instance_id,
             len(files),
             self.pattern,

@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow_provider_aisearch.api.item_operations import UPLOAD_MAX_BYTES
 from airflow_provider_aisearch.clients.compat import object_storage_path_class
+from airflow_provider_aisearch.models.instances import redact_url
 from airflow_provider_aisearch.tasks.sync_plan import item_key
 
 __all__ = ["SourceFile", "UnreadableFileError", "list_files", "open_source", "read_file"]
@@ -55,19 +56,32 @@ def open_source(source: object) -> Any:
     if isinstance(source, storage_path):
         folder: Any = source
     elif isinstance(source, str) and "://" in source:
-        folder = storage_path(source)
+        try:
+            folder = storage_path(source)
+        except ValueError as exc:
+            raise ValueError(f"source {redact_url(source)!r}: {exc}") from None
     elif isinstance(source, (str, os.PathLike)) and str(source).strip():
         folder = pathlib.Path(source)
     else:
         raise ValueError(f"source must be a folder path, a URI or an ObjectStoragePath, got {source!r}")
     try:
+        fs = getattr(folder, "fs", None)
+    except ValueError as exc:  # no filesystem registered for the scheme: its provider is not installed
+        raise ValueError(f"source {redact_url(str(source))!r}: {exc}") from None
+    if fs is not None and hasattr(fs, "invalidate_cache"):
+        # fsspec caches listings and ETags per filesystem, for the process's life: a second sync in the
+        # same process (dag.test, a long-lived worker) would see removed files and fail reading changed ones.
+        fs.invalidate_cache()
+    try:
         exists, is_dir = folder.exists(), folder.is_dir()
     except OSError as exc:
-        raise FileNotFoundError(f"source {str(source)!r} cannot be read: {exc}") from None
+        raise FileNotFoundError(f"source {redact_url(str(source))!r} cannot be read: {exc}") from None
+    except ValueError as exc:  # e.g. no filesystem registered for the scheme (its provider is not installed)
+        raise ValueError(f"source {redact_url(str(source))!r}: {exc}") from None
     if not exists:
-        raise FileNotFoundError(f"source {str(source)!r} does not exist")
+        raise FileNotFoundError(f"source {redact_url(str(source))!r} does not exist")
     if not is_dir:
-        raise NotADirectoryError(f"source {str(source)!r} is not a folder")
+        raise NotADirectoryError(f"source {redact_url(str(source))!r} is not a folder")
     return folder
 
 

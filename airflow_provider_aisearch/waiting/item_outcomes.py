@@ -3,13 +3,14 @@
 The folder sync's wait, as plans (so the worker drives them with the hook and the trigger with the
 async client, like :func:`~airflow_provider_aisearch.waiting.item_stats.read_item_stats`):
 
-- :func:`list_items_by_key`: one round, the instance's items list read page by page (100 a page)
-  until every wanted key was seen or the list ended: never one GET per item, so 200 pending items
-  cost two requests a round, not 200;
-- :func:`wait_items_settled`: a round every ``interval`` (stretched when the rate-limit budget runs
-  low), asking only for the keys not settled yet, until none is left or ``deadline`` passes. A
-  transient failure after the API's retries is logged and the round comes again at the next
-  interval; any other error raises.
+- :func:`list_items_by_key`: one round, the instance's uploaded items (``source=builtin``) read page
+  by page (100 a page) until every wanted key was seen or the list ended: never one GET per item,
+  so 200 pending items cost two requests a round, not 200;
+- :func:`wait_items_settled` (the worker's wait; the trigger's rounds are the shared poller's,
+  :mod:`~airflow_provider_aisearch.waiting.item_polling`): a round every ``interval`` (stretched when
+  the rate-limit budget runs low), asking only for the keys not settled yet, until none is left or
+  ``deadline`` passes. A transient failure after the API's retries is logged and the round comes
+  again at the next interval; any other error raises.
 
 :func:`outcome_dict` / :func:`outcome_from_dict` are the JSON shape of an item's outcome in a
 trigger event.
@@ -29,14 +30,18 @@ from airflow_provider_aisearch.models.instances import Item, ItemStatus
 __all__ = [
     "MAX_SCAN_PAGES",
     "SETTLED",
+    "UPLOAD_SOURCE",
     "list_items_by_key",
     "outcome_dict",
     "outcome_from_dict",
+    "still_pending",
     "wait_items_settled",
 ]
 
 #: The statuses that end an item's wait.
 SETTLED = frozenset({ItemStatus.COMPLETED.value, ItemStatus.ERROR.value, ItemStatus.SKIPPED.value})
+#: The ``source_id`` of uploaded items: the sync lists only those (keys are unique per source).
+UPLOAD_SOURCE = "builtin"
 #: Most list pages one round reads looking for its keys (10,000 items); keys not seen stay pending.
 MAX_SCAN_PAGES = 100
 #: Shortest pause between two rounds, whatever the interval.
@@ -60,7 +65,7 @@ def list_items_by_key(
     page = 1
     while wanted - found.keys() and page <= MAX_SCAN_PAGES:
         items, last = yield from api.items_page(
-            instance_id, page=page, per_page=ITEMS_MAX_PER_PAGE, namespace=namespace
+            instance_id, page=page, per_page=ITEMS_MAX_PER_PAGE, source=UPLOAD_SOURCE, namespace=namespace
         )
         found.update((item.key, item) for item in items if item.key in wanted)
         if last:
@@ -103,7 +108,7 @@ def wait_items_settled(
             log.warning("Could not list the items of instance %r (will try again): %s", instance_id, exc)
         else:
             latest.update(seen)
-            pending = {key for key in pending if key not in seen or seen[key].status not in SETTLED}
+            pending = still_pending(pending, seen)
             if not pending:
                 break
             log.info("Instance %r: %d item(s) of this sync not settled yet", instance_id, len(pending))
@@ -115,6 +120,11 @@ def wait_items_settled(
             pause = min(pause, deadline - now)
         yield Backoff(max(pause, MIN_ROUND_GAP), f"Next items list in {pause:.2g} s", level=logging.DEBUG)
     return latest
+
+
+def still_pending(keys: Iterable[str], seen: Mapping[str, Item]) -> set[str]:
+    """The keys of ``keys`` whose item was not listed in ``seen``, or is not settled yet."""
+    return {key for key in keys if key not in seen or seen[key].status not in SETTLED}
 
 
 def outcome_dict(item: Item) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from airflow_provider_aisearch.api import UNSET, Backoff, ConnectionInfo, JobsAP
 from airflow_provider_aisearch.clients.async_client import AISearchAsyncClient
 from airflow_provider_aisearch.clients.client_options import log_backoff
 from airflow_provider_aisearch.exceptions import AISearchError
+from airflow_provider_aisearch.models.instances import Item
 from airflow_provider_aisearch.models.jobs import Job
 
 __all__ = [
@@ -101,6 +102,8 @@ class Listing:
     error: BaseException | None = None
     by_id: Mapping[str, Job] = field(default_factory=dict, repr=False)
     server_time: float | None = None
+    #: The items of the waited-on keys a round listed (an items poller's listing), by key.
+    items: Mapping[str, Item] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, taken_at: float, jobs: Sequence[Job], server_time: float | None = None) -> Listing:
@@ -306,19 +309,23 @@ class SharedJobPoller:
                 del _POLLERS[self.key]
             await self.client.aclose()
 
+    async def _take(self, api: JobsAPI, want: set[str], taken_at: float) -> Listing:
+        """One round's listing (a subclass lists something else: ``waiting/item_polling.py``)."""
+        # Pages are read, newest first, until every waited-on job was seen (usually page 1: an
+        # instance runs one job at a time), up to MAX_SCAN_PAGES. A job further back is read
+        # with its own GET; it has long ended, so its waiter is then done.
+        jobs = await self.client.run(
+            api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=MAX_SCAN_PAGES)
+        )
+        return Listing.of(taken_at, jobs, self.client.server_time)
+
     async def _poll_once(self, now: float) -> None:
         want = {w.job_id for w in self.waiters if w.job_id is not None}
         deadlines = [w.deadline for w in self._pending() if w.deadline is not None and w.want_at <= now]
         api = self.client.api.with_deadline(min(deadlines, default=None))
         taken_at = self.last_round_at = time.time()
         try:
-            # Pages are read, newest first, until every waited-on job was seen (usually page 1: an
-            # instance runs one job at a time), up to MAX_SCAN_PAGES. A job further back is read
-            # with its own GET; it has long ended, so its waiter is then done.
-            jobs = await self.client.run(
-                api.newest_jobs(self.instance_id, namespace=self.namespace, want=want, max_pages=MAX_SCAN_PAGES)
-            )
-            listing = Listing.of(taken_at, jobs, self.client.server_time)
+            listing = await self._take(api, want, taken_at)
         except Exception as exc:  # delivered to each waiter, which handles it like its own failed poll
             listing = Listing(taken_at, error=exc)
         self.latest = listing
@@ -391,6 +398,7 @@ async def shared_polls(
     max_retries: int,
     retry_backoff: float,
     log_to: Any = None,
+    poller_class: type[SharedJobPoller] | None = None,
 ) -> AsyncIterator[SharedPolls]:
     """
     Join the poller for this instance in the running event loop (starting one if needed).
@@ -406,11 +414,14 @@ async def shared_polls(
     :param retry_backoff: First retry delay (part of the key).
     :param log_to: The trigger's logger: the shared rounds' retry, rate-limit and error lines for
         this waiter go there.
+    :param poller_class: What the rounds list (default :class:`SharedJobPoller`, the jobs; part of the key).
     """
     loop = asyncio.get_running_loop()
     resolved = namespace if namespace is not UNSET else info.namespace
     credential = hashlib.sha256(f"{info.email or ''}\0{info.secret}".encode()).hexdigest()
-    key = (loop, info.base_url, info.account_id, resolved, instance_id, credential, timeout, max_retries, retry_backoff)
+    kind = poller_class or SharedJobPoller
+    key: tuple[Any, ...] = (loop, info.base_url, info.account_id, resolved, instance_id, credential, timeout)
+    key += (max_retries, retry_backoff) + ((kind,) if kind is not SharedJobPoller else ())
     poller = _POLLERS.get(key)
     if poller is None:
         client = AISearchAsyncClient(
@@ -420,7 +431,7 @@ async def shared_polls(
             max_retries=max_retries,
             retry_backoff=retry_backoff,
         ).open(info)
-        poller = _POLLERS[key] = SharedJobPoller(key, client, instance_id, namespace)
+        poller = _POLLERS[key] = kind(key, client, instance_id, namespace)
         client.log = _WaitersLog(poller)
     waiter = poller.join(job_id, interval, deadline, conn_id=info.conn_id, log=log_to)
     try:
