@@ -7,9 +7,10 @@ file what happened" one deferrable task:
 - It lists the instance's items once and compares each matching file with the item under its key by the
   SHA-256 the sync stores in the item's metadata (``airflow_sha256``; Cloudflare does not document the
   algorithm of its own ``checksum``). New and changed files are uploaded, unchanged ones are not sent
-  again, so a second run of this DAG on the same folder uploads nothing. On Cloudflare, custom metadata
-  is kept for the fields the instance's ``custom_metadata`` schema declares (up to 5): declare
-  ``airflow_sha256`` (text) and ``section`` (text) there.
+  again, so a second run of this DAG on the same folder uploads nothing. On Cloudflare, declare
+  ``airflow_sha256`` and ``section`` (text) in the instance's ``custom_metadata`` schema (up to 5 fields):
+  its docs extract the fields the schema declares, and an upload with another field gets a
+  ``custom_metadata_field_not_filterable`` warning.
 - It waits in the triggerer (``deferrable=True``) until every uploaded item is ``completed``, ``error``
   or ``skipped``, with one items-list request per ``poll_interval`` for all of them.
 - ``max_item_errors`` is the quality gate over this sync's files: past 5 % in ``error`` the task fails,
@@ -66,7 +67,7 @@ def example_aisearch_sync_folder() -> None:
         instance_id=BUILTIN_INSTANCE_ID,
         source=str(CORPUS),  # templated; a local folder or an ObjectStoragePath URI
         pattern=PATTERN,  # only the corpus documents (data/golden.yaml is outside the folder)
-        metadata=lambda path: {"section": path.parent.name},  # per file; Cloudflare keeps fields its schema declares
+        metadata=lambda path: {"section": path.parent.name},  # per file (declared in the schema)
         delete_removed=True,  # a file deleted from the folder loses its item
         deferrable=True,  # the triggerer waits for the uploaded items
         poll_interval=1,
