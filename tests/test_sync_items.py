@@ -188,6 +188,10 @@ def test_retry_after_a_crash_mid_upload_sends_nothing_twice(
     assert retry["uploaded"] == ["f3.md", "f4.md", "f5.md"]
     assert len(uploads(emu)) == 6  # each file sent once over both tries
     items = stored(emu)
+    assert {k: items["f0.md"].metadata[k] for k in ("team", HASH_METADATA_KEY)} == {
+        "team": "docs",
+        HASH_METADATA_KEY: content_hash(b"file 0"),
+    }
     assert sorted(items) == [f"f{i}.md" for i in range(6)]
     assert [item.status for key, item in sorted(items.items())] == ["completed", "error"] + ["completed"] * 4
     # Try 2 waited for what try 1 left in flight, so f1.md's outcome is in its report.

@@ -5,7 +5,7 @@ S3 endpoint. Needs ``moto[server]`` and ``apache-airflow-providers-amazon`` (the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ pytest.importorskip("airflow.providers.amazon.aws.fs.s3", reason="apache-airflow
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 from airflow_provider_aisearch.emulator import AISearchEmulator  # noqa: E402
-from tests.conftest import Connect  # noqa: E402
+from tests.test_sync_items import emu as emu  # noqa: E402  (the fixture: instance "kb" on built-in storage)
 from tests.test_sync_items import run, stored, sync_op, uploads  # noqa: E402
 
 
@@ -54,15 +54,6 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     client.bucket = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
     client.create_bucket(Bucket=client.bucket)
     return client
-
-
-@pytest.fixture
-def emu(make_emulator: Callable[..., AISearchEmulator], connect: Connect) -> AISearchEmulator:
-    emulator = make_emulator(instances=[])
-    emulator.add_instance("kb", type=None, items=0)
-    emulator.set_upload_duration(0.2)
-    connect(emulator)
-    return emulator
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferred"])

@@ -15,16 +15,15 @@ The steps of one try, in order:
    flight, e.g. uploaded by a crashed earlier try) is settled: in the worker, or in the triggerer
    (:class:`~airflow_provider_aisearch.events.items_trigger.AISearchItemsTrigger`); one items list per
    interval for all of them (:mod:`~airflow_provider_aisearch.waiting.item_outcomes`).
-5. **Report**: the last log lines of each failed item, the instance's counts, the ``max_item_errors``
-   gate (the item gate's semantics, :class:`~airflow_provider_aisearch.waiting.quality.ItemGate`, over
-   this sync's files), and the XCom value.
+5. **Report** (:mod:`~airflow_provider_aisearch.tasks.sync_report`): the last log lines of each
+   failed item, the instance's counts, the ``max_item_errors`` gate (the item gate's semantics,
+   :class:`~airflow_provider_aisearch.waiting.quality.ItemGate`, over this sync's files), and the XCom value.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -43,7 +42,7 @@ from airflow_provider_aisearch.exceptions import (
     AISearchSyncTimeoutError,
 )
 from airflow_provider_aisearch.hooks import AISearchHook
-from airflow_provider_aisearch.models.instances import InstanceStats, Item, redact_url, url_secrets
+from airflow_provider_aisearch.models.instances import Item, redact_url, url_secrets
 from airflow_provider_aisearch.tasks.job_wait import validate_hook_params
 from airflow_provider_aisearch.tasks.sync_plan import (
     DEFAULT_PATTERN,
@@ -53,6 +52,7 @@ from airflow_provider_aisearch.tasks.sync_plan import (
     plan_sync,
     validate_key_prefix,
 )
+from airflow_provider_aisearch.tasks.sync_report import file_outcomes, log_item_errors
 from airflow_provider_aisearch.tasks.sync_source import (
     SourceFile,
     UnreadableFileError,
@@ -63,18 +63,16 @@ from airflow_provider_aisearch.tasks.sync_source import (
 from airflow_provider_aisearch.triggers import AISearchItemsTrigger, error_from_event, validate_items_event
 from airflow_provider_aisearch.waiting.item_outcomes import SETTLED, UPLOAD_SOURCE, outcome_dict, wait_items_settled
 from airflow_provider_aisearch.waiting.item_stats import items_deadline
-from airflow_provider_aisearch.waiting.quality import FAILED_ITEMS_LOGGED, ItemGate
+from airflow_provider_aisearch.waiting.quality import ItemGate
 from airflow_provider_aisearch.waiting.watch import validate_interval
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["DEFER_STATE_XCOM_KEY", "ITEM_LOG_LINES", "AISearchSyncItemsOperator"]
+__all__ = ["DEFER_STATE_XCOM_KEY", "AISearchSyncItemsOperator"]
 
 #: The XCom holding the sync's state while it waits deferred (for a resume that drops the defer kwargs).
 DEFER_STATE_XCOM_KEY = "aisearch_sync_state"
-#: The last log lines of each failed item written to the task log (for at most FAILED_ITEMS_LOGGED items).
-ITEM_LOG_LINES = 5
 
 
 class AISearchSyncItemsOperator(BaseOperator):
@@ -355,21 +353,8 @@ class AISearchSyncItemsOperator(BaseOperator):
     # -- report -------------------------------------------------------------------------------------
 
     def _report(self, partial: Mapping[str, Any], known: Mapping[str, Item], pending: list[str]) -> dict[str, Any]:
-        failed: list[dict[str, str]] = list(partial["failed"])
-        skipped: list[str] = []
-        completed = 0
-        errored: list[Item] = []
-        for key in [*partial["uploaded"], *partial["unchanged"]]:
-            item = known.get(key)
-            status = None if item is None else item.status
-            if status == "error" and item is not None:
-                failed.append({"key": key, "error": item.error or "error (no message)"})
-                errored.append(item)
-            elif status == "skipped":
-                skipped.append(key)
-            elif status == "completed":
-                completed += 1
-        self._log_item_errors(errored)
+        outcomes = file_outcomes(partial, known)
+        log_item_errors(self.hook, self.instance_id, self.namespace, outcomes.errored, self.log)
         if pending:
             raise AISearchSyncTimeoutError(
                 f"{len(pending)} item(s) of instance {self.instance_id!r} were not completed, in error or skipped "
@@ -380,39 +365,24 @@ class AISearchSyncItemsOperator(BaseOperator):
             "uploaded": list(partial["uploaded"]),
             "unchanged": list(partial["unchanged"]),
             "deleted": list(partial["deleted"]),
-            "failed": failed,
-            "skipped": skipped,
+            "failed": outcomes.failed,
+            "skipped": outcomes.skipped,
             "items": stats.to_dict(),
         }
         self.log.info(
             "Synced: %d uploaded, %d unchanged, %d deleted, %d failed, %d skipped",
             *(len(result[name]) for name in ("uploaded", "unchanged", "deleted", "failed", "skipped")),
         )
-        ours = InstanceStats(completed=completed, error=len(failed), skipped=len(skipped), queued=0, running=0)
+        ours = outcomes.counts()
         reason = self.item_gate.exceeded(ours)
         if reason is not None:
             raise AISearchIndexQualityError(
                 f"Sync into instance {self.instance_id!r}: {reason} among this sync's files "
-                f"({self.item_gate.describe()}): {', '.join(f['key'] for f in failed[:5])}",
+                f"({self.item_gate.describe()}): {', '.join(f['key'] for f in outcomes.failed[:5])}",
                 stats=ours,
                 max_item_errors=self.item_gate.max_item_errors,
             )
         return result
-
-    def _log_item_errors(self, errored: list[Item]) -> None:
-        """The last :data:`ITEM_LOG_LINES` log lines of up to :data:`FAILED_ITEMS_LOGGED` failed items."""
-        for item in errored[:FAILED_ITEMS_LOGGED]:
-            self.log.error("Item %r failed: %s", item.key, item.error or "(no message)")
-            try:
-                entries = self.hook.iter_item_logs(self.instance_id, item.id, namespace=self.namespace)
-                lines = deque(entries, ITEM_LOG_LINES)
-            except (AISearchError, ValueError) as exc:
-                self.log.warning("Could not read the logs of item %r: %s", item.key, exc)
-                continue
-            for entry in lines:
-                self.log.error("  %s: %s", item.key, entry.line())
-        if len(errored) > FAILED_ITEMS_LOGGED:
-            self.log.error("... and %d more failed item(s)", len(errored) - FAILED_ITEMS_LOGGED)
 
 
 def _per_file(exc: BaseException) -> bool:
