@@ -14,8 +14,13 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_aisearch.emulator import AISearchEmulator, RequestRecord
-from airflow_provider_aisearch.exceptions import AISearchError, AISearchIndexQualityError, AISearchSyncTimeoutError
+from airflow_provider_aisearch.emulator import AISearchEmulator, Fault, RequestRecord
+from airflow_provider_aisearch.exceptions import (
+    AISearchAuthError,
+    AISearchError,
+    AISearchIndexQualityError,
+    AISearchSyncTimeoutError,
+)
 from airflow_provider_aisearch.operators import AISearchSyncItemsOperator
 from airflow_provider_aisearch.tasks.sync_plan import HASH_METADATA_KEY, compile_pattern, content_hash
 from airflow_provider_aisearch.triggers import AISearchItemsTrigger
@@ -381,3 +386,28 @@ def test_syncs_waiting_on_one_instance_share_each_round(emu: AISearchEmulator, t
     # Every round is one listing for both syncs' 200 keys: two pages of 100, never a listing per trigger.
     assert len(pages) >= 4 and pages == ["1", "2"] * (len(pages) // 2)
     assert not [r for r in emu.requests[first_wait:] if r.route == "item"]
+
+
+def test_lost_upload_answers_and_a_fatal_error_mid_sync(emu: AISearchEmulator, tmp_path: pathlib.Path) -> None:
+    """Faults from the emulator: a lost answer is resolved by key (our hash makes it exact); a 401 on the third
+    upload stops the try (nothing after it starts); the retry sends only what is not stored."""
+    docs = write(tmp_path / "docs", {f"f{i}.md": f"file {i}".encode() for i in range(5)})
+    emu.inject(Fault("reset_after"), method="POST", path="/items$")  # stored, but the answer is lost
+    emu.inject(Fault("reset_after"), method="POST", path="/items$")
+    first = run(sync_op(docs, max_upload_concurrency=1, pattern="f[01].md"))
+    assert first["uploaded"] == ["f0.md", "f1.md"] and first["failed"] == []
+    assert len(uploads(emu)) == 2  # each looked up by key, never re-sent
+    emu.inject(Fault.http(401, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]}))
+    with pytest.raises(AISearchAuthError):
+        run(sync_op(docs, max_upload_concurrency=1))  # its first request (the listing) is refused
+    emu.inject(
+        Fault.http(401, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]}),
+        method="POST",
+        path="/items$",
+    )
+    with pytest.raises(AISearchAuthError):
+        run(sync_op(docs, max_upload_concurrency=1))  # f2.md's upload is refused: the try stops there
+    assert len(uploads(emu)) == 3  # f3.md and f4.md never started
+    retry = run(sync_op(docs, max_upload_concurrency=1))
+    assert (retry["unchanged"], retry["uploaded"]) == (["f0.md", "f1.md"], ["f2.md", "f3.md", "f4.md"])
+    assert sorted(stored(emu)) == [f"f{i}.md" for i in range(5)] and len(uploads(emu)) == 6
