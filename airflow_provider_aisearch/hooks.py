@@ -178,6 +178,7 @@ class AISearchHook(InstanceReads, ItemCalls, SearchReads, BaseHook):
                 json=call.json_body,
                 data=call.data,
                 files=call.files,  # with data: multipart/form-data (an item upload)
+                headers=None if call.accept is None else {"Accept": call.accept},
                 timeout=self.timeout,
                 allow_redirects=False,  # never carry credentials to another host
             )

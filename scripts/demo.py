@@ -5,7 +5,9 @@ The emulator runs embedded in this process; each ``airflow dags test`` child fin
 
 The retrieval check example searches the demo corpus (``example_dags/data/corpus/``), which the emulator
 serves on the instance ``kestrel-docs``; it runs twice, so the second run checks against the first's
-metrics (its baseline for ``max_drop``).
+metrics (its baseline for ``max_drop``). The sync-folder example uploads the same corpus into the
+built-in-storage instance ``kestrel-builtin`` and runs twice too: the second run finds every document
+unchanged and uploads nothing (run with ``{"expect_unchanged": true}``, its report task asserts it).
 
 The event-driven example (Airflow 3) needs a triggerer, which ``dags test`` does not run: this script
 runs its ``AISearchJobEventTrigger`` itself, starts a job on the emulator, lets the emulator's own
@@ -39,6 +41,8 @@ DEMO_DAGS = [
     "example_aisearch_quality_gate",
     "example_aisearch_retrieval_check",
     "example_aisearch_retrieval_check",  # again: now the first run's metrics are its baseline
+    "example_aisearch_sync_folder",
+    "example_aisearch_sync_folder",  # again: nothing changed, so nothing is uploaded (its report task asserts it)
     "example_aisearch_asset_producer",
     "example_aisearch_asset_consumer",
 ]
@@ -48,6 +52,14 @@ QUALITY_ERROR_SHARE = 0.02
 #: The retrieval check example's instance, and the folder it indexes (key = path relative to the folder).
 CORPUS_INSTANCE = "kestrel-docs"
 CORPUS = REPO / "example_dags" / "data" / "corpus"
+#: The sync-folder example's instance: built-in storage (``type`` absent), empty until the example uploads the corpus.
+BUILTIN_INSTANCE = "kestrel-builtin"
+#: The second run of a DAG: its label, and its ``dags test`` run conf.
+RERUN_LABELS = {
+    "example_aisearch_retrieval_check": "run 2, against run 1's baseline",
+    "example_aisearch_sync_folder": "run 2, nothing changed: nothing uploaded",
+}
+RERUN_CONF = {"example_aisearch_sync_folder": {"expect_unchanged": True}}
 #: The event-driven example (Airflow 3.0+), its instance, and how many job ends the demo shows.
 EVENT_DAG = "example_aisearch_event_driven"
 EVENT_INSTANCE = "handbook"
@@ -94,6 +106,9 @@ def main() -> int:
     emulator.add_instance(CORPUS_INSTANCE, documents=load_documents(CORPUS))
     emulator.seed_jobs(CORPUS_INSTANCE, 2)
     emulator.seed_jobs(EVENT_INSTANCE, 3)  # ended before watching: they never fire
+    # The sync-folder example pushes the corpus into built-in storage (no sync jobs); an upload takes 1 s.
+    emulator.add_instance(BUILTIN_INSTANCE, type=None, items=0)
+    emulator.set_upload_duration(1.0)
     emulator.start()
     env = dict(os.environ)
     env.update(
@@ -114,9 +129,11 @@ def main() -> int:
         for number, dag_id in enumerate(DEMO_DAGS):
             before = len(emulator.requests)
             started = time.monotonic()
-            label = dag_id if dag_id not in DEMO_DAGS[:number] else f"{dag_id} (run 2, against run 1's baseline)"
+            rerun = dag_id in DEMO_DAGS[:number]
+            label = f"{dag_id} ({RERUN_LABELS[dag_id]})" if rerun else dag_id
             print(f"\n=== airflow dags test {label} ===", flush=True)
-            rc = subprocess.run([airflow, "dags", "test", dag_id], env=env).returncode
+            run_conf = ["-c", json.dumps(RERUN_CONF[dag_id])] if rerun and dag_id in RERUN_CONF else []
+            rc = subprocess.run([airflow, "dags", "test", dag_id, *run_conf], env=env).returncode
             results.append((label, rc, time.monotonic() - started, len(emulator.requests) - before))
         if airflow_3(airflow, env):
             os.environ.update(env)  # the trigger runs in this process, reading the same connection

@@ -33,6 +33,7 @@ def test_example_dags_split_into_triggered_and_asset_scheduled() -> None:
         "example_aisearch_sensor",
         "example_aisearch_quality_gate",
         "example_aisearch_retrieval_check",
+        "example_aisearch_sync_folder",
         "example_aisearch_asset_producer",
     }
     assert manual[-1] == "example_aisearch_asset_producer"  # its consumer's run is awaited last
@@ -62,6 +63,25 @@ def test_emulator_process_counts_requests_and_leaves_nothing(tmp_path: Path) -> 
             "GET /client/v4/accounts/{account}/ai-search/namespaces/default/instances/docs/jobs/{id}": 1,
         }
         assert emu.token not in emu.log_path.read_text().replace(emu.connection, "")  # only in the export line
+    finally:
+        procs.stop_all(grace=10)
+    assert procs.survivors() == []
+
+
+def test_emulator_process_adds_the_sync_examples_built_in_storage_instance(tmp_path: Path) -> None:
+    """Scenario 1 gives example_aisearch_sync_folder an empty built-in-storage instance: uploads only, no jobs."""
+    procs = Processes(run_id="test-" + os.urandom(4).hex(), log_dir=tmp_path)
+    try:
+        emu = start_emulator(procs, sys.executable, dict(os.environ), "tok-" + os.urandom(8).hex())
+        emu.add_instance("kestrel-builtin", builtin=True)
+        conn = json.loads(emu.connection)
+        base = f"{conn['host']}/accounts/{conn['extra']['account_id']}/ai-search/namespaces/default/instances"
+        headers = {"Authorization": f"Bearer {emu.token}"}
+        assert requests.get(f"{base}/kestrel-builtin/items", headers=headers, timeout=30).json()["result"] == []
+        assert requests.post(f"{base}/kestrel-builtin/jobs", json={}, headers=headers, timeout=30).status_code == 400
+        files = {"file": ("a.md", b"# A\n\nText.", "text/markdown")}
+        upload = requests.post(f"{base}/kestrel-builtin/items", files=files, headers=headers, timeout=30)
+        assert upload.status_code == 200 and upload.json()["result"]["source_id"] == "builtin"
     finally:
         procs.stop_all(grace=10)
     assert procs.survivors() == []

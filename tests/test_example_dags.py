@@ -155,13 +155,19 @@ def test_make_demo_runs_every_example_dag_with_airflow_dags_test(tmp_path: Path)
     assert result.returncode == 0, summary or result.stdout[-3000:] + result.stderr[-3000:]
     dag_ids = set(_dagbag().dag_ids)
     event_driven = "example_aisearch_event_driven"
-    assert len(dag_ids) == (7 if AIRFLOW_2 else 8)  # the event-driven example needs Airflow 3
+    assert len(dag_ids) == (8 if AIRFLOW_2 else 9)  # the event-driven example needs Airflow 3
     for dag_id in dag_ids - {event_driven}:  # every example DAG ran, and passed
         assert f"ok     {dag_id}:" in summary
     # the retrieval check ran twice: the second run had the first's metrics as its baseline
     assert f"ok     {RETRIEVAL_DAG} (run 2, against run 1's baseline):" in summary
     assert "12 golden queries at k=5: hit rate 1.00, recall 1.00" in result.stdout
     assert "(baseline: {'hit_rate': 1.0, 'recall': 1.0" in result.stdout
+    # the sync-folder example ran twice: the corpus uploaded once, then found unchanged (asserted from the XCom)
+    documents = len(_corpus())
+    assert f"ok     {SYNC_DAG} (run 2, nothing changed: nothing uploaded):" in summary
+    assert f"sync: {documents} uploaded, 0 unchanged, 0 deleted, 0 failed" in result.stdout
+    assert f"sync: 0 uploaded, {documents} unchanged, 0 deleted, 0 failed" in result.stdout
+    assert f"nothing to upload: all {documents} documents are unchanged since the last sync" in result.stdout
     if not AIRFLOW_2:  # its trigger saw the user's job and the scheduled sync end; the DAG ran for each
         assert f"ok     {event_driven} trigger:" in summary
         assert f"ok     {event_driven} (user job):" in summary
@@ -388,6 +394,71 @@ def test_example_retrieval_check_dag_scores_the_golden_questions_and_keeps_a_bas
     )
     out = capsys.readouterr().out
     assert f"{len(golden_queries)} golden queries at k=5: hit rate 1.00, recall 1.00" in out  # the report task
+
+
+# ---------------------------------------------------------------------------------------------
+# The sync-folder example (issue 24): the corpus pushed into built-in storage, twice; then the retrieval check
+# ---------------------------------------------------------------------------------------------
+
+SYNC_DAG = "example_aisearch_sync_folder"
+BUILTIN_INSTANCE = "kestrel-builtin"
+
+
+def test_example_sync_folder_dag_uploads_the_corpus_once_then_finds_it_unchanged(
+    airflow_db: None,
+    make_emulator: Callable[..., AISearchEmulator],
+    connect: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = make_emulator(instances=[])
+    emu.add_instance(BUILTIN_INSTANCE, type=None, items=0)  # built-in storage: no sync jobs, uploads only
+    emu.set_upload_duration(0.5)  # uploads are queued, then running: the deferred wait has something to wait on
+    connect(emu)
+    documents = sorted(_corpus())
+    dag = _dagbag().get_dag(SYNC_DAG)
+
+    run = dag.test()
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    first = _xcom_value(SYNC_DAG, "sync_corpus", "return_value")
+    assert (sorted(first["uploaded"]), first["unchanged"], first["deleted"]) == (documents, [], [])
+    assert (first["failed"], first["skipped"]) == ([], [])
+    assert (first["items"]["completed"], first["items"]["error"]) == (len(documents), 0)
+    uploads = emu.requests_to("items", "POST")
+    assert sorted(str(next(p.filename for p in r.form or [] if p.name == "file")) for r in uploads) == documents
+    stored = {item["key"]: item for item in emu.items(BUILTIN_INSTANCE)}
+    assert sorted(stored) == documents  # the golden set (data/golden.yaml) was never indexed
+    assert stored["handbook/annual-leave.md"]["metadata"]["section"] == "handbook"
+    assert all(len(item["metadata"]["airflow_sha256"]) == 64 for item in stored.values())
+    assert emu.requests_to("jobs", "POST") == []  # built-in storage: no sync job was asked for
+    last_upload = max(i for i, r in enumerate(emu.requests) if r.route == "items" and r.method == "POST")
+    assert any(r.route == "items" and r.method == "GET" for r in emu.requests[last_upload:])  # the wait listed
+    check = _xcom_value(SYNC_DAG, "retrieval_check", "return_value")
+    assert (check["hit_rate"], check["recall"]) == (1.0, 1.0)  # the uploaded corpus answers the golden questions
+    assert f"sync: {len(documents)} uploaded, 0 unchanged" in capsys.readouterr().out
+
+    before = len(emu.requests)
+    run = dag.test(run_conf={"expect_unchanged": True})  # the report task asserts it from the XCom too
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    second = _xcom_value(SYNC_DAG, "sync_corpus", "return_value")
+    assert (second["uploaded"], sorted(second["unchanged"]), second["failed"]) == ([], documents, [])
+    assert [r for r in emu.requests[before:] if r.route == "items" and r.method != "GET"] == []  # nothing sent
+    out = capsys.readouterr().out
+    assert f"nothing to upload: all {len(documents)} documents are unchanged since the last sync" in out
+
+
+def test_example_sync_folder_report_fails_a_run_that_expected_nothing_to_upload(
+    airflow_db: None, make_emulator: Callable[..., AISearchEmulator], connect: Callable[..., None]
+) -> None:
+    """The second run's assertion is real: on an empty instance, a run that expects everything unchanged fails."""
+    emu = make_emulator(instances=[])
+    emu.add_instance(BUILTIN_INSTANCE, type=None, items=0)
+    emu.set_upload_duration(0)
+    connect(emu)
+    run = _dagbag().get_dag(SYNC_DAG).test(run_conf={"expect_unchanged": True})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) in ("failed", "DagRunState.FAILED")
+    assert states["sync_corpus"].endswith("success") and states["report"].endswith("failed")
+    assert states["retrieval_check"].endswith("upstream_failed")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def validate_metadata(metadata: object) -> str | None:
 def multipart_content_type(filename: str, content_type: str | None) -> str:
     """The file part's content type: as given, else guessed from the name as httpx (and so the SDK) does."""
     if content_type is not None:
-        if not isinstance(content_type, str) or not content_type.strip() or "\n" in content_type:
+        if not isinstance(content_type, str) or not content_type.strip() or any(c in content_type for c in "\r\n"):
             raise ValueError(f"content_type must be a non-empty one-line string or None, got {content_type!r}")
         return content_type
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
@@ -312,7 +312,7 @@ class ItemOperations:
     def download_item(self, instance_id: str, item_id: str, *, namespace: str | _Unset | None = UNSET) -> Plan[bytes]:
         """The item's stored file, as bytes (``GET .../items/{item_id}/download``)."""
         path = item_path(self._items_path(instance_id, namespace), item_id, "download")
-        return self._item_download(Call("GET", path, raw=True))
+        return self._item_download(Call("GET", path, raw=True, accept="application/octet-stream"))  # as the SDK
 
     def _item_download(self, call: Call) -> Plan[bytes]:
         payload = yield from self.request(call)

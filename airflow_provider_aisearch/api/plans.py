@@ -35,6 +35,8 @@ class Call:
     :param data: A multipart body's plain form fields, in order.
     :param raw: The answer is the content itself (a download), not a JSON envelope: a 2xx answer's
         payload is ``{"result": body_bytes, "content_type": ...}``.
+    :param accept: The ``Accept`` header when the answer is not JSON (a download: ``application/octet-stream``,
+        as the SDK sends it); ``None``: the client's ``application/json``.
     :param resource: What a ``create`` call creates (``"job"``, ``"item"``), named in the ambiguity error.
     :param gone_after_retry: A delete: a 404 answering a retry after an attempt whose answer was lost
         (or a 5xx) means that attempt deleted it, so the plan gets ``{"result": None, "gone": True}``.
@@ -50,6 +52,7 @@ class Call:
     files: tuple[tuple[str, tuple[str, bytes, str]], ...] | None = field(default=None, repr=False)
     data: Mapping[str, str] | None = None
     raw: bool = False
+    accept: str | None = None
     resource: str = "job"
     gone_after_retry: bool = False
 

@@ -227,6 +227,7 @@ class AISearchAsyncClient:
                 json=call.json_body,
                 data=call.data,
                 files=call.files,  # with data: multipart/form-data (an item upload)
+                headers=None if call.accept is None else {"Accept": call.accept},
             )
         except Exception as exc:  # httpx raises many types; classify them, never leak them
             failure, detail = _classify_httpx_error(exc)

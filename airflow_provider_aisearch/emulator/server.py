@@ -59,6 +59,7 @@ class RequestRecord:
     :param user_agent: The ``User-Agent`` header (the only header value kept).
     :param body: Parsed JSON body, if any.
     :param content_type: The request's ``Content-Type`` (a header value kept: it is no secret).
+    :param accept: The request's ``Accept`` header (kept: no secret).
     :param form: A ``multipart/form-data`` body's parts (:class:`~.multipart.FormPart`), in order.
     :param status: Status answered (``None`` when the connection was dropped).
     :param fault: Kind of injected fault, if one applied.
@@ -75,6 +76,7 @@ class RequestRecord:
     user_agent: str = ""
     body: Any = None
     content_type: str = ""
+    accept: str = ""
     form: list[FormPart] | None = None
     status: int | None = None
     fault: str | None = None
@@ -339,6 +341,7 @@ class AISearchEmulator(
             segments=(),
             auth=auth_kind(h.headers),
             user_agent=h.headers.get("User-Agent", ""),
+            accept=h.headers.get("Accept", ""),
             connection=h.connection_id,
             peer_port=int(h.client_address[1]),
             at=self.clock(),

@@ -70,7 +70,10 @@ from airflow_provider_aisearch.waiting.watch import validate_interval
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["AISearchSyncItemsOperator"]
+__all__ = ["DEFER_STATE_XCOM_KEY", "AISearchSyncItemsOperator"]
+
+#: The XCom holding the sync's state while it waits deferred (for a resume that drops the defer kwargs).
+DEFER_STATE_XCOM_KEY = "aisearch_sync_state"
 
 
 class AISearchSyncItemsOperator(BaseOperator):
@@ -237,6 +240,10 @@ class AISearchSyncItemsOperator(BaseOperator):
             # Only the settled items that did not complete travel with the deferral (the others completed).
             others = {key: outcome_dict(known[key]) for key in synced if key not in pending}
             settled = {key: value for key, value in others.items() if value["status"] != "completed"}
+            # Also in an XCom: `airflow dags test` (dag.test) resumes with the event alone, dropping the kwargs.
+            ti = context.get("ti")
+            if ti is not None:
+                ti.xcom_push(key=DEFER_STATE_XCOM_KEY, value={"partial": partial, "known": settled})
             self.defer(
                 trigger=AISearchItemsTrigger(
                     instance_id=self.instance_id,
@@ -277,6 +284,11 @@ class AISearchSyncItemsOperator(BaseOperator):
         event = validate_items_event(event)
         if event["status"] == "error":
             raise error_from_event(event)
+        ti = context.get("ti")
+        if partial is None and ti is not None:  # resumed by dag.test(), which passes the event only: from the XCom
+            stash = ti.xcom_pull(task_ids=ti.task_id, key=DEFER_STATE_XCOM_KEY, map_indexes=ti.map_index)
+            if isinstance(stash, Mapping) and isinstance(stash.get("partial"), Mapping):
+                partial, known = dict(stash["partial"]), stash.get("known")
         if partial is None:
             raise AISearchError("AISearchSyncItemsOperator resumed without the sync's state (kwargs 'partial')")
         items = {key: Item.from_api(raw) for key, raw in {**(known or {}), **event["items"]}.items()}

@@ -83,11 +83,24 @@ class Emulator:
         result = self.control("GET", "requests", query={"after": seq})
         return list(result["requests"]), int(result["next"])
 
-    def add_instance(self, instance: str, namespace: str = "default", documents: dict[str, str] | None = None) -> None:
-        """Create an instance (and its namespace); with ``documents`` (``{key: text}``), its items are those."""
+    def add_instance(
+        self,
+        instance: str,
+        namespace: str = "default",
+        documents: dict[str, str] | None = None,
+        *,
+        builtin: bool = False,
+    ) -> None:
+        """
+        Create an instance (and its namespace); with ``documents`` (``{key: text}``), its items are those.
+
+        :param builtin: Built-in storage (``type`` absent), with no items: files arrive by upload only.
+        """
         body: dict[str, Any] = {"instance": instance, "namespace": namespace}
         if documents is not None:
             body["documents"] = documents
+        if builtin:
+            body.update(type=None, items=0)
         self.control("POST", "instances", body)
 
     def add_jobs(self, count: int, **job: Unpack[JobSpec]) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ TERMINAL = {"success", "failed"}
 RUN_TIMEOUT = 300.0
 #: example_aisearch_retrieval_check's instance: it holds the demo corpus (as ``make demo`` serves it).
 CORPUS_INSTANCE = "kestrel-docs"
+#: example_aisearch_sync_folder's instance: built-in storage, empty until the DAG uploads the corpus.
+BUILTIN_INSTANCE = "kestrel-builtin"
 
 
 @dataclass
@@ -142,6 +144,7 @@ def run_scenario(
     manual, asset_scheduled = example_dags(repo)
     secrets = (emulator.token,)
     emulator.add_instance(CORPUS_INSTANCE, documents=load_documents(repo / "example_dags" / "data" / "corpus"))
+    emulator.add_instance(BUILTIN_INSTANCE, builtin=True)
     # Consumers first, so a producer's event finds them listening; then let the scheduler's own runs end.
     for dag_id in asset_scheduled + manual:
         api.unpause(dag_id)
