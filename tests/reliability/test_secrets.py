@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_aisearch.emulator import AISearchEmulator
 from airflow_provider_aisearch.exceptions import AISearchAuthError
 from airflow_provider_aisearch.hooks import AISearchHook
-from tests.test_example_dags import CORPUS_INSTANCE, _corpus, _dagbag
+from tests.test_example_dags import BUILTIN_INSTANCE, CORPUS_INSTANCE, _corpus, _dagbag
 
 SECRET_TOKEN = "tok-FINDME-7c1d9e3a55"
 SECRET_KEY = "gkey-FINDME-0b8f2a6c44"
@@ -71,6 +71,7 @@ def test_example_dags_leak_no_secret(
     emu = make_emulator(token=SECRET_TOKEN, email=EMAIL, global_key=SECRET_KEY, job_duration=0.3, cooldown=0)
     emu.seed_jobs("docs", 4)
     emu.add_instance(CORPUS_INSTANCE, documents=_corpus())  # the retrieval check example's
+    emu.add_instance(BUILTIN_INSTANCE, type=None, items=0)  # the sync-folder example's (built-in storage)
     connect(emu, global_key=scheme == "global_key")
     secret = SECRET_KEY if scheme == "global_key" else SECRET_TOKEN
     bag = _dagbag()
