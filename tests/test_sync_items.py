@@ -120,17 +120,18 @@ def test_new_changed_unchanged_and_removed_files(
     assert all(item.status == "completed" for item in items.values())
 
 
+@MODES
 def test_delete_removed_off_keeps_items_and_on_stays_under_prefix_and_pattern(
-    emu: AISearchEmulator, tmp_path: pathlib.Path
+    emu: AISearchEmulator, tmp_path: pathlib.Path, deferrable: bool
 ) -> None:
     docs = write(tmp_path / "docs", {"a.md": b"alpha", "b.md": b"beta", "notes.txt": b"notes"})
-    run(sync_op(docs, key_prefix="kb/", pattern="*.md"))
-    run(sync_op(docs, key_prefix="xy/"))  # another prefix (as long: "xy/b.md" less 3 chars matches too)
+    run(sync_op(docs, key_prefix="kb/", pattern="*.md", deferrable=deferrable))
+    run(sync_op(docs, key_prefix="xy/", deferrable=deferrable))  # another prefix ("xy/b.md" is as long)
     (docs / "b.md").unlink()
-    kept = run(sync_op(docs, key_prefix="kb/", pattern="*.md"))
+    kept = run(sync_op(docs, key_prefix="kb/", pattern="*.md", deferrable=deferrable))
     assert kept["deleted"] == [] and "kb/b.md" in stored(emu)
     (docs / "notes.txt").unlink()
-    result = run(sync_op(docs, key_prefix="kb/", pattern="*.md", delete_removed=True))
+    result = run(sync_op(docs, key_prefix="kb/", pattern="*.md", delete_removed=True, deferrable=deferrable))
     assert result["deleted"] == ["kb/b.md"]
     assert sorted(stored(emu)) == ["kb/a.md", "xy/a.md", "xy/b.md", "xy/notes.txt"]
 
@@ -155,14 +156,15 @@ def test_per_file_errors_with_their_log_lines(
     assert [r.route for r in emu.requests if r.route == "item_logs"] == ["item_logs"]
 
 
+@MODES
 @pytest.mark.parametrize(
     ("limit", "passes"), [(0, False), (1, True), (0.2, False), (0.5, True)], ids=["0", "1", "0.2", "0.5"]
 )
 def test_max_item_errors_counts_this_syncs_files(
-    emu: AISearchEmulator, tmp_path: pathlib.Path, limit: float, passes: bool
+    emu: AISearchEmulator, tmp_path: pathlib.Path, limit: float, passes: bool, deferrable: bool
 ) -> None:
     docs = write(tmp_path / "docs", {"a.md": b"alpha", "b.md": b"beta", "broken.pdf": b"nope"})
-    op = sync_op(docs, max_item_errors=limit)
+    op = sync_op(docs, max_item_errors=limit, deferrable=deferrable)
     if passes:
         assert [f["key"] for f in run(op)["failed"]] == ["broken.pdf"]
         return
