@@ -8,7 +8,7 @@ the item's metadata, and a log cursor that repeats ends the paging instead of lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,24 +17,10 @@ from airflow_provider_aisearch.emulator import AISearchEmulator, Fault
 from airflow_provider_aisearch.exceptions import AISearchCreateAmbiguousError
 from airflow_provider_aisearch.hooks import AISearchHook
 from tests.conftest import Connect
+from tests.test_items_hook import builtin as builtin  # the fixtures: instance "kb" on built-in storage
+from tests.test_items_hook import hook as hook
 
 TEXT = b"# Tokens\n\nRotate your API token every 90 days."
-
-
-@pytest.fixture
-def builtin(make_emulator: Callable[..., AISearchEmulator]) -> AISearchEmulator:
-    """One built-in-storage instance, ``kb``, without items; uploads settle at once."""
-    emu = make_emulator(instances=[])
-    emu.add_instance("kb", type=None, items=0)
-    emu.set_upload_duration(0)
-    return emu
-
-
-@pytest.fixture
-def hook(builtin: AISearchEmulator, connect: Connect) -> Iterator[AISearchHook]:
-    connect(builtin)
-    with AISearchHook(retry_backoff=0.001) as h:
-        yield h
 
 
 def _envelope(result: Any, **result_info: Any) -> dict[str, Any]:
